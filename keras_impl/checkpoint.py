@@ -1,0 +1,57 @@
+"""Keras model <-> canonical checkpoint (twin: ``torch_impl/checkpoint.py``).
+
+Every mirrored variable is found by :func:`keras_impl.layers.core.torch_named_params` under its
+torch name and converted with its named layout rule from :mod:`spec.layouts`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Mapping
+
+import keras
+import numpy as np
+
+from spec.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from spec.layouts import rule
+
+from .layers.core import torch_named_params
+from .models import build
+
+log = logging.getLogger(__name__)
+
+
+def model_tensors(model: keras.Model) -> dict[str, np.ndarray]:
+    """The model's canonical tensors: torch names and layouts, as NumPy."""
+    return {name: rule(r).to_torch(np.asarray(var.numpy())) for name, var, r in torch_named_params(model)}
+
+
+def expected_shapes(model: keras.Model) -> dict[str, tuple[int, ...]]:
+    return {
+        name: tuple(rule(r).to_torch(np.empty(tuple(var.shape), np.uint8)).shape)
+        for name, var, r in torch_named_params(model)
+    }
+
+
+def load_tensors(model: keras.Model, tensors: Mapping[str, np.ndarray], source: str = "tensors") -> keras.Model:
+    """Copy canonical tensors into ``model`` after checking names and shapes."""
+    check_tensors(source, tensors, expected_shapes(model))
+    for name, var, r in torch_named_params(model):
+        var.assign(rule(r).to_keras(np.asarray(tensors[name], dtype=np.float32)))
+    return model
+
+
+def save_model(model: keras.Model, path: str | os.PathLike, step: int = 0) -> Path:
+    """Write ``model`` as a canonical checkpoint (atomic)."""
+    return save_checkpoint(path, model_tensors(model), model.config, "keras", step)
+
+
+def load_model(path: str | os.PathLike, expected_model: str | None = None) -> keras.Model:
+    """Build the model a checkpoint describes (from either framework) and load its weights."""
+    ckpt = load_checkpoint(path, expected_model)
+    model = build(ckpt.model, ckpt.config)
+    load_tensors(model, ckpt.tensors, str(path))
+    log.debug("loaded %s (%s, written by %s, step %d)", path, ckpt.model, ckpt.framework, ckpt.step)
+    return model

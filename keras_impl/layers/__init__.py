@@ -1,0 +1,1 @@
+"""Layers shared by the Keras models (twin: ``torch_impl.layers``)."""

@@ -1,0 +1,175 @@
+"""torch.nn's vocabulary re-implemented as Keras 3 layers, with torch's arguments and numerics.
+
+Data inside Keras models is channels-last (NHWC); parameters are Keras variables whose torch
+name and layout rule (:mod:`spec.layouts`) each layer reports through ``torch_params()``.
+:func:`torch_named_params` walks a model and yields every mirrored variable under the exact name
+torch's ``state_dict`` uses, which is all the checkpoint bridge needs.
+
+Numerics matched to torch on purpose:
+
+* ``Conv2d``: torch pads symmetrically by ``padding``; TF's ``"same"`` pads asymmetrically for
+  stride 2, so the input is zero-padded explicitly and the convolution is ``"valid"``.
+* ``ConvTranspose2d``: the full ``"valid"`` transposed convolution ((n-1)*s + k) is cropped to
+  torch's window ``[padding, padding + (n-1)*s - 2*padding + k + output_padding)``.
+* ``BatchNorm2d``: torch's semantics rather than Keras': eps given explicitly (Keras' default is
+  1e-3), momentum in torch's convention (new = (1-m)*old + m*batch; Keras' 0.99 means m=0.01),
+  normalisation by the biased batch variance but the running variance updated with the unbiased
+  one (n/(n-1)), as torch does.
+* ``LeakyReLU`` defaults to torch's slope 0.01 (Keras' default is 0.3).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import keras
+from keras import ops
+
+
+class TorchLayer(keras.layers.Layer):
+    """A Keras layer mirroring one torch module; leaves report their parameters."""
+
+    def torch_params(self) -> dict[str, tuple[keras.Variable, str]]:
+        """{torch parameter suffix: (Keras variable, layout rule name)}."""
+        return {}
+
+
+class Conv2d(TorchLayer):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels, self.pad = in_channels, padding
+        self.conv = keras.layers.Conv2D(out_channels, kernel_size, strides=stride, padding="valid", use_bias=bias)
+
+    def call(self, x, training=None):
+        p = self.pad
+        if p:
+            x = ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+        return self.conv(x)
+
+    def torch_params(self):
+        params = {"weight": (self.conv.kernel, "conv2d")}
+        if self.conv.use_bias:
+            params["bias"] = (self.conv.bias, "identity")
+        return params
+
+
+class ConvTranspose2d(TorchLayer):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, output_padding: int = 0, bias: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        if output_padding > padding:
+            raise ValueError("ConvTranspose2d: output_padding > padding is not supported")
+        self.in_channels, self.kernel, self.stride = in_channels, kernel_size, stride
+        self.pad, self.output_padding = padding, output_padding
+        self.conv = keras.layers.Conv2DTranspose(out_channels, kernel_size, strides=stride, padding="valid",
+                                                 use_bias=bias)
+
+    def call(self, x, training=None):
+        y = self.conv(x)
+        h, w = x.shape[1], x.shape[2]
+        p, k, s, op = self.pad, self.kernel, self.stride, self.output_padding
+        out_h, out_w = (h - 1) * s - 2 * p + k + op, (w - 1) * s - 2 * p + k + op
+        return y[:, p : p + out_h, p : p + out_w, :]
+
+    def torch_params(self):
+        params = {"weight": (self.conv.kernel, "conv_transpose2d")}
+        if self.conv.use_bias:
+            params["bias"] = (self.conv.bias, "identity")
+        return params
+
+
+class Linear(TorchLayer):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.in_features = in_features
+        self.dense = keras.layers.Dense(out_features, use_bias=bias)
+
+    def call(self, x, training=None):
+        return self.dense(x)
+
+    def torch_params(self):
+        params = {"weight": (self.dense.kernel, "linear")}
+        if self.dense.use_bias:
+            params["bias"] = (self.dense.bias, "identity")
+        return params
+
+
+class BatchNorm2d(TorchLayer):
+    """torch.nn.BatchNorm2d over the last (channel) axis; see the module docstring."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        c = (num_features,)
+        self.gamma = self.add_weight(shape=c, initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=c, initializer="zeros", name="beta")
+        self.moving_mean = self.add_weight(shape=c, initializer="zeros", trainable=False, name="moving_mean")
+        self.moving_variance = self.add_weight(shape=c, initializer="ones", trainable=False, name="moving_variance")
+
+    def call(self, x, training=None):
+        if training:
+            axes = tuple(range(len(x.shape) - 1))
+            mean = ops.mean(x, axis=axes)
+            var = ops.var(x, axis=axes)
+            n = ops.cast(ops.size(x) // self.num_features, x.dtype)
+            m = self.momentum
+            self.moving_mean.assign((1.0 - m) * self.moving_mean + m * mean)
+            self.moving_variance.assign((1.0 - m) * self.moving_variance + m * var * n / (n - 1.0))
+        else:
+            mean, var = self.moving_mean, self.moving_variance
+        return (x - mean) * ops.rsqrt(var + self.eps) * self.gamma + self.beta
+
+    def torch_params(self):
+        return {
+            "weight": (self.gamma, "identity"),
+            "bias": (self.beta, "identity"),
+            "running_mean": (self.moving_mean, "identity"),
+            "running_var": (self.moving_variance, "identity"),
+        }
+
+
+class LeakyReLU(TorchLayer):
+    def __init__(self, negative_slope: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        self.negative_slope = negative_slope
+
+    def call(self, x, training=None):
+        return ops.leaky_relu(x, self.negative_slope)
+
+
+class Sigmoid(TorchLayer):
+    def call(self, x, training=None):
+        return ops.sigmoid(x)
+
+
+class Sequential(TorchLayer):
+    """torch.nn.Sequential: children are named "0", "1", ... in the checkpoint."""
+
+    def __init__(self, *layers: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.children_list = list(layers)
+
+    def call(self, x, training=None):
+        for layer in self.children_list:
+            x = layer(x, training=training)
+        return x
+
+
+def torch_named_params(layer: keras.layers.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Variable, str]]:
+    """(torch name, Keras variable, layout rule) for every mirrored variable under ``layer``.
+
+    Containers are walked like torch's ``named_modules``: :class:`Sequential` children by index,
+    other layers by their public attribute names (the same names the torch twin uses).
+    """
+    if isinstance(layer, Sequential):
+        for i, child in enumerate(layer.children_list):
+            yield from torch_named_params(child, f"{prefix}{i}.")
+        return
+    if isinstance(layer, TorchLayer):
+        for suffix, (variable, rule) in layer.torch_params().items():
+            yield prefix + suffix, variable, rule
+        return
+    for name, value in vars(layer).items():
+        if not name.startswith("_") and isinstance(value, keras.layers.Layer):
+            yield from torch_named_params(value, f"{prefix}{name}.")

@@ -1,0 +1,162 @@
+"""Model configs: one dataclass per model, seed defaults plus small presets.
+
+Every config serialises to JSON (``to_json``/``config_from_json``) and travels inside every
+checkpoint and exported ONNX file, so a model can always be rebuilt from its file alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import ConfigError
+
+
+def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Spatial size after a torch-style Conv2d: floor((size + 2p - k) / s) + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    """Common behaviour: presets, validation, JSON round trip."""
+
+    model: ClassVar[str] = ""
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def preset(cls, name: str = "seed", **overrides: Any) -> "BaseConfig":
+        if name not in cls.presets:
+            raise ConfigError(
+                f"unknown preset {name!r} for model {cls.model!r}; choose one of {sorted(cls.presets)}"
+            )
+        values = {**cls.presets[name], **overrides}
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "BaseConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ConfigError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}")
+        coerced = {}
+        for f in dataclasses.fields(cls):
+            if f.name in values:
+                v = values[f.name]
+                coerced[f.name] = tuple(v) if isinstance(v, list) else v
+        cfg = cls(**coerced)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:  # overridden per model
+        pass
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_json(self) -> str:
+        return json.dumps({"model": self.model, **self.to_dict()}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ConvVAEConfig(BaseConfig):
+    """Convolutional VAE of seed 002 ("Variational Autoencoder (VAE) Image Generator").
+
+    Seed defaults: 150x150 RGB input, latent 128, hidden channels 32-64-128-256-512,
+    BatchNorm, LeakyReLU, Sigmoid output.
+
+    Choices the seed leaves open (kept identical in both frameworks):
+
+    * every encoder block is Conv2d(k=3, s=2, p=1) -> BatchNorm2d -> LeakyReLU, so 150 ->
+      75 -> 38 -> 19 -> 10 -> 5; ``mu``/``logvar`` are Linear layers on the flattened
+      (C, H, W) features (flattened in torch's channel-first order in both frameworks);
+    * the decoder mirrors it: Linear(latent -> C*H*W), then ConvTranspose2d(k=3, s=2, p=1)
+      blocks whose ``output_padding`` (0 or 1) is chosen per block so that each block
+      restores exactly the encoder's size at that depth (5 -> 10 -> 19 -> 38 -> 75), then a
+      final ConvTranspose2d(hidden[0] -> hidden[0]) + BatchNorm + LeakyReLU back to the input
+      size, Conv2d(hidden[0] -> C, k=3, p=1) and Sigmoid;
+    * LeakyReLU slope 0.01 and BatchNorm eps 1e-5 / momentum 0.1 are torch's defaults and are
+      set explicitly in Keras (whose defaults are 0.3, 1e-3 and 0.99).
+    """
+
+    model: ClassVar[str] = "conv_vae"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "seed": {},
+        "tiny": {"image_size": 32, "latent_dim": 16, "hidden_dims": (16, 32, 64)},
+    }
+
+    image_size: int = 150
+    in_channels: int = 3
+    latent_dim: int = 128
+    hidden_dims: tuple[int, ...] = field(default=(32, 64, 128, 256, 512))
+    leaky_slope: float = 0.01
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1  # torch convention: new = (1 - m) * old + m * batch
+
+    kernel_size: ClassVar[int] = 3
+    stride: ClassVar[int] = 2
+    padding: ClassVar[int] = 1
+
+    def validate(self) -> None:
+        if self.image_size < 8:
+            raise ConfigError(f"conv_vae: image_size must be >= 8, got {self.image_size}")
+        if not self.hidden_dims or any(int(h) <= 0 for h in self.hidden_dims):
+            raise ConfigError(f"conv_vae: hidden_dims must be positive, got {self.hidden_dims}")
+        if self.latent_dim <= 0 or self.in_channels <= 0:
+            raise ConfigError("conv_vae: latent_dim and in_channels must be positive")
+        if self.feature_sizes[-1] < 1:
+            raise ConfigError(
+                f"conv_vae: image_size {self.image_size} is too small for {len(self.hidden_dims)} stride-2 blocks"
+            )
+
+    @property
+    def feature_sizes(self) -> list[int]:
+        """Spatial size at the input of every encoder block, plus the final one."""
+        sizes = [self.image_size]
+        for _ in self.hidden_dims:
+            sizes.append(conv_out_size(sizes[-1], self.kernel_size, self.stride, self.padding))
+        return sizes
+
+    @property
+    def flat_features(self) -> int:
+        return self.hidden_dims[-1] * self.feature_sizes[-1] ** 2
+
+    @property
+    def decoder_output_paddings(self) -> list[int]:
+        """output_padding of each decoder ConvTranspose2d, the final one included.
+
+        A ConvTranspose2d(k=3, s=2, p=1) maps n -> 2n - 1 + output_padding; the decoder's
+        block i must land on the encoder's size one level up.
+        """
+        sizes = self.feature_sizes
+        pads = []
+        for small, big in zip(sizes[:0:-1], sizes[-2::-1]):
+            pad = big - (2 * small - 1)
+            if pad not in (0, 1):  # pragma: no cover - impossible for k=3, s=2, p=1
+                raise ConfigError(f"conv_vae: cannot invert size {big} -> {small}")
+            pads.append(pad)
+        return pads
+
+
+CONFIG_CLASSES: dict[str, type[BaseConfig]] = {c.model: c for c in (ConvVAEConfig,)}
+
+
+def config_from_json(text: str, source: str = "config") -> BaseConfig:
+    """Rebuild a config from its JSON form; ``source`` names the file in error messages."""
+    try:
+        values = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{source}: config is not valid JSON ({exc})") from None
+    if not isinstance(values, dict) or "model" not in values:
+        raise ConfigError(f"{source}: config JSON has no 'model' field")
+    name = values.pop("model")
+    if name not in CONFIG_CLASSES:
+        raise ConfigError(f"{source}: unknown model {name!r}; known: {sorted(CONFIG_CLASSES)}")
+    try:
+        return CONFIG_CLASSES[name].from_dict(values)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except TypeError as exc:
+        raise ConfigError(f"{source}: bad config ({exc})") from None

@@ -1,0 +1,129 @@
+"""Image I/O shared by both trainers and the runtime (NumPy + Pillow only).
+
+Conventions: model tensors are float32 in [0, 1], canonical layout (N, C, H, W); images handed
+to users are uint8 (N, H, W, C), Pillow's layout.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import DataError
+from .files import atomic_write_bytes
+
+#: Refuse images with more pixels than this *before* decoding them (decompression bombs).
+MAX_IMAGE_PIXELS = 40_000_000
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def open_image(source: str | os.PathLike | bytes, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open and fully decode an image as RGB, refusing corrupt files and oversized ones.
+
+    ``source`` is a path or the encoded bytes; ``name`` is what error messages call it.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "image")
+    if not isinstance(source, bytes):
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"image {label}: no such file")
+        source = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(source)) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise DataError(f"image {label}: {w}x{h} pixels exceeds the limit of {max_pixels}")
+            im.load()
+            return im.convert("RGB")
+    except DataError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"image {label}: not a readable image ({type(exc).__name__}: {exc})") from None
+
+
+def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bilinear), then crop the centre ``size`` x ``size``.
+
+    The same arithmetic as torchvision's ``Resize(size)`` + ``CenterCrop(size)``.
+    """
+    w, h = im.size
+    if w <= h:
+        new_w, new_h = size, int(size * h / w)
+    else:
+        new_w, new_h = int(size * w / h), size
+    if (new_w, new_h) != (w, h):
+        im = im.resize((new_w, new_h), Image.BILINEAR)
+    left = int(round((new_w - size) / 2.0))
+    top = int(round((new_h - size) / 2.0))
+    return im.crop((left, top, left + size, top + size))
+
+
+def load_image(source: str | os.PathLike | bytes, size: int, name: str | None = None) -> np.ndarray:
+    """A model input: float32 (3, size, size) in [0, 1], resized and centre-cropped."""
+    im = resize_center_crop(open_image(source, name), size)
+    return np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+
+
+def to_uint8(x: np.ndarray, channels_first: bool = True) -> np.ndarray:
+    """Float images in [0, 1] -> uint8, moving channels last: (..., C, H, W) -> (..., H, W, C)."""
+    x = np.asarray(x, dtype=np.float32)
+    if channels_first:
+        x = np.moveaxis(x, -3, -1)
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, fill: int = 255) -> np.ndarray:
+    """Tile uint8 (N, H, W, C) images into one (H', W', C) image, ``nrow`` images per row."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError(f"make_grid wants uint8 (N, H, W, C), got {images.dtype} {images.shape}")
+    n, h, w, c = images.shape
+    if n == 0:
+        raise ValueError("make_grid: no images")
+    ncol = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    nrows = int(math.ceil(n / ncol))
+    grid = np.full((nrows * (h + padding) + padding, ncol * (w + padding) + padding, c), fill, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        y, x = padding + r * (h + padding), padding + col * (w + padding)
+        grid[y : y + h, x : x + w] = images[i]
+    return grid
+
+
+def _to_pil(array: np.ndarray) -> Image.Image:
+    if array.shape[-1] == 1:
+        return Image.fromarray(array[..., 0], mode="L")
+    return Image.fromarray(array)
+
+
+def encode_png(images: np.ndarray, nrow: int | None = None) -> bytes:
+    buf = io.BytesIO()
+    _to_pil(make_grid(images, nrow)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = None) -> Path:
+    """Write uint8 (N, H, W, C) images as one PNG grid, atomically."""
+    return atomic_write_bytes(path, encode_png(images, nrow))
+
+
+def encode_gif(videos: np.ndarray, nrow: int | None = None, fps: float = 8.0) -> bytes:
+    """Animated GIF of uint8 videos (N, T, H, W, C): frame t shows frame t of every video in a grid."""
+    videos = np.asarray(videos)
+    if videos.ndim != 5:
+        raise ValueError(f"encode_gif wants (N, T, H, W, C), got {videos.shape}")
+    frames = [_to_pil(make_grid(videos[:, t], nrow)).convert("RGB") for t in range(videos.shape[1])]
+    buf = io.BytesIO()
+    frames[0].save(
+        buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0
+    )
+    return buf.getvalue()
+
+
+def save_gif(videos: np.ndarray, path: str | os.PathLike, nrow: int | None = None, fps: float = 8.0) -> Path:
+    return atomic_write_bytes(path, encode_gif(videos, nrow, fps))

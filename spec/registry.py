@@ -1,0 +1,104 @@
+"""The model registry: name -> config class -> the model's servable *parts*.
+
+A part is one exported graph (``encoder``: image -> (mu, logvar); ``decoder``: z -> image, ...).
+Export, the parity tests and the runtime all walk this one table. Shapes are given in the
+canonical layout, which is torch's and ONNX's: images are (batch, C, H, W). The leading axis
+is symbolic (``"batch"``) everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .configs import CONFIG_CLASSES, BaseConfig, ConvVAEConfig
+from .errors import ConfigError
+
+Dim = int | str
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output of a part.
+
+    ``kind`` says how frameworks lay it out: ``"image"`` is (batch, C, H, W) canonically and
+    (batch, H, W, C) in Keras' public API; ``"vector"`` is the same everywhere.
+    """
+
+    name: str
+    shape: tuple[Dim, ...]
+    kind: str = "vector"
+
+    def concrete_shape(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if d == "batch" else int(d) for d in self.shape)
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    name: str
+    #: the model method both frameworks call for this part (same name in both twins)
+    method: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    #: (low, high) of the first output's values, or None when unbounded.
+    value_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    config_cls: type[BaseConfig]
+    parts_fn: Callable[[BaseConfig], dict[str, PartSpec]]
+    description: str
+
+    def parts(self, config: BaseConfig) -> dict[str, PartSpec]:
+        return self.parts_fn(config)
+
+
+def _conv_vae_parts(cfg: ConvVAEConfig) -> dict[str, PartSpec]:
+    image = TensorSpec("image", ("batch", cfg.in_channels, cfg.image_size, cfg.image_size), "image")
+    return {
+        "encoder": PartSpec(
+            "encoder",
+            "encode",
+            inputs=(image,),
+            outputs=(TensorSpec("mu", ("batch", cfg.latent_dim)), TensorSpec("logvar", ("batch", cfg.latent_dim))),
+        ),
+        "decoder": PartSpec(
+            "decoder",
+            "decode",
+            inputs=(TensorSpec("z", ("batch", cfg.latent_dim)),),
+            outputs=(image,),
+            value_range=(0.0, 1.0),
+        ),
+    }
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("conv_vae", ConvVAEConfig, _conv_vae_parts, "convolutional VAE (seed 002)"),
+    )
+}
+assert set(MODELS) == set(CONFIG_CLASSES)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known models: {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def make_config(name: str, preset: str = "seed", **overrides) -> BaseConfig:
+    """The config of model ``name`` at ``preset`` with ``overrides`` applied."""
+    return get_model_spec(name).config_cls.preset(preset, **overrides)
+
+
+def resolve_config(name: str, config: BaseConfig | None = None, preset: str = "seed", **overrides) -> BaseConfig:
+    """What both frameworks' ``build()`` start from: ``config`` (with ``overrides``) or a preset."""
+    spec = get_model_spec(name)
+    if config is None:
+        return spec.config_cls.preset(preset, **overrides)
+    if config.model != name:
+        raise ConfigError(f"config is for model {config.model!r}, not {name!r}")
+    return spec.config_cls.from_dict({**config.to_dict(), **overrides}) if overrides else config

@@ -1,0 +1,1 @@
+"""Layers shared by the torch models (twin: ``keras_impl.layers``)."""

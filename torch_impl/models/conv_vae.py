@@ -1,0 +1,72 @@
+"""Convolutional VAE (seed 002). Architecture and its choices: :class:`spec.configs.ConvVAEConfig`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spec.configs import ConvVAEConfig
+
+from ..layers.core import BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Sequential, Sigmoid
+
+
+def _norm_act(cfg: ConvVAEConfig, channels: int) -> list[nn.Module]:
+    return [BatchNorm2d(channels, eps=cfg.bn_eps, momentum=cfg.bn_momentum), LeakyReLU(cfg.leaky_slope)]
+
+
+class ConvVAE(nn.Module):
+    """image (B, C, H, W) in [0, 1] -> (mu, logvar) -> z -> image (B, C, H, W) in [0, 1].
+
+    Convolutions followed by BatchNorm carry no bias (the mean subtraction cancels it).
+    """
+
+    def __init__(self, config: ConvVAEConfig):
+        super().__init__()
+        self.config = cfg = config
+        k, s, p = cfg.kernel_size, cfg.stride, cfg.padding
+        blocks, in_ch = [], cfg.in_channels
+        for h in cfg.hidden_dims:
+            blocks.append(Sequential(Conv2d(in_ch, h, k, s, p, bias=False), *_norm_act(cfg, h)))
+            in_ch = h
+        self.encoder = Sequential(*blocks)
+        self.fc_mu = Linear(cfg.flat_features, cfg.latent_dim)
+        self.fc_logvar = Linear(cfg.flat_features, cfg.latent_dim)
+
+        self.decoder_input = Linear(cfg.latent_dim, cfg.flat_features)
+        rev, pads = list(reversed(cfg.hidden_dims)), cfg.decoder_output_paddings
+        self.decoder = Sequential(
+            *[
+                Sequential(ConvTranspose2d(rev[i], rev[i + 1], k, s, p, output_padding=pads[i], bias=False),
+                           *_norm_act(cfg, rev[i + 1]))
+                for i in range(len(rev) - 1)
+            ]
+        )
+        last = rev[-1]
+        self.final_layer = Sequential(
+            ConvTranspose2d(last, last, k, s, p, output_padding=pads[-1], bias=False),
+            *_norm_act(cfg, last),
+            Conv2d(last, cfg.in_channels, k, 1, p),
+            Sigmoid(),
+        )
+
+    def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = torch.flatten(self.encoder(image), 1)
+        return self.fc_mu(h), self.fc_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        side = cfg.feature_sizes[-1]
+        h = self.decoder_input(z).view(-1, cfg.hidden_dims[-1], side, side)
+        return self.final_layer(self.decoder(h))
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """z = mu + eps * exp(0.5 * logvar)."""
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    def forward(self, image: torch.Tensor, eps: torch.Tensor | None = None):
+        """(reconstruction, mu, logvar); ``eps`` defaults to fresh N(0, 1) noise."""
+        mu, logvar = self.encode(image)
+        if eps is None:
+            eps = torch.randn_like(mu)
+        return self.decode(self.reparameterize(mu, logvar, eps)), mu, logvar
