@@ -1,0 +1,1 @@
+"""Export canonical checkpoints to validated ONNX (``python -m export.onnx``)."""

@@ -1,0 +1,142 @@
+"""``python -m export.onnx CKPT --out DIR [--via torch|keras] [--opset N]``.
+
+Reads a canonical checkpoint written by either framework, exports every part of the model
+(:mod:`spec.registry`) to ``DIR/<part>.onnx`` with a dynamic batch axis, runs the ONNX checker
+(``full_check=True``), compares onnxruntime's outputs with the framework's on the same random
+inputs (batch 3, while the export traced batch 2, so the dynamic axis is exercised), embeds
+the metadata of :mod:`export.graph`, prints a table and exits non-zero if any part misses the
+tolerance. Files land only when every part passed (all or nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from spec.checkpoint import load_checkpoint
+from spec.errors import AgeError, ExportError
+from spec.files import atomic_write_bytes
+from spec.registry import PartSpec, get_model_spec
+
+log = logging.getLogger("export.onnx")
+
+DEFAULT_OPSET = 18
+TOLERANCE = 1e-4
+VIA = ("torch", "keras")
+
+
+@dataclass
+class PartReport:
+    part: str
+    path: Path
+    max_abs_diff: float
+    size_bytes: int
+    passed: bool
+
+
+def random_inputs(part: PartSpec, batch: int, seed: int = 0) -> list[np.ndarray]:
+    """Validation inputs: images uniform in [0, 1], vectors standard normal."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in part.inputs:
+        shape = t.concrete_shape(batch)
+        x = rng.random(shape, dtype=np.float32) if t.kind == "image" else rng.standard_normal(shape, dtype=np.float32)
+        out.append(x)
+    return out
+
+
+def ort_run(model_bytes: bytes, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return session.run(None, inputs)
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    via: str = "torch",
+    opset: int = DEFAULT_OPSET,
+    tolerance: float = TOLERANCE,
+) -> list[PartReport]:
+    """Export and validate every part; raises :class:`ExportError` if any part fails."""
+    import onnx
+
+    from .graph import embed_metadata, rename_io
+
+    if via not in VIA:
+        raise ExportError(f"--via must be one of {VIA}, got {via!r}")
+    ckpt = load_checkpoint(checkpoint)
+    backend = importlib.import_module(f"export.via_{via}")
+    model = backend.load(ckpt)
+    parts = get_model_spec(ckpt.model).parts(ckpt.config)
+    out_dir = Path(out_dir)
+    reports, blobs = [], {}
+    for part in parts.values():
+        log.info("exporting %s/%s via %s (opset %d)", ckpt.model, part.name, via, opset)
+        try:
+            proto = backend.export_part(model, part, opset)
+        except Exception as exc:  # noqa: BLE001 - exporter internals raise anything
+            raise ExportError(f"{checkpoint}: exporting part {part.name!r} via {via} failed: {exc}") from exc
+        proto = embed_metadata(rename_io(proto, part), ckpt, part, via)
+        try:
+            onnx.checker.check_model(proto, full_check=True)
+        except Exception as exc:  # noqa: BLE001
+            raise ExportError(f"{checkpoint}: ONNX checker rejected part {part.name!r}: {exc}") from exc
+        blob = proto.SerializeToString()
+        inputs = random_inputs(part, batch=3)
+        got = ort_run(blob, {t.name: x for t, x in zip(part.inputs, inputs)})
+        want = backend.run(model, part, inputs)
+        diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
+        shapes_ok = all(g.shape == w.shape for g, w in zip(got, want))
+        reports.append(PartReport(part.name, out_dir / f"{part.name}.onnx", diff, len(blob), shapes_ok and diff <= tolerance))
+        blobs[part.name] = blob
+    print_table(reports, tolerance)
+    failed = [r.part for r in reports if not r.passed]
+    if failed:
+        raise ExportError(f"{checkpoint}: part(s) {failed} differ from {via} by more than {tolerance:g}; nothing written")
+    for report in reports:
+        atomic_write_bytes(report.path, blobs[report.part])
+    return reports
+
+
+def print_table(reports: list[PartReport], tolerance: float) -> None:
+    header = f"{'part':<20} {'max |diff|':>12} {'size':>12}  status"
+    lines = [header, "-" * len(header)]
+    for r in reports:
+        status = "ok" if r.passed else f"FAIL (> {tolerance:g})"
+        lines.append(f"{r.part:<20} {r.max_abs_diff:>12.3e} {r.size_bytes / 1e6:>10.2f}MB  {status}")
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.onnx", description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="canonical checkpoint (.safetensors) from either framework")
+    parser.add_argument("--out", required=True, help="output directory for <part>.onnx files")
+    parser.add_argument("--via", choices=VIA, default="torch", help="exporter to use (default: torch)")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE, help="max |diff| allowed vs the framework")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        reports = export_checkpoint(args.checkpoint, args.out, args.via, args.opset, args.tolerance)
+    except AgeError as exc:
+        log.error("%s", exc)
+        return 1
+    for r in reports:
+        print(f"wrote {r.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
