@@ -6,6 +6,7 @@ torch name and converted with its named layout rule from :mod:`spec.layouts`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from spec.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from spec.checkpoint import check_tensors, load_checkpoint, read_safetensors, save_checkpoint, save_tensors
+from spec.errors import CheckpointError
 from spec.layouts import rule
 
 from .layers.core import torch_named_params
@@ -55,3 +57,30 @@ def load_model(path: str | os.PathLike, expected_model: str | None = None) -> ke
     load_tensors(model, ckpt.tensors, str(path))
     log.debug("loaded %s (%s, written by %s, step %d)", path, ckpt.model, ckpt.framework, ckpt.step)
     return model
+
+
+def save_optimizer(optimizer: keras.optimizers.Optimizer, path: str | os.PathLike, step: int = 0) -> None:
+    """Optimizer variables as safetensors, in ``optimizer.variables`` order, names in metadata."""
+    variables = optimizer.variables
+    tensors = {f"{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
+    save_tensors(path, tensors, {"format": "age-optimizer", "framework": "keras", "step": str(step),
+                                 "names": json.dumps([v.path for v in variables])})
+
+
+def load_optimizer(optimizer: keras.optimizers.Optimizer, path: str | os.PathLike, model: keras.Model) -> None:
+    meta, tensors = read_safetensors(path, "optimizer state")
+    if meta.get("framework") != "keras":
+        raise CheckpointError(f"optimizer state {path}: written by {meta.get('framework')!r}, not keras")
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables = optimizer.variables
+    if len(tensors) != len(variables):
+        raise CheckpointError(f"optimizer state {path}: {len(tensors)} tensors, optimizer has {len(variables)}")
+    for i, var in enumerate(variables):
+        array = tensors[f"{i:05d}"]
+        if array.size == int(np.prod(var.shape)):
+            array = array.reshape(tuple(var.shape))  # 0-d tensors come back as (1,)
+        if tuple(array.shape) != tuple(var.shape):
+            raise CheckpointError(f"optimizer state {path}: tensor {i} ({var.path}) has shape {array.shape}, "
+                                  f"expected {tuple(var.shape)}")
+        var.assign(array)

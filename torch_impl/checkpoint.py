@@ -6,6 +6,7 @@ Canonical tensors *are* torch's state dict (minus ``num_batches_tracked``, see
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -15,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from spec.checkpoint import check_tensors, load_checkpoint, save_checkpoint
+from spec.checkpoint import check_tensors, load_checkpoint, read_safetensors, save_checkpoint, save_tensors
+from spec.errors import CheckpointError
 
 from .models import build
 
@@ -59,3 +61,30 @@ def load_model(path: str | os.PathLike, expected_model: str | None = None) -> nn
     load_tensors(model, ckpt.tensors, str(path))
     log.debug("loaded %s (%s, written by %s, step %d)", path, ckpt.model, ckpt.framework, ckpt.step)
     return model.eval()
+
+
+def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike, step: int = 0) -> None:
+    """Optimizer state as safetensors: tensors ``state.<param index>.<key>``, hyper-parameters in metadata."""
+    sd = optimizer.state_dict()
+    tensors = {
+        f"state.{idx}.{key}": (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu().numpy()
+        for idx, entry in sd["state"].items()
+        for key, value in entry.items()
+    }
+    save_tensors(path, tensors, {"format": "age-optimizer", "framework": "torch", "step": str(step),
+                                 "param_groups": json.dumps(sd["param_groups"])})
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
+    meta, tensors = read_safetensors(path, "optimizer state")
+    if meta.get("framework") != "torch":
+        raise CheckpointError(f"optimizer state {path}: written by {meta.get('framework')!r}, not torch")
+    state: dict[int, dict] = {}
+    for name, array in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = torch.from_numpy(array.copy())
+    groups = json.loads(meta["param_groups"])
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"optimizer state {path}: does not fit this model ({exc})") from None

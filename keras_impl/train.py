@@ -1,0 +1,91 @@
+"""``python -m keras_impl.train`` (twin: ``torch_impl/train.py``; flags: :mod:`spec.cli`).
+
+The loop, run directory and logging live in :mod:`spec.training`; this file holds the Keras
+trainers, one per model family. Steps run as ``tf.function`` graphs with ``GradientTape``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from spec.checkpoint import load_checkpoint  # noqa: E402
+from spec.configs import BaseConfig  # noqa: E402
+from spec.layouts import nchw_to_nhwc  # noqa: E402
+from spec.training import kl_weight, main as train_main, step_noise  # noqa: E402
+
+from .checkpoint import load_optimizer, load_tensors, save_model, save_optimizer  # noqa: E402
+from .losses import vae_loss  # noqa: E402
+from .models import build  # noqa: E402
+from .parts import run_part  # noqa: E402
+
+
+class VAETrainer:
+    """ELBO training of ``conv_vae`` with Adam (eps 1e-8 in both frameworks)."""
+
+    framework = "keras"
+
+    def __init__(self, config: BaseConfig, args: argparse.Namespace):
+        keras.utils.set_random_seed(args.seed)
+        self.config, self.args = config, args
+        self.model = build(config.model, config)
+        self.optimizer = keras.optimizers.Adam(learning_rate=args.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        self.optimizer.build(self.model.trainable_variables)
+
+    @tf.function(reduce_retracing=True)
+    def _step(self, x, eps, beta):
+        with tf.GradientTape() as tape:
+            recon, mu, logvar = self.model(x, eps=eps, training=True)
+            losses = vae_loss(recon, x, mu, logvar, beta)
+        variables = self.model.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(losses["loss"], variables), variables))
+        return losses
+
+    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
+        eps = step_noise(self.args.seed, step, (batch.shape[0], self.config.latent_dim))
+        beta = np.float32(kl_weight(step, self.args.kl_weight, self.args.kl_warmup))
+        losses = self._step(nchw_to_nhwc(batch), eps, beta)
+        return {k: float(v) for k, v in losses.items()}
+
+    def sample(self, z: np.ndarray) -> np.ndarray:
+        return run_part(self.model, "decoder", z)[0]
+
+    def reconstruct(self, batch: np.ndarray) -> np.ndarray:
+        mu, _ = run_part(self.model, "encoder", batch)
+        return run_part(self.model, "decoder", mu)[0]
+
+    def save(self, path: Path, step: int) -> None:
+        save_model(self.model, path, step)
+
+    def load(self, path: Path) -> None:
+        load_tensors(self.model, load_checkpoint(path, self.config.model).tensors, str(path))
+
+    def save_optimizer(self, path: Path, step: int) -> None:
+        save_optimizer(self.optimizer, path, step)
+
+    def load_optimizer(self, path: Path) -> None:
+        load_optimizer(self.optimizer, path, self.model)
+
+
+TRAINERS = {"conv_vae": VAETrainer}
+
+
+def make_trainer(config: BaseConfig, args: argparse.Namespace):
+    return TRAINERS[config.model](config, args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return train_main("keras", make_trainer, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""The one argument parser both trainers use (``python -m torch_impl.train`` / ``keras_impl.train``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .registry import MODELS
+
+
+def train_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="Train an A.G.E. model; the run directory is resumable.")
+    p.add_argument("--model", default="conv_vae", choices=sorted(MODELS), help="registry key (default conv_vae)")
+    p.add_argument("--data", default="digits",
+                   help="ImageFolder directory, or 'digits' for the embedded default dataset (default)")
+    p.add_argument("--preset", default="seed", help="config preset: 'seed' (the seed's numbers) or 'tiny'")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
+    length.add_argument("--steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64, seed 004)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3, seed 004)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--seed", type=int, default=0, help="seed for data order, noise and initialisation")
+    p.add_argument("--kl-weight", type=float, default=1.0, help="VAE: final KL weight (beta)")
+    p.add_argument("--kl-warmup", type=int, default=0, help="VAE: steps of linear KL warm-up from 0 (0: none)")
+    p.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also write RUN/checkpoints/step_N.safetensors every N steps (0: once per epoch)")
+    p.add_argument("--keep-checkpoints", type=int, default=5, help="periodic checkpoints to keep (default 5)")
+    p.add_argument("--samples", type=int, default=16, help="images in the fixed-noise grid")
+    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    return p

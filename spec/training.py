@@ -1,0 +1,288 @@
+"""The training driver both frameworks share: run directory, loop, logging, checkpoints, grids.
+
+A framework supplies a :class:`Trainer` (one per model family); everything else - data order,
+fixed noise, resume, TensorBoard, progress bar, PNGs, crash safety - happens here once, so
+``python -m torch_impl.train`` and ``python -m keras_impl.train`` behave identically.
+
+Run directory ``RUN/``::
+
+    checkpoint.safetensors        latest canonical checkpoint (atomic: temp file + rename)
+    checkpoints/step_N.safetensors periodic checkpoints (the last --keep-checkpoints kept)
+    optimizer_<framework>.safetensors  optimizer state for --resume (framework-specific)
+    train_state.json              step, epoch, seed, loss history
+    config.json                   the model config
+    tb/                           TensorBoard event files
+    samples/epoch_NNN.png         fixed-noise sample grid (spec.noise.latents(samples, dim, seed))
+    reconstructions/epoch_NNN.png top row: data, bottom row: reconstruction
+    loss.png                      loss curves
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .checkpoint import load_checkpoint
+from .configs import BaseConfig
+from .data import ImageFolder, open_dataset
+from .errors import AgeError, ConfigError
+from .files import atomic_write_text
+from .images import make_grid, save_grid, to_uint8
+from .noise import latents
+from .registry import make_config
+from .tblog import EventWriter
+
+log = logging.getLogger("age.train")
+
+DEFAULT_EPOCHS = 10
+
+
+class Trainer(Protocol):
+    """What a framework provides for one model family. Arrays are canonical NCHW float32."""
+
+    framework: str
+    config: BaseConfig
+
+    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]: ...
+
+    def sample(self, z: np.ndarray) -> np.ndarray: ...
+
+    def reconstruct(self, batch: np.ndarray) -> np.ndarray | None: ...
+
+    def save(self, path: Path, step: int) -> None: ...
+
+    def load(self, path: Path) -> None: ...
+
+    def save_optimizer(self, path: Path, step: int) -> None: ...
+
+    def load_optimizer(self, path: Path) -> None: ...
+
+
+TrainerFactory = Callable[[BaseConfig, argparse.Namespace], Trainer]
+
+
+def kl_weight(step: int, weight: float, warmup: int) -> float:
+    """Linear KL warm-up: weight * min(1, step / warmup) (seed 004's annealing); warmup 0 = constant."""
+    return weight if warmup <= 0 else weight * min(1.0, step / warmup)
+
+
+def step_noise(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-step reparameterisation noise, the same in both frameworks for the same (seed, step)."""
+    return np.random.default_rng([seed, 1, step]).standard_normal(shape, dtype=np.float32)
+
+
+class Run:
+    """Paths and small files of one run directory."""
+
+    def __init__(self, root: str | Path, framework: str):
+        self.root = Path(root)
+        self.framework = framework
+        self.checkpoint = self.root / "checkpoint.safetensors"
+        self.checkpoints = self.root / "checkpoints"
+        self.optimizer = self.root / f"optimizer_{framework}.safetensors"
+        self.state = self.root / "train_state.json"
+        self.config = self.root / "config.json"
+        self.samples = self.root / "samples"
+        self.reconstructions = self.root / "reconstructions"
+        self.loss_png = self.root / "loss.png"
+        self.tb = self.root / "tb"
+
+    def read_state(self) -> dict:
+        try:
+            return json.loads(self.state.read_text())
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError as exc:
+            raise AgeError(f"{self.state}: corrupt training state ({exc})") from None
+
+    def write_state(self, state: dict) -> None:
+        atomic_write_text(self.state, json.dumps(state))
+
+
+def plot_losses(history: list[dict], path: Path) -> None:
+    """loss.png: every loss term against the step (raw, and a moving average when long)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in history[0] if k != "step"] if history else []
+    fig, axes = plt.subplots(len(keys) or 1, 1, figsize=(7, 2.2 * max(1, len(keys))), squeeze=False)
+    steps = np.array([h["step"] for h in history])
+    for ax, key in zip(axes[:, 0], keys):
+        values = np.array([h[key] for h in history], dtype=np.float64)
+        ax.plot(steps, values, lw=0.6, alpha=0.5, label=key)
+        if len(values) >= 20:
+            k = max(5, len(values) // 50)
+            smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+            ax.plot(steps[k - 1 :], smooth, lw=1.4, label=f"{key} (avg {k})")
+        ax.set_ylabel(key)
+        ax.legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    from .files import atomic_write_bytes
+
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _resolve_config(args: argparse.Namespace, run: Run) -> BaseConfig:
+    if args.resume:
+        if not run.checkpoint.exists():
+            raise AgeError(f"--resume: {run.checkpoint} does not exist")
+        config = load_checkpoint(run.checkpoint).config
+        if config.model != args.model:
+            raise ConfigError(f"--resume: {run.checkpoint} holds model {config.model!r}, not --model {args.model!r}")
+        return config
+    if run.checkpoint.exists():
+        raise AgeError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
+    return make_config(args.model, args.preset)
+
+
+class _Loop:
+    def __init__(self, args: argparse.Namespace, trainer: Trainer, run: Run, data: ImageFolder):
+        self.args, self.trainer, self.run, self.data = args, trainer, run, data
+        cfg = trainer.config
+        self.fixed_z = latents(args.samples, cfg.latent_dim, args.seed)
+        self.recon_batch = data.load(np.arange(min(8, len(data))))
+        self.tb = EventWriter(run.tb)
+        self.state = {"step": 0, "epoch": 0, "history": []}
+
+    def snapshot(self, step: int, periodic: bool) -> None:
+        run, trainer = self.run, self.trainer
+        trainer.save(run.checkpoint, step)
+        trainer.save_optimizer(run.optimizer, step)
+        self.state["step"] = step
+        run.write_state(self.state)
+        if periodic:
+            path = run.checkpoints / f"step_{step:07d}.safetensors"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            trainer.save(path, step)
+            kept = sorted(run.checkpoints.glob("step_*.safetensors"))
+            for old in kept[: max(0, len(kept) - self.args.keep_checkpoints)]:
+                old.unlink(missing_ok=True)
+        self.tb.flush()
+
+    def grids(self, epoch: int, step: int) -> None:
+        run = self.run
+        samples = to_uint8(self.trainer.sample(self.fixed_z))
+        save_grid(samples, run.samples / f"epoch_{epoch:03d}.png")
+        recon = self.trainer.reconstruct(self.recon_batch)
+        if recon is not None:
+            pair = np.concatenate([to_uint8(self.recon_batch), to_uint8(recon)])
+            save_grid(pair, run.reconstructions / f"epoch_{epoch:03d}.png", nrow=len(self.recon_batch))
+        grid = make_grid(samples)
+        from .images import encode_png
+
+        self.tb.image("samples", encode_png(samples), grid.shape[0], grid.shape[1], step)
+        if self.state["history"]:
+            plot_losses(self.state["history"], run.loss_png)
+
+
+def run_training(args: argparse.Namespace, framework: str, make_trainer: TrainerFactory) -> Path:
+    """Train as ``args`` say; returns the run directory. Raises :class:`AgeError` on bad input."""
+    run = Run(args.out, framework)
+    config = _resolve_config(args, run)
+    if args.batch_size <= 0 or args.lr <= 0:
+        raise ConfigError("--batch-size and --lr must be positive")
+    data = open_dataset(args.data, config.image_size)
+    per_epoch = data.batches_per_epoch(args.batch_size)
+    if args.steps is not None:
+        if args.steps <= 0:
+            raise ConfigError("--steps must be positive")
+        total = args.steps
+    else:
+        epochs = DEFAULT_EPOCHS if args.epochs is None else args.epochs
+        if epochs <= 0:
+            raise ConfigError("--epochs must be positive")
+        total = epochs * per_epoch
+    run.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.config, json.dumps(json.loads(config.to_json()), indent=2))
+    log.info("%s: %s (%s preset) on %d images from %s, %d steps of batch %d (%d per epoch) -> %s",
+             framework, config.model, args.preset, len(data), data.root, total, args.batch_size, per_epoch, run.root)
+
+    trainer = make_trainer(config, args)
+    loop = _Loop(args, trainer, run, data)
+    step = 0
+    if args.resume:
+        trainer.load(run.checkpoint)
+        state = run.read_state()
+        loop.state["history"] = state.get("history", [])
+        step = int(state.get("step", load_checkpoint(run.checkpoint).step))
+        if run.optimizer.exists():
+            trainer.load_optimizer(run.optimizer)
+        else:
+            log.warning("no %s optimizer state in %s: resuming with a fresh optimizer", framework, run.root)
+        log.info("resuming at step %d", step)
+        if step >= total:
+            log.info("run already has %d >= %d steps; nothing to do", step, total)
+            return run.root
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=step, unit="step", disable=args.no_progress, dynamic_ncols=True,
+               file=sys.stderr, mininterval=1.0)
+    started = time.time()
+    epoch = step // per_epoch
+    try:
+        while step < total:
+            for batch in data.batches(args.batch_size, args.seed, epoch, skip=step - epoch * per_epoch):
+                losses = trainer.train_step(batch, step)
+                step += 1
+                if not all(math.isfinite(v) for v in losses.values()):
+                    raise AgeError(f"step {step}: non-finite loss {losses}; stopping (last good checkpoint kept)")
+                loop.state["history"].append({"step": step, **{k: float(v) for k, v in losses.items()}})
+                for key, value in losses.items():
+                    loop.tb.scalar(f"loss/{key}", value, step)
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in list(losses.items())[:3]}, refresh=False)
+                if args.checkpoint_every and step % args.checkpoint_every == 0:
+                    loop.snapshot(step, periodic=True)
+                if step >= total:
+                    break
+            epoch_done = step % per_epoch == 0 or step >= total
+            loop.state["epoch"] = epoch + 1 if step % per_epoch == 0 else epoch
+            if epoch_done:
+                loop.grids(epoch + 1, step)
+                loop.snapshot(step, periodic=not args.checkpoint_every)
+                log.info("epoch %d done (step %d/%d, %s)", epoch + 1, step, total,
+                         ", ".join(f"{k}={v:.4g}" for k, v in losses.items()))
+            epoch += 1
+    except KeyboardInterrupt:
+        bar.close()
+        log.warning("interrupted at step %d: saving checkpoint", step)
+        loop.snapshot(step, periodic=False)
+        raise
+    finally:
+        bar.close()
+        loop.tb.close()
+    log.info("done: %d steps in %.1fs; checkpoint %s", step, time.time() - started, run.checkpoint)
+    return run.root
+
+
+def main(framework: str, make_trainer: TrainerFactory, argv: list[str] | None = None) -> int:
+    """CLI entry point shared by both trainers; bad input -> one error line, exit code 2."""
+    from .cli import train_parser
+
+    args = train_parser(f"python -m {framework}_impl.train").parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        run_training(args, framework, make_trainer)
+    except AgeError as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
