@@ -30,3 +30,18 @@ def train_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
     return p
+
+
+def variations_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Encode an image, sample N latents around its mean (variance scaled by --scale), decode, save a grid.",
+    )
+    p.add_argument("checkpoint", help="canonical checkpoint (.safetensors) of a model with an encoder")
+    p.add_argument("image", help="input image (any Pillow-readable format)")
+    p.add_argument("--n", type=int, default=10, help="number of variations (default 10, seed 002)")
+    p.add_argument("--scale", type=float, default=0.01, help="variance scale w (default 0.01, seed 002)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--out", default="variations.png", help="output PNG grid")
+    p.add_argument("--log-level", default="INFO")
+    return p

@@ -156,7 +156,7 @@ class _Loop:
         self.args, self.trainer, self.run, self.data = args, trainer, run, data
         cfg = trainer.config
         self.fixed_z = latents(args.samples, cfg.latent_dim, args.seed)
-        self.recon_batch = data.load(np.arange(min(8, len(data))))
+        self.recon_batch = data.load(np.linspace(0, len(data) - 1, min(8, len(data))).astype(int))
         self.tb = EventWriter(run.tb)
         self.state = {"step": 0, "epoch": 0, "history": []}
 

@@ -1,0 +1,24 @@
+"""Serve exported A.G.E. generators with onnxruntime + NumPy + Pillow only (no torch, no TensorFlow).
+
+    import runtime
+    session = runtime.load("exported/conv_vae")          # a directory or a <part>.onnx file
+    images = session.generate(16, seed=0)                 # uint8 (16, H, W, 3)
+    similar = session.variations("face.png", n=10)        # needs encoder.onnx beside the decoder
+
+CLI: ``python -m runtime.generate DIR --n 16 --seed 0 --out grid.png``.
+"""
+
+from spec.errors import AgeError, DataError, ModelFileError
+
+from .providers import ProviderChoice, ProviderError
+from .session import GeneratorSession, load
+
+__all__ = [
+    "AgeError",
+    "DataError",
+    "GeneratorSession",
+    "ModelFileError",
+    "ProviderChoice",
+    "ProviderError",
+    "load",
+]

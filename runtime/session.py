@@ -1,0 +1,481 @@
+"""Load exported A.G.E. parts and turn latents (or an image) into pictures.
+
+Everything the runtime knows about a model comes from the ``age.*`` metadata that
+:mod:`export.graph` embeds in each ``<part>.onnx`` (tensor names, shapes, kinds, value range,
+config), so new models work here without code changes as long as they export:
+
+* a *generator* part (``generator``, ``decoder`` or ``video_generator``): one ``vector`` input
+  ``(batch, latent_dim)`` -> one output of kind ``image`` ``(batch, C, H, W)`` or ``video``
+  ``(batch, T, C, H, W)``;
+* optionally an ``encoder`` part next to it: ``image`` ``(batch, C, H, W)`` -> ``mu``, ``logvar``.
+
+Only onnxruntime, NumPy and Pillow (through :mod:`spec.images`) are used: no torch, no
+TensorFlow, not even indirectly, so the runtime installs with ``pip install .[runtime]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spec import FORMAT_VERSION
+from spec import images as spec_images
+from spec import noise as spec_noise
+from spec.errors import ModelFileError
+
+from .providers import ProviderChoice, ProviderError, Providers, create_session
+
+log = logging.getLogger("runtime")
+
+META_PREFIX = "age."
+#: Generator parts, in the order a directory is searched for one.
+GENERATOR_PARTS = ("generator", "decoder", "video_generator")
+ENCODER_PART = "encoder"
+REQUIRED_META = ("model", "part", "config", "inputs", "outputs")
+#: Default chunk size for ``decode``/``generate``: bounds peak memory for large ``n``.
+DEFAULT_BATCH_SIZE = 64
+
+ImageSource = str | os.PathLike | bytes | np.ndarray
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input/output as the metadata describes it (canonical layout, batch axis ``"batch"``)."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    kind: str
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """The non-batch dimensions."""
+        return tuple(int(d) for d in self.shape[1:])
+
+
+@dataclass
+class Part:
+    """One loaded ONNX file: its session, parsed metadata and the provider it runs on."""
+
+    path: Path
+    session: Any  # onnxruntime.InferenceSession
+    choice: ProviderChoice
+    model: str
+    name: str
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    value_range: tuple[float, float] | None
+    config: dict[str, Any]
+    metadata: dict[str, str] = field(repr=False)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            return self.session.run(None, feeds)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            raise ModelFileError(f"{self.path}: inference failed ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _parse_tensors(path: Path, key: str, text: str) -> tuple[TensorInfo, ...]:
+    try:
+        items = json.loads(text)
+        tensors = tuple(TensorInfo(str(t["name"]), tuple(t["shape"]), str(t.get("kind", "vector"))) for t in items)
+        for t in tensors:
+            if not t.shape or t.shape[0] != "batch" or not all(isinstance(d, int) and d > 0 for d in t.shape[1:]):
+                raise ValueError(f"bad shape {list(t.shape)} for {t.name!r}")
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ModelFileError(f"{path}: metadata {META_PREFIX}{key} is malformed ({exc})") from None
+    if not tensors:
+        raise ModelFileError(f"{path}: metadata {META_PREFIX}{key} lists no tensors")
+    return tensors
+
+
+def _parse_metadata(path: Path, raw: dict[str, str]) -> dict[str, Any]:
+    meta = {k[len(META_PREFIX) :]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
+    if not meta:
+        raise ModelFileError(f"{path}: not an A.G.E. model (no {META_PREFIX}* metadata); export it with python -m export.onnx")
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise ModelFileError(f"{path}: metadata is missing {', '.join(META_PREFIX + k for k in missing)}")
+    version = meta.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: format version {version!r}; this runtime reads version {FORMAT_VERSION!r}")
+    try:
+        config = json.loads(meta["config"])
+        if not isinstance(config, dict):
+            raise ValueError("not an object")
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: metadata {META_PREFIX}config is not a JSON object ({exc})") from None
+    try:
+        vr = json.loads(meta.get("value_range", "null"))
+        value_range = None if vr is None else (float(vr[0]), float(vr[1]))
+        if value_range is not None and not value_range[0] < value_range[1]:
+            raise ValueError(f"empty range {list(value_range)}")
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ModelFileError(f"{path}: metadata {META_PREFIX}value_range is malformed ({exc})") from None
+    return {
+        "model": meta["model"],
+        "part": meta["part"],
+        "config": config,
+        "inputs": _parse_tensors(path, "inputs", meta["inputs"]),
+        "outputs": _parse_tensors(path, "outputs", meta["outputs"]),
+        "value_range": value_range,
+        "metadata": dict(raw),
+    }
+
+
+def _check_graph_matches(path: Path, kind: str, declared: tuple[TensorInfo, ...], actual: list[Any]) -> None:
+    """The graph's real inputs/outputs must be the ones the metadata promises (names, dtype, dims)."""
+    names = [a.name for a in actual]
+    if sorted(names) != sorted(t.name for t in declared):
+        raise ModelFileError(
+            f"{path}: graph {kind} {names} do not match metadata {META_PREFIX}{kind} {[t.name for t in declared]}"
+        )
+    by_name = {a.name: a for a in actual}
+    for t in declared:
+        arg = by_name[t.name]
+        if arg.type != "tensor(float)":
+            raise ModelFileError(f"{path}: {kind[:-1]} {t.name!r} is {arg.type}, expected tensor(float)")
+        shape = list(arg.shape)
+        if len(shape) != len(t.shape) or any(
+            isinstance(got, int) and got != want for got, want in zip(shape[1:], t.shape[1:])
+        ):
+            raise ModelFileError(f"{path}: {kind[:-1]} {t.name!r} has shape {shape}, metadata says {list(t.shape)}")
+
+
+def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
+    """Open one ``<part>.onnx`` and validate it against its own metadata."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: not a file")
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not blob:
+        raise ModelFileError(f"{path}: empty file, not an ONNX model")
+    try:
+        session, choice = create_session(blob, providers)
+    except (ModelFileError, ProviderError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, ...
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({_one_line(exc)})") from None
+    meta = _parse_metadata(path, session.get_modelmeta().custom_metadata_map)
+    _check_graph_matches(path, "inputs", meta["inputs"], session.get_inputs())
+    _check_graph_matches(path, "outputs", meta["outputs"], session.get_outputs())
+    return Part(path=path, session=session, choice=choice, name=meta.pop("part"), **meta)
+
+
+def _check_generator(part: Part) -> int:
+    """Validate the generator contract; returns latent_dim."""
+    if part.name not in GENERATOR_PARTS:
+        hint = " (pass the generator/decoder file or the model directory)" if part.name == ENCODER_PART else ""
+        raise ModelFileError(f"{part.path}: part {part.name!r} is not a generator; expected one of {GENERATOR_PARTS}{hint}")
+    if len(part.inputs) != 1 or len(part.inputs[0].shape) != 2:
+        raise ModelFileError(f"{part.path}: a generator takes one (batch, latent_dim) input, metadata has {part.inputs}")
+    out = part.outputs[0]
+    want_rank = {"image": 4, "video": 5}.get(out.kind)
+    if want_rank is None or len(out.shape) != want_rank:
+        raise ModelFileError(
+            f"{part.path}: first output {out.name!r} must be an image (batch, C, H, W) or video "
+            f"(batch, T, C, H, W), metadata has kind {out.kind!r} shape {list(out.shape)}"
+        )
+    latent_dim = part.inputs[0].dims[0]
+    declared = part.config.get("latent_dim")
+    if declared is not None and declared != latent_dim:
+        raise ModelFileError(f"{part.path}: input is {latent_dim}-d but config latent_dim is {declared}")
+    return latent_dim
+
+
+def _check_encoder(encoder: Part, generator: Part, latent_dim: int) -> None:
+    """The encoder must belong to the same export as the generator, or variations are garbage."""
+    for key in ("model", "config"):
+        if getattr(encoder, key) != getattr(generator, key):
+            raise ModelFileError(f"{encoder.path}: {key} differs from {generator.path}; they are not from one export")
+    if encoder.metadata.get("age.step") != generator.metadata.get("age.step"):
+        raise ModelFileError(
+            f"{encoder.path}: step {encoder.metadata.get('age.step')} differs from {generator.path} "
+            f"step {generator.metadata.get('age.step')}; they are not from one checkpoint"
+        )
+    outs = {t.name: t for t in encoder.outputs}
+    if len(encoder.inputs) != 1 or encoder.inputs[0].kind != "image" or len(encoder.inputs[0].shape) != 4:
+        raise ModelFileError(f"{encoder.path}: an encoder takes one image (batch, C, H, W) input")
+    for name in ("mu", "logvar"):
+        if name not in outs or outs[name].dims != (latent_dim,):
+            raise ModelFileError(f"{encoder.path}: encoder needs output {name!r} of shape (batch, {latent_dim})")
+
+
+def _resolve(path: Path) -> tuple[Path, Path | None]:
+    """(generator file, encoder file or None) for a directory or a file path."""
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such file or directory")
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir():
+        found = [folder / f"{p}.onnx" for p in GENERATOR_PARTS if (folder / f"{p}.onnx").is_file()]
+        if not found:
+            names = ", ".join(f"{p}.onnx" for p in GENERATOR_PARTS)
+            raise ModelFileError(f"{path}: no generator part in this directory (looked for {names})")
+        generator = found[0]
+    else:
+        generator = path
+    encoder = folder / f"{ENCODER_PART}.onnx"
+    return generator, (encoder if encoder.is_file() and encoder != generator else None)
+
+
+# --------------------------------------------------------------------------- the session
+
+
+class GeneratorSession:
+    """A loaded generator (plus its encoder, when exported): latents -> images.
+
+    Build it with :func:`load`. Arrays in are float32 latents ``(N, latent_dim)``; images out are
+    uint8 ``(N, H, W, C)`` (``(N, T, H, W, C)`` for video), Pillow's layout.
+    """
+
+    def __init__(self, generator: Part, encoder: Part | None = None):
+        self._gen = generator
+        self._latent_dim = _check_generator(generator)
+        if encoder is not None:
+            _check_encoder(encoder, generator, self._latent_dim)
+        self._enc = encoder
+
+    # -- description -------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._gen.path
+
+    @property
+    def encoder_path(self) -> Path | None:
+        return self._enc.path if self._enc else None
+
+    @property
+    def model(self) -> str:
+        """Registry name of the model, e.g. ``"conv_vae"``."""
+        return self._gen.model
+
+    @property
+    def part(self) -> str:
+        return self._gen.name
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self._gen.config)
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The generator file's raw metadata_props (``age.*`` and any others)."""
+        return dict(self._gen.metadata)
+
+    @property
+    def latent_dim(self) -> int:
+        return self._latent_dim
+
+    @property
+    def is_video(self) -> bool:
+        return self._gen.outputs[0].kind == "video"
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Canonical per-sample output shape: (C, H, W), or (T, C, H, W) for video."""
+        return self._gen.outputs[0].dims
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of one image (one frame, for video), as :meth:`generate` returns it."""
+        c, h, w = self.output_shape[-3:]
+        return (h, w, c)
+
+    @property
+    def frames(self) -> int | None:
+        """Frames per video, or None for an image model."""
+        return self.output_shape[0] if self.is_video else None
+
+    @property
+    def value_range(self) -> tuple[float, float] | None:
+        return self._gen.value_range
+
+    @property
+    def provider(self) -> str:
+        """The execution provider the generator really runs on."""
+        return self._gen.choice.provider
+
+    @property
+    def provider_reason(self) -> str:
+        return self._gen.choice.reason
+
+    @property
+    def has_encoder(self) -> bool:
+        return self._enc is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"GeneratorSession({self.model}/{self.part}, latent_dim={self.latent_dim}, "
+            f"image={self.image_shape}, video={self.is_video}, encoder={self.has_encoder}, provider={self.provider})"
+        )
+
+    # -- inference ---------------------------------------------------------------------
+
+    def decode(self, latents: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Raw generator output, float32 ``(N, C, H, W)`` or ``(N, T, C, H, W)``, in chunks."""
+        z = self._check_latents(latents)
+        step = _batch_size(batch_size)
+        name = self._gen.inputs[0].name
+        out_name = self._gen.outputs[0].name
+        index = [o.name for o in self._gen.session.get_outputs()].index(out_name)
+        chunks = [self._gen.run({name: z[i : i + step]})[index] for i in range(0, len(z), step)]
+        if not chunks:
+            return np.zeros((0, *self.output_shape), dtype=np.float32)
+        out = np.concatenate(chunks).astype(np.float32, copy=False)
+        if out.shape[1:] != self.output_shape:
+            raise ModelFileError(f"{self.path}: output shape {out.shape[1:]} differs from metadata {self.output_shape}")
+        return out
+
+    def to_uint8(self, outputs: np.ndarray) -> np.ndarray:
+        """Raw outputs -> uint8 channels-last, rescaling ``value_range`` (None: [0, 1]) to [0, 255]."""
+        x = np.asarray(outputs, dtype=np.float32)
+        if self.value_range is not None and self.value_range != (0.0, 1.0):
+            lo, hi = self.value_range
+            x = (x - np.float32(lo)) / np.float32(hi - lo)
+        return spec_images.to_uint8(x)
+
+    def generate(
+        self,
+        n: int | None = None,
+        seed: int | None = None,
+        latents: np.ndarray | None = None,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """``n`` images from ``spec.noise.latents(n, latent_dim, seed)`` or from explicit ``latents``.
+
+        The same seed gives the same images here, in the torch and the Keras trainers.
+        ``seed=None`` draws fresh entropy.
+        """
+        if latents is None:
+            if n is None:
+                raise ValueError("generate: give n (and optionally seed) or latents")
+            n = _count(n, "n")
+            latents = spec_noise.latents(n, self.latent_dim, seed)
+        elif n is not None and _count(n, "n") != len(np.asarray(latents)):
+            raise ValueError(f"generate: n={n} but {len(np.asarray(latents))} latents were given")
+        return self.to_uint8(self.decode(latents, batch_size))
+
+    # -- encoder -----------------------------------------------------------------------
+
+    def _require_encoder(self) -> Part:
+        if self._enc is None:
+            raise ModelFileError(
+                f"{self.path.parent}: no {ENCODER_PART}.onnx next to {self.path.name}; "
+                f"variations need the encoder part (model {self.model!r})"
+            )
+        return self._enc
+
+    @property
+    def input_image_shape(self) -> tuple[int, int, int] | None:
+        """Canonical (C, H, W) the encoder takes, or None without an encoder."""
+        return self._enc.inputs[0].dims if self._enc else None  # type: ignore[return-value]
+
+    def load_image(self, image: ImageSource) -> np.ndarray:
+        """An encoder input ``(C, H, W)`` float32 in [0, 1] from a path, encoded bytes or an array."""
+        c, h, w = self._require_encoder().inputs[0].dims
+        if isinstance(image, np.ndarray):
+            x = np.asarray(image, dtype=np.float32)
+            if x.ndim == 4 and x.shape[0] == 1:
+                x = x[0]
+            if x.shape != (c, h, w):
+                raise ValueError(f"image array: expected float (C, H, W) = {(c, h, w)}, got {image.shape}")
+            if not np.all(np.isfinite(x)):
+                raise ValueError("image array: contains NaN or infinity")
+            return x
+        if h != w:
+            raise ModelFileError(f"{self._require_encoder().path}: encoder input {h}x{w} is not square")
+        x = spec_images.load_image(image, h)  # (3, h, h), raises DataError on bad files
+        if c == 1:
+            x = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), x, axes=1)[None]
+        elif c != 3:
+            raise ModelFileError(f"{self._require_encoder().path}: encoder wants {c} channels; images give 3")
+        return x.astype(np.float32, copy=False)
+
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Float ``(N, C, H, W)`` images in [0, 1] -> ``(mu, logvar)``, each ``(N, latent_dim)``."""
+        enc = self._require_encoder()
+        x = np.asarray(images, dtype=np.float32)
+        want = enc.inputs[0].dims
+        if x.ndim != 4 or x.shape[1:] != want:
+            raise ValueError(f"encode: expected images (N, {', '.join(map(str, want))}), got {x.shape}")
+        out = dict(zip([o.name for o in enc.session.get_outputs()], enc.run({enc.inputs[0].name: x})))
+        return out["mu"], out["logvar"]
+
+    def variation_latents(self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0) -> np.ndarray:
+        """Latents around one encoded image: ``spec.noise.variation_latents`` on the encoder's output."""
+        n = _count(n, "n")
+        scale = float(scale)
+        if not np.isfinite(scale) or scale < 0:
+            raise ValueError(f"variations: scale must be a finite number >= 0, got {scale}")
+        mu, logvar = self.encode(self.load_image(image)[None])
+        return spec_noise.variation_latents(mu[0], logvar[0], n, scale, seed)
+
+    def variations(
+        self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0, batch_size: int | None = None
+    ) -> np.ndarray:
+        """``n`` uint8 images near ``image`` (seed 002's ``genpic``): encode, jitter, decode."""
+        return self.to_uint8(self.decode(self.variation_latents(image, n, scale, seed), batch_size))
+
+    # -- validation helpers ----------------------------------------------------------------
+
+    def _check_latents(self, latents: np.ndarray) -> np.ndarray:
+        try:
+            z = np.asarray(latents, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"latents: not a numeric array ({exc})") from None
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"latents: expected shape (N, {self.latent_dim}) for {self.model}/{self.part}, got {tuple(z.shape)}"
+            )
+        if not np.all(np.isfinite(z)):
+            raise ValueError("latents: contain NaN or infinity")
+        return np.ascontiguousarray(z)
+
+
+def _count(n: Any, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"{what} must be an integer >= 0, got {n!r}")
+    return int(n)
+
+
+def _batch_size(batch_size: int | None) -> int:
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
+def load(path: str | os.PathLike, providers: Providers = None) -> GeneratorSession:
+    """Open an exported model: a ``<part>.onnx`` file or the directory ``export.onnx`` wrote.
+
+    A directory yields its generator part (``generator``, else ``decoder``, else
+    ``video_generator``); ``encoder.onnx`` beside the generator is loaded too. ``providers``:
+    ``None`` (``$AGE_RUNTIME_PROVIDER``, default ``auto``), ``"auto"``, ``"cpu"``, ``"cuda"``
+    or an explicit list of ORT provider names. Logs one line saying which provider runs it.
+    """
+    generator_path, encoder_path = _resolve(Path(path))
+    generator = load_part(generator_path, providers)
+    encoder = load_part(encoder_path, providers) if encoder_path is not None else None
+    session = GeneratorSession(generator, encoder)
+    log.info("%s", generator.choice.describe())
+    return session
