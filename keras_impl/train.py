@@ -26,6 +26,7 @@ from spec.training import kl_weight, main as train_main, step_noise  # noqa: E40
 from .checkpoint import load_optimizer, load_tensors, save_model, save_optimizer  # noqa: E402
 from .losses import vae_loss  # noqa: E402
 from .models import build  # noqa: E402
+from .optimizers import Adam  # noqa: E402
 from .parts import run_part  # noqa: E402
 
 
@@ -38,7 +39,7 @@ class VAETrainer:
         keras.utils.set_random_seed(args.seed)
         self.config, self.args = config, args
         self.model = build(config.model, config)
-        self.optimizer = keras.optimizers.Adam(learning_rate=args.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        self.optimizer = Adam(learning_rate=args.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
         self.optimizer.build(self.model.trainable_variables)
 
     @tf.function(reduce_retracing=True)

@@ -25,6 +25,7 @@ import io
 import logging
 import os
 import platform
+import re
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -142,7 +143,7 @@ def _try_cuda(model: str | bytes) -> tuple[ort.InferenceSession | None, str, boo
     try:
         session = ort.InferenceSession(model, session_options(_PROBE_SEVERITY), providers=[CUDA, CPU])
     except Exception as exc:  # noqa: BLE001 - CUDA init failures come as assorted ORT errors
-        return None, f"CUDA session failed: {_one_line(exc)}", False
+        return None, f"CUDA session failed: {ort_message(exc)}", False
     finally:
         ort.set_default_logger_severity(_DEFAULT_SEVERITY)
     if CUDA in session.get_providers():
@@ -150,8 +151,24 @@ def _try_cuda(model: str | bytes) -> tuple[ort.InferenceSession | None, str, boo
     return session, "CUDA provider did not load", False
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+_ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*")
+_ORT_SOURCE = re.compile(r"\S*onnxruntime_src/\S+:\d+\s+")
+
+
+def ort_message(exc: BaseException, limit: int = 300) -> str:
+    """ORT's message on one line, without its status prefix and C++ source location/signature."""
+    text = _ORT_PREFIX.sub("", " ".join(str(exc).split()))
+    match = _ORT_SOURCE.search(text)
+    if match:  # "<file>:<line> <C++ signature>(...) <message>": keep the message
+        depth, i = 0, match.end()
+        for i in range(match.end(), len(text)):
+            depth += text[i] == "("
+            if text[i] == ")":
+                depth -= 1
+                if depth == 0:
+                    break
+        text = (text[: match.start()] + text[i + 1 :]).strip() or text
+    text = text or type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -30,6 +30,7 @@ from spec import noise as spec_noise
 from spec.errors import ModelFileError
 
 from .providers import ProviderChoice, ProviderError, Providers, create_session
+from .providers import ort_message as _one_line
 
 log = logging.getLogger("runtime")
 
@@ -78,11 +79,6 @@ class Part:
             return self.session.run(None, feeds)
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise ModelFileError(f"{self.path}: inference failed ({_one_line(exc)})") from None
-
-
-def _one_line(exc: BaseException, limit: int = 400) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- loading

@@ -20,6 +20,7 @@ from spec.training import kl_weight, main as train_main, step_noise
 from .checkpoint import load_optimizer, load_tensors, save_model, save_optimizer
 from .losses import vae_loss
 from .models import build
+from .optimizers import Adam
 from .parts import run_part
 
 
@@ -32,7 +33,7 @@ class VAETrainer:
         torch.manual_seed(args.seed)
         self.config, self.args = config, args
         self.model = build(config.model, config)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+        self.optimizer = Adam(self.model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
 
     def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
         self.model.train()
