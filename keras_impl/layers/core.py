@@ -34,6 +34,14 @@ class TorchLayer(keras.layers.Layer):
         return {}
 
 
+def _kernel_and_bias(layer: keras.layers.Layer, kernel_rule: str) -> dict[str, tuple[keras.Variable, str]]:
+    """torch's ``weight``/``bias`` of a wrapped Conv/Dense layer."""
+    params = {"weight": (layer.kernel, kernel_rule)}
+    if layer.use_bias:
+        params["bias"] = (layer.bias, "identity")
+    return params
+
+
 class Conv2d(TorchLayer):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, **kwargs):
@@ -48,10 +56,7 @@ class Conv2d(TorchLayer):
         return self.conv(x)
 
     def torch_params(self):
-        params = {"weight": (self.conv.kernel, "conv2d")}
-        if self.conv.use_bias:
-            params["bias"] = (self.conv.bias, "identity")
-        return params
+        return _kernel_and_bias(self.conv, "conv2d")
 
 
 class ConvTranspose2d(TorchLayer):
@@ -73,10 +78,7 @@ class ConvTranspose2d(TorchLayer):
         return y[:, p : p + out_h, p : p + out_w, :]
 
     def torch_params(self):
-        params = {"weight": (self.conv.kernel, "conv_transpose2d")}
-        if self.conv.use_bias:
-            params["bias"] = (self.conv.bias, "identity")
-        return params
+        return _kernel_and_bias(self.conv, "conv_transpose2d")
 
 
 class Linear(TorchLayer):
@@ -89,10 +91,7 @@ class Linear(TorchLayer):
         return self.dense(x)
 
     def torch_params(self):
-        params = {"weight": (self.dense.kernel, "linear")}
-        if self.dense.use_bias:
-            params["bias"] = (self.dense.bias, "identity")
-        return params
+        return _kernel_and_bias(self.dense, "linear")
 
 
 class BatchNorm2d(TorchLayer):
