@@ -111,11 +111,11 @@ def read_safetensors(path: str | os.PathLike, what: str = "checkpoint") -> tuple
         if name == "__metadata__":
             continue
         offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2):
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
             raise CheckpointError(f"{what} {path}: tensor {name!r} has no valid data_offsets")
-        if end + int(offsets[1]) > len(data):
+        if end + offsets[1] > len(data):
             raise CheckpointError(
-                f"{what} {path}: truncated: tensor {name!r} needs bytes up to {end + int(offsets[1])}, "
+                f"{what} {path}: truncated: tensor {name!r} needs bytes up to {end + offsets[1]}, "
                 f"file has {len(data)}"
             )
     try:

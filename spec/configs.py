@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -17,6 +18,39 @@ from .errors import ConfigError
 def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """Spatial size after a torch-style Conv2d: floor((size + 2p - k) / s) + 1."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def _coerce(owner: str, f: dataclasses.Field, value: Any) -> Any:
+    """``value`` as the type of the field's default (int, float, bool, str or a tuple of ints).
+
+    Configs come from JSON in checkpoints and ONNX files: a string, null, fraction or nested
+    list where a number belongs must fail here, naming the field, not deep inside a model build.
+    """
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+    def integral(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if isinstance(default, bool):
+        ok, out = isinstance(value, bool), value
+    elif isinstance(default, int):
+        ok = integral(value)
+        out = int(value) if ok else value
+    elif isinstance(default, float):
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        out = float(value) if ok else value
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and all(integral(v) for v in value)
+        out = tuple(int(v) for v in value) if ok else value
+    elif isinstance(default, str):
+        ok, out = isinstance(value, str), value
+    else:  # pragma: no cover - no such field yet
+        ok, out = True, value
+    if not ok:
+        kind = {bool: "a boolean", int: "an integer", float: "a number", tuple: "a list of integers",
+                str: "a string"}.get(type(default), type(default).__name__)
+        raise ConfigError(f"{owner}: field {f.name!r} must be {kind}, got {value!r}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -44,8 +78,7 @@ class BaseConfig:
         coerced = {}
         for f in dataclasses.fields(cls):
             if f.name in values:
-                v = values[f.name]
-                coerced[f.name] = tuple(v) if isinstance(v, list) else v
+                coerced[f.name] = _coerce(cls.__name__, f, values[f.name])
         cfg = cls(**coerced)
         cfg.validate()
         return cfg
@@ -152,11 +185,11 @@ def config_from_json(text: str, source: str = "config") -> BaseConfig:
     if not isinstance(values, dict) or "model" not in values:
         raise ConfigError(f"{source}: config JSON has no 'model' field")
     name = values.pop("model")
-    if name not in CONFIG_CLASSES:
+    if not isinstance(name, str) or name not in CONFIG_CLASSES:
         raise ConfigError(f"{source}: unknown model {name!r}; known: {sorted(CONFIG_CLASSES)}")
     try:
         return CONFIG_CLASSES[name].from_dict(values)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: bad config ({exc})") from None

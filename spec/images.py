@@ -22,11 +22,14 @@ MAX_IMAGE_PIXELS = 40_000_000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
-def open_image(source: str | os.PathLike | bytes, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def open_image(source: str | os.PathLike | bytes, name: str | None = None, max_pixels: int | None = None) -> Image.Image:
     """Open and fully decode an image as RGB, refusing corrupt files and oversized ones.
 
-    ``source`` is a path or the encoded bytes; ``name`` is what error messages call it.
+    ``source`` is a path or the encoded bytes; ``name`` is what error messages call it;
+    ``max_pixels`` defaults to :data:`MAX_IMAGE_PIXELS` as it is at call time.
     """
+    if max_pixels is None:
+        max_pixels = MAX_IMAGE_PIXELS
     label = name or (str(source) if not isinstance(source, bytes) else "image")
     if not isinstance(source, bytes):
         path = Path(source)

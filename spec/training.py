@@ -197,6 +197,10 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
     config = _resolve_config(args, run)
     if args.batch_size <= 0 or args.lr <= 0:
         raise ConfigError("--batch-size and --lr must be positive")
+    if args.samples <= 0:  # the sample grid comes before each epoch's checkpoint: fail now, not then
+        raise ConfigError(f"--samples must be positive, got {args.samples}")
+    if args.keep_checkpoints < 0 or args.checkpoint_every < 0:
+        raise ConfigError("--keep-checkpoints and --checkpoint-every must be >= 0")
     data = open_dataset(args.data, config.image_size)
     per_epoch = data.batches_per_epoch(args.batch_size)
     if args.steps is not None:
