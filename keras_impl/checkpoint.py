@@ -59,28 +59,43 @@ def load_model(path: str | os.PathLike, expected_model: str | None = None) -> ke
     return model
 
 
-def save_optimizer(optimizer: keras.optimizers.Optimizer, path: str | os.PathLike, step: int = 0) -> None:
-    """Optimizer variables as safetensors, in ``optimizer.variables`` order, names in metadata."""
-    variables = optimizer.variables
-    tensors = {f"{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
+def save_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: str | os.PathLike,
+                    step: int = 0) -> None:
+    """Optimizer variables as one safetensors file: ``<name>.<index>`` in ``optimizer.variables``
+    order, the variable paths as JSON in the metadata."""
+    tensors, names = {}, {}
+    for opt_name, optimizer in optimizers.items():
+        names[opt_name] = [v.path for v in optimizer.variables]
+        for i, var in enumerate(optimizer.variables):
+            tensors[f"{opt_name}.{i:05d}"] = np.asarray(var.numpy())
     save_tensors(path, tensors, {"format": "age-optimizer", "framework": "keras", "step": str(step),
-                                 "names": json.dumps([v.path for v in variables])})
+                                 "names": json.dumps(names)})
 
 
-def load_optimizer(optimizer: keras.optimizers.Optimizer, path: str | os.PathLike, model: keras.Model) -> None:
+def load_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: str | os.PathLike) -> None:
+    """Restore :func:`save_optimizers`' file into *built* optimizers (trainers build them up front)."""
     meta, tensors = read_safetensors(path, "optimizer state")
     if meta.get("framework") != "keras":
         raise CheckpointError(f"optimizer state {path}: written by {meta.get('framework')!r}, not keras")
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
-    variables = optimizer.variables
-    if len(tensors) != len(variables):
-        raise CheckpointError(f"optimizer state {path}: {len(tensors)} tensors, optimizer has {len(variables)}")
-    for i, var in enumerate(variables):
-        array = tensors[f"{i:05d}"]
-        if array.size == int(np.prod(var.shape)):
-            array = array.reshape(tuple(var.shape))  # 0-d tensors come back as (1,)
-        if tuple(array.shape) != tuple(var.shape):
-            raise CheckpointError(f"optimizer state {path}: tensor {i} ({var.path}) has shape {array.shape}, "
-                                  f"expected {tuple(var.shape)}")
-        var.assign(array)
+    names = json.loads(meta.get("names", "{}"))
+    if set(names) != set(optimizers):
+        raise CheckpointError(f"optimizer state {path}: holds optimizers {sorted(names)}, "
+                              f"this trainer has {sorted(optimizers)}")
+    for opt_name, optimizer in optimizers.items():
+        if not optimizer.built:
+            raise CheckpointError(f"optimizer {opt_name} must be built before its state is loaded")
+        variables = optimizer.variables
+        if len(names[opt_name]) != len(variables):
+            raise CheckpointError(f"optimizer state {path}: {opt_name} has {len(names[opt_name])} tensors, "
+                                  f"this optimizer {len(variables)}")
+        for i, var in enumerate(variables):
+            key = f"{opt_name}.{i:05d}"
+            if key not in tensors:
+                raise CheckpointError(f"optimizer state {path}: tensor {key} is missing")
+            array = tensors[key]
+            if array.size == int(np.prod(var.shape)):
+                array = array.reshape(tuple(var.shape))  # 0-d tensors come back as (1,)
+            if tuple(array.shape) != tuple(var.shape):
+                raise CheckpointError(f"optimizer state {path}: tensor {key} ({var.path}) has shape "
+                                      f"{array.shape}, expected {tuple(var.shape)}")
+            var.assign(array)

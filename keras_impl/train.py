@@ -1,7 +1,8 @@
 """``python -m keras_impl.train`` (twin: ``torch_impl/train.py``; flags: :mod:`spec.cli`).
 
-The loop, run directory and logging live in :mod:`spec.training`; this file holds the Keras
-trainers, one per model family. Steps run as ``tf.function`` graphs with ``GradientTape``.
+The loop, run directory and logging live in :mod:`spec.training`, the shared trainer plumbing in
+:mod:`spec.trainer_base`; this file holds the Keras trainers, one per model family. Steps run as
+``tf.function`` graphs with ``GradientTape``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -18,29 +18,32 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from spec.checkpoint import load_checkpoint  # noqa: E402
 from spec.configs import BaseConfig  # noqa: E402
 from spec.layouts import nchw_to_nhwc  # noqa: E402
+from spec.trainer_base import Backend, FrameworkTrainer  # noqa: E402
 from spec.training import kl_weight, main as train_main, step_noise  # noqa: E402
 
-from .checkpoint import load_optimizer, load_tensors, save_model, save_optimizer  # noqa: E402
+from .checkpoint import load_optimizers, load_tensors, save_model, save_optimizers  # noqa: E402
 from .losses import vae_loss  # noqa: E402
 from .models import build  # noqa: E402
 from .optimizers import Adam  # noqa: E402
 from .parts import run_part  # noqa: E402
 
+BACKEND = Backend("keras", run_part, save_model, load_tensors, save_optimizers, load_optimizers)
 
-class VAETrainer:
+
+class VAETrainer(FrameworkTrainer):
     """ELBO training of ``conv_vae`` with Adam (eps 1e-8 in both frameworks)."""
 
-    framework = "keras"
+    backend = BACKEND
 
     def __init__(self, config: BaseConfig, args: argparse.Namespace):
+        super().__init__(config, args)
         keras.utils.set_random_seed(args.seed)
-        self.config, self.args = config, args
         self.model = build(config.model, config)
-        self.optimizer = Adam(learning_rate=args.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
-        self.optimizer.build(self.model.trainable_variables)
+        optimizer = Adam(learning_rate=args.lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        optimizer.build(self.model.trainable_variables)
+        self.optimizers = {"model": optimizer}
 
     @tf.function(reduce_retracing=True)
     def _step(self, x, eps, beta):
@@ -48,7 +51,7 @@ class VAETrainer:
             recon, mu, logvar = self.model(x, eps=eps, training=True)
             losses = vae_loss(recon, x, mu, logvar, beta)
         variables = self.model.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(losses["loss"], variables), variables))
+        self.optimizers["model"].apply_gradients(zip(tape.gradient(losses["loss"], variables), variables))
         return losses
 
     def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
@@ -57,30 +60,11 @@ class VAETrainer:
         losses = self._step(nchw_to_nhwc(batch), eps, beta)
         return {k: float(v) for k, v in losses.items()}
 
-    def sample(self, z: np.ndarray) -> np.ndarray:
-        return run_part(self.model, "decoder", z)[0]
 
-    def reconstruct(self, batch: np.ndarray) -> np.ndarray:
-        mu, _ = run_part(self.model, "encoder", batch)
-        return run_part(self.model, "decoder", mu)[0]
-
-    def save(self, path: Path, step: int) -> None:
-        save_model(self.model, path, step)
-
-    def load(self, path: Path) -> None:
-        load_tensors(self.model, load_checkpoint(path, self.config.model).tensors, str(path))
-
-    def save_optimizer(self, path: Path, step: int) -> None:
-        save_optimizer(self.optimizer, path, step)
-
-    def load_optimizer(self, path: Path) -> None:
-        load_optimizer(self.optimizer, path, self.model)
+TRAINERS: dict[str, type[FrameworkTrainer]] = {"conv_vae": VAETrainer}
 
 
-TRAINERS = {"conv_vae": VAETrainer}
-
-
-def make_trainer(config: BaseConfig, args: argparse.Namespace):
+def make_trainer(config: BaseConfig, args: argparse.Namespace) -> FrameworkTrainer:
     return TRAINERS[config.model](config, args)
 
 

@@ -65,6 +65,8 @@ class Trainer(Protocol):
 
     def load_optimizer(self, path: Path) -> None: ...
 
+    def log_extras(self, tb: EventWriter, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None: ...
+
 
 TrainerFactory = Callable[[BaseConfig, argparse.Namespace], Trainer]
 
@@ -187,6 +189,7 @@ class _Loop:
         from .images import encode_png
 
         self.tb.image("samples", encode_png(samples), grid.shape[0], grid.shape[1], step)
+        self.trainer.log_extras(self.tb, run.root, epoch, step, self.fixed_z)
         if self.state["history"]:
             plot_losses(self.state["history"], run.loss_png)
 

@@ -63,28 +63,36 @@ def load_model(path: str | os.PathLike, expected_model: str | None = None) -> nn
     return model.eval()
 
 
-def save_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike, step: int = 0) -> None:
-    """Optimizer state as safetensors: tensors ``state.<param index>.<key>``, hyper-parameters in metadata."""
-    sd = optimizer.state_dict()
-    tensors = {
-        f"state.{idx}.{key}": (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu().numpy()
-        for idx, entry in sd["state"].items()
-        for key, value in entry.items()
-    }
+def save_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str | os.PathLike,
+                    step: int = 0) -> None:
+    """Optimizer states as one safetensors file: tensors ``<name>.state.<param index>.<key>``,
+    hyper-parameters (``param_groups``) as JSON in the metadata."""
+    tensors, groups = {}, {}
+    for opt_name, optimizer in optimizers.items():
+        sd = optimizer.state_dict()
+        groups[opt_name] = sd["param_groups"]
+        for idx, entry in sd["state"].items():
+            for key, value in entry.items():
+                value = value if torch.is_tensor(value) else torch.tensor(value)
+                tensors[f"{opt_name}.state.{idx}.{key}"] = value.detach().cpu().numpy()
     save_tensors(path, tensors, {"format": "age-optimizer", "framework": "torch", "step": str(step),
-                                 "param_groups": json.dumps(sd["param_groups"])})
+                                 "param_groups": json.dumps(groups)})
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
+def load_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str | os.PathLike) -> None:
     meta, tensors = read_safetensors(path, "optimizer state")
     if meta.get("framework") != "torch":
         raise CheckpointError(f"optimizer state {path}: written by {meta.get('framework')!r}, not torch")
-    state: dict[int, dict] = {}
+    groups = json.loads(meta.get("param_groups", "{}"))
+    if set(groups) != set(optimizers):
+        raise CheckpointError(f"optimizer state {path}: holds optimizers {sorted(groups)}, "
+                              f"this trainer has {sorted(optimizers)}")
+    states: dict[str, dict[int, dict]] = {name: {} for name in optimizers}
     for name, array in tensors.items():
-        _, idx, key = name.split(".", 2)
-        state.setdefault(int(idx), {})[key] = torch.from_numpy(array.copy())
-    groups = json.loads(meta["param_groups"])
-    try:
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
-    except (ValueError, KeyError) as exc:
-        raise CheckpointError(f"optimizer state {path}: does not fit this model ({exc})") from None
+        opt_name, _, idx, key = name.split(".", 3)
+        states[opt_name].setdefault(int(idx), {})[key] = torch.from_numpy(array.copy())
+    for opt_name, optimizer in optimizers.items():
+        try:
+            optimizer.load_state_dict({"state": states[opt_name], "param_groups": groups[opt_name]})
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"optimizer state {path}: {opt_name} does not fit this model ({exc})") from None

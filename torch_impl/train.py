@@ -1,39 +1,40 @@
 """``python -m torch_impl.train`` (twin: ``keras_impl/train.py``; flags: :mod:`spec.cli`).
 
-The loop, run directory and logging live in :mod:`spec.training`; this file holds the torch
-trainers, one per model family.
+The loop, run directory and logging live in :mod:`spec.training`, the shared trainer plumbing in
+:mod:`spec.trainer_base`; this file holds the torch trainers, one per model family.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from spec.checkpoint import load_checkpoint
 from spec.configs import BaseConfig
+from spec.trainer_base import Backend, FrameworkTrainer
 from spec.training import kl_weight, main as train_main, step_noise
 
-from .checkpoint import load_optimizer, load_tensors, save_model, save_optimizer
+from .checkpoint import load_optimizers, load_tensors, save_model, save_optimizers
 from .losses import vae_loss
 from .models import build
 from .optimizers import Adam
 from .parts import run_part
 
+BACKEND = Backend("torch", run_part, save_model, load_tensors, save_optimizers, load_optimizers)
 
-class VAETrainer:
+
+class VAETrainer(FrameworkTrainer):
     """ELBO training of ``conv_vae`` with Adam (eps 1e-8 in both frameworks)."""
 
-    framework = "torch"
+    backend = BACKEND
 
     def __init__(self, config: BaseConfig, args: argparse.Namespace):
+        super().__init__(config, args)
         torch.manual_seed(args.seed)
-        self.config, self.args = config, args
         self.model = build(config.model, config)
-        self.optimizer = Adam(self.model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+        self.optimizers = {"model": Adam(self.model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)}
 
     def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
         self.model.train()
@@ -41,35 +42,17 @@ class VAETrainer:
         eps = torch.from_numpy(step_noise(self.args.seed, step, (x.shape[0], self.config.latent_dim)))
         recon, mu, logvar = self.model(x, eps)
         losses = vae_loss(recon, x, mu, logvar, kl_weight(step, self.args.kl_weight, self.args.kl_warmup))
-        self.optimizer.zero_grad(set_to_none=True)
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
-        self.optimizer.step()
+        optimizer.step()
         return {k: float(v.detach()) for k, v in losses.items()}
 
-    def sample(self, z: np.ndarray) -> np.ndarray:
-        return run_part(self.model, "decoder", z)[0]
 
-    def reconstruct(self, batch: np.ndarray) -> np.ndarray:
-        mu, _ = run_part(self.model, "encoder", batch)
-        return run_part(self.model, "decoder", mu)[0]
-
-    def save(self, path: Path, step: int) -> None:
-        save_model(self.model, path, step)
-
-    def load(self, path: Path) -> None:
-        load_tensors(self.model, load_checkpoint(path, self.config.model).tensors, str(path))
-
-    def save_optimizer(self, path: Path, step: int) -> None:
-        save_optimizer(self.optimizer, path, step)
-
-    def load_optimizer(self, path: Path) -> None:
-        load_optimizer(self.optimizer, path)
+TRAINERS: dict[str, type[FrameworkTrainer]] = {"conv_vae": VAETrainer}
 
 
-TRAINERS = {"conv_vae": VAETrainer}
-
-
-def make_trainer(config: BaseConfig, args: argparse.Namespace):
+def make_trainer(config: BaseConfig, args: argparse.Namespace) -> FrameworkTrainer:
     return TRAINERS[config.model](config, args)
 
 
