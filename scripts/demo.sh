@@ -4,8 +4,8 @@
 # exporter), and generate a sample grid and a variations grid with the onnxruntime runtime.
 set -euo pipefail
 OUT=${DEMO_OUT:-demo_out}
-TORCH_EPOCHS=${TORCH_EPOCHS:-15}
-KERAS_EPOCHS=${KERAS_EPOCHS:-8}
+TORCH_EPOCHS=${TORCH_EPOCHS:-18}
+KERAS_EPOCHS=${KERAS_EPOCHS:-10}
 export TF_CPP_MIN_LOG_LEVEL=3
 rm -rf "$OUT"
 mkdir -p "$OUT"
