@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .configs import TANH_MODES
 from .registry import MODELS
 
 
@@ -16,13 +17,21 @@ def train_parser(prog: str) -> argparse.ArgumentParser:
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
     length.add_argument("--steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64, seed 004)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3, seed 004)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="batch size (default: the model's; conv_vae 64 (seed 004), vaegan 16 (seeds 000/001))")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam learning rate (default: the model's; conv_vae 1e-3 (seed 004), vaegan 1e-4 (WGAN-GP))")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--seed", type=int, default=0, help="seed for data order, noise and initialisation")
     p.add_argument("--kl-weight", type=float, default=1.0, help="VAE: final KL weight (beta)")
     p.add_argument("--kl-warmup", type=int, default=0, help="VAE: steps of linear KL warm-up from 0 (0: none)")
+    p.add_argument("--tanh-mode", choices=TANH_MODES, default=None,
+                   help="vaegan: ParamTanh mode (default single)")
+    p.add_argument("--n-critic", type=int, default=5, help="GAN: critic steps per generator step (default 5)")
+    p.add_argument("--gp-weight", type=float, default=10.0, help="WGAN-GP: gradient penalty weight (default 10)")
+    p.add_argument("--adv-weight", type=float, default=1.0,
+                   help="vaegan: weight of the adversarial term next to the ELBO (default 1)")
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also write RUN/checkpoints/step_N.safetensors every N steps (0: once per epoch)")
     p.add_argument("--keep-checkpoints", type=int, default=5, help="periodic checkpoints to keep (default 5)")

@@ -173,7 +173,97 @@ class ConvVAEConfig(BaseConfig):
         return pads
 
 
-CONFIG_CLASSES: dict[str, type[BaseConfig]] = {c.model: c for c in (ConvVAEConfig,)}
+TANH_MODES = ("single", "matrix", "time", "transformer")
+
+
+@dataclass(frozen=True)
+class VAEGANConfig(BaseConfig):
+    """The ParamTanh VAE-GAN of seeds 000 ("ConstantParamTanh") and 001 ("TransformerParamTanh").
+
+    Seed numbers: 128x128 RGB images, batch 16 (the trainer's ``--batch-size``), a Transformer of
+    12 heads and 12 layers whose input channels are NUM_FRAMES x CHANNELS.
+
+    Choices the seeds leave open (kept identical in both frameworks):
+
+    * encoder: per ``hidden_dims`` entry Conv2d(k=3, s=1, p=1) -> ReLU -> MaxPool2d(2), so
+      128 -> 64 -> 32 -> 16 -> 8 with the default four blocks; ``fc_mu``/``fc_logvar`` are
+      Linear on the channel-first flattened features; latent 128 (as seed 002);
+    * decoder: Linear(latent -> C*s*s) -> ReLU, then ConvTranspose2d(k=4, s=2, p=1) -> ReLU per
+      block back up the widths, a last ConvTranspose2d(hidden[0] -> channels) and Sigmoid; then
+      the :class:`ParamTanh` of ``tanh_mode``;
+    * critic: the encoder's blocks with LeakyReLU(0.2) instead of ReLU (a dead ReLU gives the
+      gradient penalty nothing to hold on to) and no BatchNorm (it couples the samples of a batch,
+      which the per-sample gradient penalty assumes they are not), then Linear(features -> 1);
+    * ``num_frames`` is the seeds' NUM_FRAMES (8): the length of the ``time`` mode's video and of
+      the ``transformer`` mode's synthetic video. Tokens are ``patch_size`` patches (16 -> an 8x8
+      grid of 64 tokens), embedded to ``transformer_dim`` (192 = 12 heads x 16) with a learned
+      position embedding; post-norm layers (torch's default) with ReLU feed-forward of
+      ``transformer_ff`` and no dropout, LayerNorm eps 1e-5.
+    """
+
+    model: ClassVar[str] = "vaegan"
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "seed": {},
+        "tiny": {"image_size": 32, "latent_dim": 16, "hidden_dims": (16, 32), "num_frames": 4, "patch_size": 8,
+                 "transformer_dim": 48, "transformer_layers": 2, "transformer_ff": 96},
+    }
+
+    image_size: int = 128
+    in_channels: int = 3
+    latent_dim: int = 128
+    hidden_dims: tuple[int, ...] = field(default=(32, 64, 128, 256))
+    tanh_mode: str = "single"
+    num_frames: int = 8
+    patch_size: int = 16
+    transformer_dim: int = 192
+    transformer_heads: int = 12
+    transformer_layers: int = 12
+    transformer_ff: int = 768
+    layer_norm_eps: float = 1e-5
+    critic_slope: float = 0.2
+
+    def validate(self) -> None:
+        if self.tanh_mode not in TANH_MODES:
+            raise ConfigError(f"vaegan: unknown tanh_mode {self.tanh_mode!r}; choose one of {list(TANH_MODES)}")
+        if not self.hidden_dims or any(h <= 0 for h in self.hidden_dims):
+            raise ConfigError(f"vaegan: hidden_dims must be positive, got {self.hidden_dims}")
+        if min(self.latent_dim, self.in_channels, self.num_frames, self.patch_size, self.transformer_dim,
+               self.transformer_heads, self.transformer_layers, self.transformer_ff) <= 0:
+            raise ConfigError("vaegan: sizes, frames, patch and transformer dimensions must be positive")
+        scale = 2 ** len(self.hidden_dims)
+        if self.image_size % scale:
+            raise ConfigError(f"vaegan: image_size {self.image_size} must be divisible by 2^{len(self.hidden_dims)} "
+                              f"(one MaxPool2d(2) per hidden block)")
+        if self.image_size % self.patch_size:
+            raise ConfigError(f"vaegan: image_size {self.image_size} must be divisible by patch_size {self.patch_size}")
+        if self.transformer_dim % self.transformer_heads:
+            raise ConfigError(f"vaegan: transformer_dim {self.transformer_dim} must be divisible by "
+                              f"transformer_heads {self.transformer_heads}")
+
+    @property
+    def feature_size(self) -> int:
+        """Spatial side of the last encoder block's output."""
+        return self.image_size // 2 ** len(self.hidden_dims)
+
+    @property
+    def flat_features(self) -> int:
+        return self.hidden_dims[-1] * self.feature_size**2
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def transformer_in_channels(self) -> int:
+        """The seeds' TRANSFORMER_IN_CHANNELS = NUM_FRAMES * CHANNELS."""
+        return self.num_frames * self.in_channels
+
+    @property
+    def is_video(self) -> bool:
+        return self.tanh_mode == "time"
+
+
+CONFIG_CLASSES: dict[str, type[BaseConfig]] = {c.model: c for c in (ConvVAEConfig, VAEGANConfig)}
 
 
 def config_from_json(text: str, source: str = "config") -> BaseConfig:

@@ -8,10 +8,10 @@ is symbolic (``"batch"``) everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from .configs import CONFIG_CLASSES, BaseConfig, ConvVAEConfig
+from .configs import CONFIG_CLASSES, BaseConfig, ConvVAEConfig, VAEGANConfig
 from .errors import ConfigError
 
 Dim = int | str
@@ -22,7 +22,8 @@ class TensorSpec:
     """One named input or output of a part.
 
     ``kind`` says how frameworks lay it out: ``"image"`` is (batch, C, H, W) canonically and
-    (batch, H, W, C) in Keras' public API; ``"vector"`` is the same everywhere.
+    (batch, H, W, C) in Keras' public API; ``"video"`` is (batch, T, C, H, W) canonically and
+    (batch, T, H, W, C) in Keras; ``"vector"`` is the same everywhere.
     """
 
     name: str
@@ -50,6 +51,8 @@ class ModelSpec:
     config_cls: type[BaseConfig]
     parts_fn: Callable[[BaseConfig], dict[str, PartSpec]]
     description: str
+    #: defaults of the trainers' --lr and --batch-size for this model
+    train_defaults: dict[str, float] = field(default_factory=dict)
 
     def parts(self, config: BaseConfig) -> dict[str, PartSpec]:
         return self.parts_fn(config)
@@ -74,10 +77,44 @@ def _conv_vae_parts(cfg: ConvVAEConfig) -> dict[str, PartSpec]:
     }
 
 
+def _vaegan_parts(cfg: VAEGANConfig) -> dict[str, PartSpec]:
+    """encoder, critic, and ``generator`` (z -> image) or, in ``time`` mode, ``video_generator``
+    (z -> T frames). Generated values are tanh(alpha * sigmoid(.)): in [0, 1) for alpha >= 0,
+    which is the display range; a negative learned alpha gives values below 0, shown as 0."""
+    c, s = cfg.in_channels, cfg.image_size
+    image = TensorSpec("image", ("batch", c, s, s), "image")
+    z = TensorSpec("z", ("batch", cfg.latent_dim))
+    parts = {
+        "encoder": PartSpec("encoder", "encode", inputs=(image,),
+                            outputs=(TensorSpec("mu", ("batch", cfg.latent_dim)),
+                                     TensorSpec("logvar", ("batch", cfg.latent_dim)))),
+        "critic": PartSpec("critic", "critique", inputs=(image,), outputs=(TensorSpec("score", ("batch", 1)),)),
+    }
+    if cfg.is_video:
+        video = TensorSpec("video", ("batch", cfg.num_frames, c, s, s), "video")
+        parts["video_generator"] = PartSpec("video_generator", "generate_video", inputs=(z,), outputs=(video,),
+                                            value_range=(0.0, 1.0))
+    else:
+        parts["generator"] = PartSpec("generator", "generate", inputs=(z,), outputs=(image,), value_range=(0.0, 1.0))
+    return parts
+
+
+def sample_part(config: BaseConfig) -> str:
+    """The registry part that maps z to what the model generates (decoder / generator / video)."""
+    parts = get_model_spec(config.model).parts(config)
+    for name in ("decoder", "generator", "video_generator"):
+        if name in parts:
+            return name
+    raise ConfigError(f"model {config.model!r} has no generator part")
+
+
 MODELS: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("conv_vae", ConvVAEConfig, _conv_vae_parts, "convolutional VAE (seed 002)"),
+        ModelSpec("conv_vae", ConvVAEConfig, _conv_vae_parts, "convolutional VAE (seed 002)",
+                  {"lr": 1e-3, "batch_size": 64}),
+        ModelSpec("vaegan", VAEGANConfig, _vaegan_parts, "ParamTanh VAE-GAN with a WGAN-GP critic (seeds 000, 001)",
+                  {"lr": 1e-4, "batch_size": 16}),
     )
 }
 assert set(MODELS) == set(CONFIG_CLASSES)

@@ -16,7 +16,8 @@ import numpy as np
 
 from .checkpoint import load_checkpoint
 from .configs import BaseConfig
-from .registry import get_model_spec
+from .images import save_gif, to_uint8
+from .registry import get_model_spec, sample_part
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,16 @@ class FrameworkTrainer:
     """Base of every trainer: a subclass sets ``backend`` and, in ``__init__``, ``model`` and ``optimizers``.
 
     ``sample`` decodes fixed noise through the model's ``sample_part`` (the registry part that maps
-    z to an image); ``reconstruct`` encodes with the ``encoder`` part when the model has one.
+    z to an image or video); ``reconstruct`` encodes with the ``encoder`` part when the model has one.
     """
 
     backend: Backend
-    sample_part: str = "decoder"
 
     def __init__(self, config: BaseConfig, args: argparse.Namespace):
         self.config, self.args = config, args
         self.model: Any = None
         self.optimizers: dict[str, Any] = {}
+        self.sample_part = sample_part(config)
 
     @property
     def framework(self) -> str:
@@ -55,8 +56,14 @@ class FrameworkTrainer:
     def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
         raise NotImplementedError
 
-    def sample(self, z: np.ndarray) -> np.ndarray:
+    def generate(self, z: np.ndarray) -> np.ndarray:
+        """Canonical generator output: images (N, C, H, W) or videos (N, T, C, H, W)."""
         return self.backend.run_part(self.model, self.sample_part, z)[0]
+
+    def sample(self, z: np.ndarray) -> np.ndarray:
+        """Images for the PNG grid: a video model's first frames."""
+        out = self.generate(z)
+        return out[:, 0] if out.ndim == 5 else out
 
     def reconstruct(self, batch: np.ndarray) -> np.ndarray | None:
         if "encoder" not in get_model_spec(self.config.model).parts(self.config):
@@ -65,7 +72,10 @@ class FrameworkTrainer:
         return self.sample(mu)
 
     def log_extras(self, tb: Any, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None:
-        """Model-specific per-epoch outputs (videos, parameter histograms); none by default."""
+        """Per-epoch outputs beyond the PNG grids: ``samples/epoch_NNN.gif`` for video models."""
+        out = self.generate(z)
+        if out.ndim == 5:
+            save_gif(to_uint8(out), run_root / "samples" / f"epoch_{epoch:03d}.gif")
 
     def save(self, path: Path, step: int) -> None:
         self.backend.save_model(self.model, path, step)
@@ -78,3 +88,37 @@ class FrameworkTrainer:
 
     def load_optimizer(self, path: Path) -> None:
         self.backend.load_optimizers(self.optimizers, path)
+
+
+@dataclass(frozen=True)
+class GANStepNoise:
+    """One WGAN-GP step's noise, identical in both frameworks (:func:`spec.training.step_noise`)."""
+
+    prior: np.ndarray  #: (B, latent) generator input
+    eps: np.ndarray  #: (B, latent) reparameterisation noise of the ELBO term
+    coeffs: np.ndarray  #: (B * frames,) gradient-penalty interpolation coefficients
+
+    @classmethod
+    def for_step(cls, seed: int, step: int, batch: int, latent_dim: int, frames: int = 1) -> "GANStepNoise":
+        from .training import step_noise
+
+        return cls(step_noise(seed, step, (batch, latent_dim), "prior"),
+                   step_noise(seed, step, (batch, latent_dim), "eps"),
+                   step_noise(seed, step, (batch * frames,), "interpolation"))
+
+
+def is_generator_step(step: int, n_critic: int) -> bool:
+    """Every step trains the critic; every ``n_critic``-th also the generator (Gulrajani et al.)."""
+    return (step + 1) % n_critic == 0
+
+
+def frames_per_sample(config: BaseConfig) -> int:
+    """How many images training judges per generated sample (T for video models, else 1)."""
+    return int(getattr(config, "num_frames", 1)) if getattr(config, "is_video", False) else 1
+
+
+def alpha_summary(tb: Any, alpha: np.ndarray, step: int) -> None:
+    """TensorBoard: ``alpha/mean`` scalar and, unless alpha is one number, an ``alpha`` histogram."""
+    tb.scalar("alpha/mean", float(np.mean(alpha)), step)
+    if alpha.size > 1:
+        tb.histogram("alpha", alpha, step)

@@ -37,7 +37,7 @@ from .errors import AgeError, ConfigError
 from .files import atomic_write_text
 from .images import make_grid, save_grid, to_uint8
 from .noise import latents
-from .registry import make_config
+from .registry import get_model_spec, make_config
 from .tblog import EventWriter
 
 log = logging.getLogger("age.train")
@@ -76,9 +76,20 @@ def kl_weight(step: int, weight: float, warmup: int) -> float:
     return weight if warmup <= 0 else weight * min(1.0, step / warmup)
 
 
-def step_noise(seed: int, step: int, shape: tuple[int, ...]) -> np.ndarray:
-    """Per-step reparameterisation noise, the same in both frameworks for the same (seed, step)."""
-    return np.random.default_rng([seed, 1, step]).standard_normal(shape, dtype=np.float32)
+#: independent noise streams of one training step (the second entry of the generator's seed)
+NOISE_STREAMS = {"eps": 1, "prior": 2, "interpolation": 3}
+
+
+def step_noise(seed: int, step: int, shape: tuple[int, ...], stream: str = "eps") -> np.ndarray:
+    """Per-step noise, the same in both frameworks for the same (seed, step, stream).
+
+    ``eps``: reparameterisation N(0, 1); ``prior``: generator input z ~ N(0, 1);
+    ``interpolation``: the gradient penalty's per-sample U(0, 1) coefficients.
+    """
+    rng = np.random.default_rng([seed, NOISE_STREAMS[stream], step])
+    if stream == "interpolation":
+        return rng.random(shape, dtype=np.float32)
+    return rng.standard_normal(shape, dtype=np.float32)
 
 
 class Run:
@@ -147,10 +158,27 @@ def _resolve_config(args: argparse.Namespace, run: Run) -> BaseConfig:
         config = load_checkpoint(run.checkpoint).config
         if config.model != args.model:
             raise ConfigError(f"--resume: {run.checkpoint} holds model {config.model!r}, not --model {args.model!r}")
+        mode = getattr(config, "tanh_mode", None)
+        if args.tanh_mode is not None and args.tanh_mode != mode:
+            raise ConfigError(f"--resume: {run.checkpoint} was trained with --tanh-mode {mode}, not {args.tanh_mode}")
         return config
     if run.checkpoint.exists():
         raise AgeError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
-    return make_config(args.model, args.preset)
+    overrides = {}
+    if args.tanh_mode is not None:
+        if args.model != "vaegan":
+            raise ConfigError(f"--tanh-mode applies to --model vaegan, not {args.model!r}")
+        overrides["tanh_mode"] = args.tanh_mode
+    return make_config(args.model, args.preset, **overrides)
+
+
+def _apply_model_defaults(args: argparse.Namespace) -> None:
+    """--lr and --batch-size left unset take the model's defaults (registry ``train_defaults``)."""
+    defaults = get_model_spec(args.model).train_defaults
+    if args.lr is None:
+        args.lr = float(defaults.get("lr", 1e-3))
+    if args.batch_size is None:
+        args.batch_size = int(defaults.get("batch_size", 64))
 
 
 class _Loop:
@@ -198,6 +226,9 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
     """Train as ``args`` say; returns the run directory. Raises :class:`AgeError` on bad input."""
     run = Run(args.out, framework)
     config = _resolve_config(args, run)
+    _apply_model_defaults(args)
+    if args.n_critic <= 0 or args.gp_weight < 0:
+        raise ConfigError("--n-critic must be positive and --gp-weight >= 0")
     if args.batch_size <= 0 or args.lr <= 0:
         raise ConfigError("--batch-size and --lr must be positive")
     if args.samples <= 0:  # the sample grid comes before each epoch's checkpoint: fail now, not then

@@ -137,6 +137,36 @@ class LeakyReLU(TorchLayer):
         return ops.leaky_relu(x, self.negative_slope)
 
 
+class ReLU(TorchLayer):
+    def call(self, x, training=None):
+        return ops.relu(x)
+
+
+class MaxPool2d(TorchLayer):
+    """torch.nn.MaxPool2d(kernel_size) with torch's default stride = kernel_size, no padding."""
+
+    def __init__(self, kernel_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self.pool = keras.layers.MaxPooling2D(kernel_size, strides=kernel_size, padding="valid")
+
+    def call(self, x, training=None):
+        return self.pool(x)
+
+
+class LayerNorm(TorchLayer):
+    """torch.nn.LayerNorm over the last axis, eps given explicitly (Keras' default is 1e-3)."""
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = keras.layers.LayerNormalization(axis=-1, epsilon=eps)
+
+    def call(self, x, training=None):
+        return self.norm(x)
+
+    def torch_params(self):
+        return {"weight": (self.norm.gamma, "identity"), "bias": (self.norm.beta, "identity")}
+
+
 class Sigmoid(TorchLayer):
     def call(self, x, training=None):
         return ops.sigmoid(x)
@@ -155,11 +185,20 @@ class Sequential(TorchLayer):
         return x
 
 
+class ModuleList(Sequential):
+    """torch.nn.ModuleList: indexed children ("0", "1", ...); the owner decides how to call them."""
+
+    def call(self, x, training=None):  # pragma: no cover - never called as a whole
+        raise TypeError("ModuleList is not callable; iterate over children_list")
+
+
 def torch_named_params(layer: keras.layers.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Variable, str]]:
     """(torch name, Keras variable, layout rule) for every mirrored variable under ``layer``.
 
     Containers are walked like torch's ``named_modules``: :class:`Sequential` children by index,
-    other layers by their public attribute names (the same names the torch twin uses).
+    other layers by their public attribute names (the same names the torch twin uses). A
+    :class:`TorchLayer` reports its own parameters (``torch_params``) and then its TorchLayer
+    children, like a torch module that owns both parameters and submodules.
     """
     if isinstance(layer, Sequential):
         for i, child in enumerate(layer.children_list):
@@ -168,7 +207,9 @@ def torch_named_params(layer: keras.layers.Layer, prefix: str = "") -> Iterator[
     if isinstance(layer, TorchLayer):
         for suffix, (variable, rule) in layer.torch_params().items():
             yield prefix + suffix, variable, rule
-        return
-    for name, value in vars(layer).items():
-        if not name.startswith("_") and isinstance(value, keras.layers.Layer):
-            yield from torch_named_params(value, f"{prefix}{name}.")
+    for name, value in vars(layer).items():  # composite layers: children by attribute name
+        if name.startswith("_") or not isinstance(value, keras.layers.Layer):
+            continue
+        if isinstance(layer, TorchLayer) and not isinstance(value, TorchLayer):
+            continue  # a leaf's wrapped Keras layer: already reported through torch_params()
+        yield from torch_named_params(value, f"{prefix}{name}.")

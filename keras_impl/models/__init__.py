@@ -12,8 +12,9 @@ from spec.layouts import nchw_to_nhwc
 from spec.registry import get_model_spec, resolve_config
 
 from .conv_vae import ConvVAE
+from .vaegan import VAEGAN
 
-MODEL_CLASSES: dict[str, type[keras.Model]] = {"conv_vae": ConvVAE}
+MODEL_CLASSES: dict[str, type[keras.Model]] = {"conv_vae": ConvVAE, "vaegan": VAEGAN}
 
 
 def build(name: str, config: BaseConfig | None = None, preset: str = "seed", **overrides: Any) -> keras.Model:

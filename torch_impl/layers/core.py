@@ -9,10 +9,15 @@ from torch.nn import (  # noqa: F401 - re-exported vocabulary
     BatchNorm2d,
     Conv2d,
     ConvTranspose2d,
+    LayerNorm,
     LeakyReLU,
     Linear,
+    MaxPool2d,
+    ModuleList,
+    ReLU,
     Sequential,
     Sigmoid,
 )
 
-__all__ = ["BatchNorm2d", "Conv2d", "ConvTranspose2d", "LeakyReLU", "Linear", "Sequential", "Sigmoid"]
+__all__ = ["BatchNorm2d", "Conv2d", "ConvTranspose2d", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
+           "ModuleList", "ReLU", "Sequential", "Sigmoid"]

@@ -10,8 +10,9 @@ from spec.configs import BaseConfig
 from spec.registry import resolve_config
 
 from .conv_vae import ConvVAE
+from .vaegan import VAEGAN
 
-MODEL_CLASSES: dict[str, type[nn.Module]] = {"conv_vae": ConvVAE}
+MODEL_CLASSES: dict[str, type[nn.Module]] = {"conv_vae": ConvVAE, "vaegan": VAEGAN}
 
 
 def build(name: str, config: BaseConfig | None = None, preset: str = "seed", **overrides: Any) -> nn.Module:
