@@ -27,7 +27,8 @@ def conv_blocks(cfg: VAEGANConfig, activation) -> Sequential:
 
 
 def _flatten_channels_first(h):
-    return ops.reshape(ops.transpose(h, (0, 3, 1, 2)), (ops.shape(h)[0], -1))
+    """(B, H, W, C) -> (B, C*H*W) in torch's order (static feature count, symbolic batch)."""
+    return ops.reshape(ops.transpose(h, (0, 3, 1, 2)), (-1, h.shape[1] * h.shape[2] * h.shape[3]))
 
 
 class Critic(TorchLayer):
