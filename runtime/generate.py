@@ -94,8 +94,7 @@ def write_output(images: np.ndarray, out: Path, is_video: bool, nrow: int | None
         np.save(buf, images)
         return atomic_write_bytes(out, buf.getvalue())
     if suffix == ".gif":
-        videos = images if is_video else images[:, None]
-        return spec_images.save_gif(videos, out, nrow=nrow, fps=fps)
+        return spec_images.save_gif(images, out, nrow=nrow, fps=fps)
     if is_video:
         raise UsageError(f"--out {out}: a video generator writes .gif or .npy, not {suffix}")
     return spec_images.save_grid(images, out, nrow=nrow)
@@ -107,6 +106,10 @@ def run(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     if session.is_video and out.suffix.lower() == ".png":
         raise UsageError(f"--out {out}: {session.model} is a video generator; use .gif or .npy")
+    if not session.is_video and out.suffix.lower() == ".gif":
+        raise UsageError(f"--out {out}: {session.path.name} ({session.model}, part {session.part!r}) generates "
+                         f"still images, not videos; write .png or .npy, or export a video generator "
+                         f"(vaegan trained with --tanh-mode time)")
     return write_output(make_images(session, args), out, session.is_video, args.nrow, args.fps)
 
 

@@ -31,6 +31,8 @@ def test_same_files_in_both_trees():
 ONE_SIDED = {
     ("keras_impl", "layers/core.py", "TorchLayer"): "base class that reports torch names; torch needs none",
     ("torch_impl", "parts.py", "PartModule"): "nn.Module wrapper for torch.onnx; Keras builds a functional model",
+    ("keras_impl", "layers/transformer.py", "PackedVariable"):
+        "presents Keras' three q/k/v kernels as torch's one packed in_proj tensor; torch has it packed already",
 }
 
 

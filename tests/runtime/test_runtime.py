@@ -228,11 +228,11 @@ def test_cli_grid_and_variations(exported, photo, tmp_path):
         assert im.size == grid_size(10)
 
 
-def test_cli_gif_and_npy(exported, tmp_path):
+def test_cli_gif_from_image_generator_is_refused_and_npy_works(exported, tmp_path, caplog):
     gif, npy = tmp_path / "g.gif", tmp_path / "g.npy"
-    assert cli.main([str(exported["dir"]), "--n", "4", "--out", str(gif)]) == 0
-    with Image.open(gif) as im:
-        assert im.format == "GIF" and im.size == grid_size(4)
+    assert cli.main([str(exported["dir"]), "--n", "4", "--out", str(gif)]) == 2
+    assert "generates still images, not videos" in caplog.text
+    assert not gif.exists()
     assert cli.main([str(exported["dir"]), "--n", "3", "--seed", "9", "--out", str(npy)]) == 0
     arr = np.load(npy)
     assert arr.dtype == np.uint8 and np.array_equal(arr, runtime.load(exported["dir"]).generate(3, seed=9))
