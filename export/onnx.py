@@ -6,6 +6,10 @@ Reads a canonical checkpoint written by either framework, exports every part of 
 inputs (batch 3, while the export traced batch 2, so the dynamic axis is exercised), embeds
 the metadata of :mod:`export.graph`, prints a table and exits non-zero if any part misses the
 tolerance. Files land only when every part passed (all or nothing).
+
+Options beyond fp32: ``--fp16`` / ``--int8`` also write ``<part>.fp16.onnx`` / ``<part>.int8.onnx``
+and report their PSNR and CPU speed against fp32 (:mod:`export.variants`); ``--triton REPO``
+also writes a Triton Inference Server model repository (:mod:`export.triton`).
 """
 
 from __future__ import annotations
@@ -67,8 +71,17 @@ def export_checkpoint(
     via: str = "torch",
     opset: int = DEFAULT_OPSET,
     tolerance: float = TOLERANCE,
+    variants: tuple[str, ...] = (),
+    triton: str | os.PathLike | None = None,
+    triton_name: str | None = None,
+    triton_max_batch: int = 64,
+    triton_delay_us: int = 5000,
 ) -> list[PartReport]:
-    """Export and validate every part; raises :class:`ExportError` if any part fails."""
+    """Export and validate every part; raises :class:`ExportError` if any part fails.
+
+    ``variants`` ("fp16", "int8") are written next to each fp32 part with their PSNR reported;
+    ``triton`` is a model repository directory to fill as well.
+    """
     import onnx
 
     from .graph import embed_metadata, rename_io
@@ -104,8 +117,42 @@ def export_checkpoint(
     failed = [r.part for r in reports if not r.passed]
     if failed:
         raise ExportError(f"{checkpoint}: part(s) {failed} differ from {via} by more than {tolerance:g}; nothing written")
+    extra: dict[Path, bytes] = {}
+    if variants:
+        import tempfile
+
+        from .variants import make_variant, print_variant_table
+
+        variant_reports = []
+        with tempfile.TemporaryDirectory(prefix="age-variant-") as tmp:
+            for part in parts.values():
+                proto = onnx.load_from_string(blobs[part.name])
+                for kind in variants:
+                    log.info("making the %s variant of %s", kind, part.name)
+                    path = out_dir / f"{part.name}.{kind}.onnx"
+                    try:
+                        blob, report = make_variant(kind, proto, part, path, Path(tmp))
+                    except ExportError:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - converter/quantizer internals
+                        raise ExportError(f"{checkpoint}: the {kind} variant of {part.name!r} failed: {exc}") from exc
+                    extra[path] = blob
+                    variant_reports.append(report)
+        print_variant_table(variant_reports)
     for report in reports:
         atomic_write_bytes(report.path, blobs[report.part])
+    for path, blob in extra.items():
+        atomic_write_bytes(path, blob)
+    if triton is not None:
+        from .triton import write_repository
+
+        name = triton_name or f"{ckpt.model}"
+        metas = {p.name: {m.key: m.value for m in onnx.load_from_string(blobs[p.name]).metadata_props}
+                 for p in parts.values()}
+        configs = write_repository(triton, name, {p.name: (p, blobs[p.name], metas[p.name]) for p in parts.values()},
+                                   triton_max_batch, triton_delay_us)
+        for config in configs:
+            print(f"wrote {config}")
     return reports
 
 
@@ -125,11 +172,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--via", choices=VIA, default="torch", help="exporter to use (default: torch)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE, help="max |diff| allowed vs the framework")
+    parser.add_argument("--fp16", action="store_true", help="also write <part>.fp16.onnx and report its PSNR")
+    parser.add_argument("--int8", action="store_true",
+                        help="also write <part>.int8.onnx (static QDQ quantization) and report PSNR and CPU speed-up")
+    parser.add_argument("--triton", metavar="REPO", help="also write a Triton Inference Server model repository")
+    parser.add_argument("--triton-name", help="Triton model name prefix (default: the model key); models are NAME_<part>")
+    parser.add_argument("--triton-max-batch", type=int, default=64, help="Triton max_batch_size (default 64)")
+    parser.add_argument("--triton-delay-us", type=int, default=5000,
+                        help="Triton dynamic batching max_queue_delay_microseconds (default 5000)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        reports = export_checkpoint(args.checkpoint, args.out, args.via, args.opset, args.tolerance)
+        variants = tuple(v for v, on in (("fp16", args.fp16), ("int8", args.int8)) if on)
+        reports = export_checkpoint(args.checkpoint, args.out, args.via, args.opset, args.tolerance, variants,
+                                    args.triton, args.triton_name, args.triton_max_batch, args.triton_delay_us)
     except AgeError as exc:
         log.error("%s", exc)
         return 1
