@@ -89,6 +89,10 @@ def export_checkpoint(
     if via not in VIA:
         raise ExportError(f"--via must be one of {VIA}, got {via!r}")
     ckpt = load_checkpoint(checkpoint)
+    if triton is not None:
+        from .triton import check_options
+
+        check_options(triton_name or ckpt.model, triton_max_batch, triton_delay_us)
     backend = importlib.import_module(f"export.via_{via}")
     model = backend.load(ckpt)
     parts = get_model_spec(ckpt.model).parts(ckpt.config)

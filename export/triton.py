@@ -66,13 +66,20 @@ def config_pbtxt(name: str, part: PartSpec, metadata: dict[str, str], max_batch_
     ])
 
 
-def write_repository(repo: str | Path, name: str, parts: dict[str, tuple[PartSpec, bytes, dict[str, str]]],
-                     max_batch_size: int = 64, max_queue_delay_us: int = 5000) -> list[Path]:
-    """Write ``REPO/<name>_<part>/{config.pbtxt,1/model.onnx}`` for every part; returns the configs."""
-    if not _NAME.match(name):
+def check_options(name: str, max_batch_size: int, max_queue_delay_us: int) -> None:
+    """Refuse bad options before anything is exported or written."""
+    if not _NAME.match(name) or name in (".", ".."):
         raise ExportError(f"--triton-name {name!r}: use letters, digits, '_', '-', '.' only")
     if max_batch_size < 1:
         raise ExportError(f"--triton-max-batch must be >= 1, got {max_batch_size}")
+    if max_queue_delay_us < 0:
+        raise ExportError(f"--triton-delay-us must be >= 0, got {max_queue_delay_us}")
+
+
+def write_repository(repo: str | Path, name: str, parts: dict[str, tuple[PartSpec, bytes, dict[str, str]]],
+                     max_batch_size: int = 64, max_queue_delay_us: int = 5000) -> list[Path]:
+    """Write ``REPO/<name>_<part>/{config.pbtxt,1/model.onnx}`` for every part; returns the configs."""
+    check_options(name, max_batch_size, max_queue_delay_us)
     written = []
     for part_name, (part, blob, metadata) in parts.items():
         model_dir = Path(repo) / f"{name}_{part_name}"
