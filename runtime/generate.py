@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variations", metavar="IMAGE", default=None, help="make variations of this image (needs encoder.onnx)")
     parser.add_argument("--scale", type=float, default=0.01, help="variation strength: fraction of the posterior variance (default 0.01)")
     parser.add_argument("--fps", type=float, default=8.0, help="GIF frame rate (default 8)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                        help="which export to run from a directory: <part>.onnx, <part>.fp16.onnx or <part>.int8.onnx")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
     parser.add_argument(
         "--log-level",
@@ -102,7 +104,7 @@ def write_output(images: np.ndarray, out: Path, is_video: bool, nrow: int | None
 
 def run(args: argparse.Namespace) -> Path:
     check_args(args)
-    session = load(args.model, providers=args.provider)
+    session = load(args.model, providers=args.provider, precision=args.precision)
     out = Path(args.out)
     if session.is_video and out.suffix.lower() == ".png":
         raise UsageError(f"--out {out}: {session.model} is a video generator; use .gif or .npy")

@@ -29,7 +29,7 @@ from spec import images as spec_images
 from spec import noise as spec_noise
 from spec.errors import ModelFileError
 
-from .providers import ProviderChoice, ProviderError, Providers, create_session
+from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
 from .providers import ort_message as _one_line
 
 log = logging.getLogger("runtime")
@@ -74,9 +74,40 @@ class Part:
     config: dict[str, Any]
     metadata: dict[str, str] = field(repr=False)
 
+    @property
+    def device(self) -> str:
+        """Where this part's tensors live: ``"cuda"`` on the CUDA provider, else ``"cpu"``."""
+        return "cuda" if self.choice.provider == CUDA else "cpu"
+
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Host arrays in, host arrays out. On CUDA this goes through IO binding (one upload per
+        input, outputs allocated on the device by ORT and copied back once)."""
+        if self.device == "cuda":
+            return [v.numpy() for v in self.run_bound(feeds)]
         try:
             return self.session.run(None, feeds)
+        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            raise ModelFileError(f"{self.path}: inference failed ({_one_line(exc)})") from None
+
+    def run_bound(self, feeds: dict[str, Any], device: str | None = None) -> list[Any]:
+        """Run with IO binding and return ``onnxruntime.OrtValue`` outputs left on ``device``.
+
+        Inputs may be NumPy arrays (uploaded once) or OrtValues already on the device, e.g. the
+        outputs of another part's ``run_bound``: chained parts then never touch host memory.
+        """
+        import onnxruntime as ort
+
+        device = device or self.device
+        try:
+            binding = self.session.io_binding()
+            for name, value in feeds.items():
+                if not isinstance(value, ort.OrtValue):
+                    value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value, dtype=np.float32), device, 0)
+                binding.bind_ortvalue_input(name, value)
+            for out in self.session.get_outputs():
+                binding.bind_output(out.name, device, 0)
+            self.session.run_with_iobinding(binding)
+            return list(binding.get_outputs())
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
             raise ModelFileError(f"{self.path}: inference failed ({_one_line(exc)})") from None
 
@@ -215,21 +246,31 @@ def _check_encoder(encoder: Part, generator: Part, latent_dim: int) -> None:
             raise ModelFileError(f"{encoder.path}: encoder needs output {name!r} of shape (batch, {latent_dim})")
 
 
-def _resolve(path: Path) -> tuple[Path, Path | None]:
+#: file suffix of each precision ``export.onnx`` writes (``--fp16``, ``--int8``)
+PRECISIONS = {"fp32": ".onnx", "fp16": ".fp16.onnx", "int8": ".int8.onnx"}
+
+
+def _resolve(path: Path, precision: str = "fp32") -> tuple[Path, Path | None]:
     """(generator file, encoder file or None) for a directory or a file path."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+    suffix = PRECISIONS[precision]
     if not path.exists():
         raise ModelFileError(f"{path}: no such file or directory")
     folder = path if path.is_dir() else path.parent
     if path.is_dir():
-        found = [folder / f"{p}.onnx" for p in GENERATOR_PARTS if (folder / f"{p}.onnx").is_file()]
+        found = [folder / f"{p}{suffix}" for p in GENERATOR_PARTS if (folder / f"{p}{suffix}").is_file()]
         if not found:
-            names = ", ".join(f"{p}.onnx" for p in GENERATOR_PARTS)
-            raise ModelFileError(f"{path}: no generator part in this directory (looked for {names})")
+            names = ", ".join(f"{p}{suffix}" for p in GENERATOR_PARTS)
+            hint = " (export with --fp16/--int8 to make one)" if precision != "fp32" else ""
+            what = "generator part" if precision == "fp32" else f"{precision} generator part"
+            raise ModelFileError(f"{path}: no {what} in this directory (looked for {names}){hint}")
         generator = found[0]
     else:
         generator = path
-    encoder = folder / f"{ENCODER_PART}.onnx"
-    return generator, (encoder if encoder.is_file() and encoder != generator else None)
+    encoder = next((folder / f"{ENCODER_PART}{s}" for s in dict.fromkeys((suffix, ".onnx"))
+                    if (folder / f"{ENCODER_PART}{s}").is_file()), None)
+    return generator, (encoder if encoder is not None and encoder != generator else None)
 
 
 # --------------------------------------------------------------------------- the session
@@ -461,15 +502,17 @@ def _batch_size(batch_size: int | None) -> int:
     return int(batch_size)
 
 
-def load(path: str | os.PathLike, providers: Providers = None) -> GeneratorSession:
+def load(path: str | os.PathLike, providers: Providers = None, precision: str = "fp32") -> GeneratorSession:
     """Open an exported model: a ``<part>.onnx`` file or the directory ``export.onnx`` wrote.
 
     A directory yields its generator part (``generator``, else ``decoder``, else
     ``video_generator``); ``encoder.onnx`` beside the generator is loaded too. ``providers``:
     ``None`` (``$AGE_RUNTIME_PROVIDER``, default ``auto``), ``"auto"``, ``"cpu"``, ``"cuda"``
-    or an explicit list of ORT provider names. Logs one line saying which provider runs it.
+    or an explicit list of ORT provider names. ``precision`` picks ``<part>.fp16.onnx`` or
+    ``<part>.int8.onnx`` from a directory (float32 inputs and outputs either way; the encoder
+    falls back to fp32 when it has no such variant). Logs one line saying which provider runs it.
     """
-    generator_path, encoder_path = _resolve(Path(path))
+    generator_path, encoder_path = _resolve(Path(path), precision)
     generator = load_part(generator_path, providers)
     encoder = load_part(encoder_path, providers) if encoder_path is not None else None
     session = GeneratorSession(generator, encoder)

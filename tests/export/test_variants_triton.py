@@ -119,3 +119,26 @@ def test_bad_triton_name_is_refused_before_writing(checkpoint, tmp_path):
         exporter.export_checkpoint(checkpoint, tmp_path / "o", "torch", triton=tmp_path / "repo",
                                    triton_name="bad name/..")
     assert not (tmp_path / "repo").exists() and not (tmp_path / "o").exists()
+
+
+def test_runtime_loads_a_precision_from_the_directory(exported):
+    out, _, _ = exported
+    fp16 = runtime.load(out, precision="fp16")
+    assert fp16.path.name == "decoder.fp16.onnx" and fp16.encoder_path.name == "encoder.fp16.onnx"
+    ref = runtime.load(out).generate(4, seed=1)
+    assert np.abs(fp16.generate(4, seed=1).astype(int) - ref.astype(int)).max() <= 2
+    with pytest.raises(ValueError, match="precision"):
+        runtime.load(out, precision="bf16")
+
+
+def test_io_binding_path_matches_plain_run(exported):
+    """The IO-binding path the CUDA provider takes, exercised on the CPU device."""
+    out, _, _ = exported
+    session = runtime.load(out / "decoder.onnx", providers="cpu")
+    part = session._gen
+    z = np.random.default_rng(2).standard_normal((5, TINY.latent_dim), dtype=np.float32)
+    plain = part.run({"z": z})[0]
+    bound = part.run_bound({"z": z}, device="cpu")
+    assert np.array_equal(bound[0].numpy(), plain)
+    chained = part.run_bound({"z": bound[0].numpy()[:, 0, 0, :TINY.latent_dim].copy()}, device="cpu")
+    assert chained[0].shape() == [5, 3, 32, 32]
