@@ -1,0 +1,311 @@
+"""The FastAPI application: routes, lifespan (batchers, warm-up, drain) and error rendering.
+
+``create_app(repository_dir, settings)`` loads and validates every model synchronously (so a
+bad repository fails before the server binds), and returns an app whose lifespan starts one
+:class:`~runtime.server.batcher.Batcher` per model, warms each model up with one call in the
+background (``/readyz`` says 503 until that is done) and, on shutdown, drains the batchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator, Awaitable, Callable
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from spec.errors import DataError, ModelFileError
+
+from . import encoding, schemas
+from .batcher import Batcher, BatcherClosed, QueueFull
+from .errors import ApiError, error_body, error_response
+from .limits import BodyLimitMiddleware, check_image_header
+from .metrics import CONTENT_TYPE, MetricsMiddleware, ServerMetrics
+from .repository import ModelEntry, Repository
+from .settings import Settings
+
+log = logging.getLogger("runtime.serve")
+
+#: Seconds a client is told to wait after a 503 for a full queue.
+RETRY_AFTER_S = 1
+_MODEL_PATH = re.compile(r"^/v1/models/([^/]+)(?:/(generate|variations))?/?$")
+
+
+class ServerState:
+    """Everything the routes share; lives on ``app.state.server``."""
+
+    def __init__(self, repository: Repository, settings: Settings):
+        self.repository = repository
+        self.settings = settings
+        self.metrics = ServerMetrics()
+        self.batchers: dict[str, Batcher] = {}
+        self.executor: ThreadPoolExecutor | None = None
+        self.warmed = False
+        self.draining = False
+        for name in repository.models:
+            self.metrics.ready.set(0, model=name)
+
+    @property
+    def models(self) -> dict[str, ModelEntry]:
+        return self.repository.models
+
+    def classify(self, path: str) -> tuple[str, str]:
+        """(model, endpoint) metric labels for a request path (bounded: unknown names collapse)."""
+        m = _MODEL_PATH.match(path)
+        if m:
+            name = m.group(1) if m.group(1) in self.models else "_unknown"
+            return name, m.group(2) or "model"
+        if path.rstrip("/") == "/v1/models":
+            return "", "models"
+        if path in ("/healthz", "/readyz", "/metrics"):
+            return "", path[1:]
+        return "", "other"
+
+    def lookup(self, name: str) -> ModelEntry:
+        entry = self.models.get(name)
+        if entry is None:
+            known = ", ".join(self.models) or "(none)"
+            raise ApiError(404, f"unknown model {name!r}; this server has: {known}", "name")
+        if entry.failed:
+            raise ApiError(503, f"model {name!r} failed its warm-up call: {entry.failed}", "name")
+        if self.draining:
+            raise ApiError(503, "the server is shutting down")
+        return entry
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=max(2, len(self.models)), thread_name_prefix="age-infer")
+        s = self.settings
+        for name, entry in self.models.items():
+            session = entry.session
+
+            def run(z: np.ndarray, batch_size: int, session=session) -> np.ndarray:
+                return session.generate(latents=z, batch_size=batch_size)
+
+            batcher = Batcher(name, run, self.executor, self.metrics, s.max_batch, s.max_delay_s, s.max_queue)
+            batcher.start()
+            self.batchers[name] = batcher
+
+    async def warm_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        for name, entry in self.models.items():
+            start = time.perf_counter()
+            try:
+                await loop.run_in_executor(self.executor, entry.warm_up)
+            except Exception as exc:  # noqa: BLE001 - one broken model must not stop the others
+                entry.failed = " ".join(str(exc).split()) or type(exc).__name__
+                log.error("model %s: warm-up failed: %s", name, entry.failed)
+                continue
+            entry.ready = True
+            self.metrics.ready.set(1, model=name)
+            log.info("model %s ready (warm-up %.3f s)", name, time.perf_counter() - start)
+        self.warmed = True
+        ready = sum(e.ready for e in self.models.values())
+        log.info("%d of %d models ready", ready, len(self.models))
+
+    async def stop(self) -> None:
+        self.draining = True
+        for batcher in self.batchers.values():
+            await batcher.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+        log.info("batchers drained; shut down")
+
+    # -- serving ---------------------------------------------------------------------------
+
+    async def serve(self, name: str, work: Callable[[ModelEntry], Awaitable[Response]]) -> Response:
+        entry = self.lookup(name)
+        timeout = self.settings.request_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                return await work(entry)
+        except TimeoutError:
+            raise ApiError(504, f"request took longer than {timeout:g} s (--request-timeout-s)") from None
+        except QueueFull:
+            depth = self.batchers[name].depth
+            raise ApiError(
+                503, f"model {name!r} is busy: {depth} requests already queued (--max-queue); retry shortly",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            ) from None
+        except BatcherClosed:
+            raise ApiError(503, "the server is shutting down") from None
+        except DataError as exc:
+            raise ApiError(422, str(exc), "image") from None
+        except ModelFileError as exc:
+            log.error("model %s: %s", name, exc)
+            raise ApiError(500, f"model {name!r} failed: {exc}") from None
+
+    async def images_response(self, entry: ModelEntry, latents: np.ndarray, fmt: str, nrow: int | None,
+                              fps: float, seed: int | None) -> Response:
+        images = await self.batchers[entry.name].submit(latents)
+        body = await asyncio.to_thread(encoding.encode, images, fmt, nrow, fps)
+        headers = {
+            "X-AGE-Model": entry.name,
+            "X-AGE-Shape": ",".join(map(str, images.shape)),
+            "Content-Disposition": f'inline; filename="{encoding.filename(entry.name, fmt)}"',
+        }
+        if seed is not None:
+            headers["X-AGE-Seed"] = str(seed)
+        return Response(body, media_type=encoding.MEDIA_TYPES[fmt], headers=headers)
+
+
+# The routes read their bodies themselves (size limits, field-named errors); describe them here.
+_GENERATE_DOC = {"requestBody": {"required": True, "content": {"application/json": {"schema": schemas.GenerateBody.model_json_schema()}}}}
+_VARIATIONS_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object",
+    "required": ["image"],
+    "properties": {
+        "image": {"type": "string", "format": "binary", "description": "the picture to vary"},
+        "n": {"type": "integer", "default": schemas.DEFAULT_VARIATIONS_N},
+        "scale": {"type": "number", "default": schemas.DEFAULT_SCALE, "description": "fraction of the posterior variance"},
+        "seed": {"type": "integer", "description": "absent: a fresh seed, reported in X-AGE-Seed"},
+        "format": {"type": "string", "enum": list(schemas.FORMATS)},
+        "nrow": {"type": "integer"},
+        "fps": {"type": "number", "default": schemas.DEFAULT_FPS},
+    },
+}}}}}
+_IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
+    "description": "PNG grid, GIF grid animation (video models) or .npy uint8 array",
+    "content": {media: {} for media in encoding.MEDIA_TYPES.values()},
+}}
+
+
+def create_app(repository_dir: str | Path | None = None, settings: Settings | None = None,
+               *, repository: Repository | None = None) -> FastAPI:
+    """The app serving every model in ``repository_dir`` (or an already scanned ``repository``)."""
+    settings = settings or Settings()
+    if repository is None:
+        if repository_dir is None:
+            raise TypeError("create_app: give repository_dir or repository")
+        repository = Repository.scan(repository_dir, settings.provider)
+    state = ServerState(repository, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.start()
+        warm = asyncio.create_task(state.warm_up(), name="warm-up")
+        try:
+            yield
+        finally:
+            if not warm.done():
+                warm.cancel()
+            await asyncio.gather(warm, return_exceptions=True)
+            await state.stop()
+
+    app = FastAPI(
+        title="A.G.E. generator server",
+        summary="Images from exported A.G.E. generators (onnxruntime)",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.server = state
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics, classify=state.classify)  # outermost
+    _install_error_handlers(app)
+
+    # -- probes and metadata ------------------------------------------------------------
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        models = {
+            name: "ready" if e.ready else (f"failed: {e.failed}" if e.failed else "warming up")
+            for name, e in state.models.items()
+        }
+        ok = state.warmed and not state.draining and all(e.ready for e in state.models.values())
+        return JSONResponse({"ready": ok, "models": models}, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.get("/v1/models")
+    async def list_models() -> dict[str, Any]:
+        return state.repository.describe()
+
+    @app.get("/v1/models/{name}")
+    async def describe_model(name: str) -> dict[str, Any]:
+        entry = state.models.get(name)
+        if entry is None:
+            state.lookup(name)  # raises the 404
+        return entry.describe()
+
+    # -- inference ----------------------------------------------------------------------
+
+    @app.post("/v1/models/{name}/generate", openapi_extra=_GENERATE_DOC, responses=_IMAGE_RESPONSES)
+    async def generate(name: str, request: Request) -> Response:
+        async def work(entry: ModelEntry) -> Response:
+            raw = await request.body()
+            job = schemas.parse_generate(raw, entry.session, name, settings.max_n)
+            return await state.images_response(entry, job.latents, job.format, job.nrow, job.fps, job.seed)
+
+        return await state.serve(name, work)
+
+    @app.post("/v1/models/{name}/variations", openapi_extra=_VARIATIONS_DOC, responses=_IMAGE_RESPONSES)
+    async def variations(name: str, request: Request) -> Response:
+        async def work(entry: ModelEntry) -> Response:
+            session = entry.session
+            if not session.has_encoder:
+                raise ApiError(
+                    404, f"model {name!r} has no encoder.onnx next to {session.path.name}; "
+                    "variations need the encoder part (export a model with an encoder: ae, vae, vaegan)", "name",
+                )
+            content_type = request.headers.get("content-type", "")
+            if not content_type.lower().startswith("multipart/form-data"):
+                raise ApiError(415, "send multipart/form-data with the picture in field 'image' "
+                               "(curl -F image=@face.png)", "image")
+            form = await request.form(max_files=1, max_fields=len(schemas.VARIATION_FIELDS),
+                                      max_part_size=settings.max_body_bytes)
+            try:
+                req = await schemas.parse_variations(form, session, name, settings.max_n)
+            finally:
+                await form.close()
+            check_image_header(req.image, settings.max_image_pixels, "image")
+            try:
+                latents = await asyncio.to_thread(session.variation_latents, req.image, req.n, req.scale, req.seed)
+            except ValueError as exc:
+                raise ApiError(422, str(exc), "image") from None
+            return await state.images_response(entry, latents, req.format, req.nrow, req.fps, req.seed)
+
+        return await state.serve(name, work)
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path}"
+        return JSONResponse(error_body(message), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "path", "query", "header")]
+        field = loc[0] if loc else None
+        return JSONResponse(error_body(f"{'.'.join(loc) or 'request'}: {err['msg']}", field), status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body(f"internal error ({type(exc).__name__})"), status_code=500)

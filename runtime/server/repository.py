@@ -1,0 +1,149 @@
+"""The model repository: one subfolder of MODEL_DIR per exported checkpoint, named by the folder.
+
+Every subfolder is loaded with :func:`runtime.load` (generator/decoder/video_generator plus an
+optional encoder). Folders that fail validation are skipped, logged and listed with the reason,
+so one bad export does not take the others down; a repository with nothing servable is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from spec.errors import AgeError, ModelFileError
+
+from ..session import GENERATOR_PARTS, GeneratorSession, load
+
+log = logging.getLogger("runtime.serve")
+
+#: Model names appear in URLs and metric labels: keep them plain.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    session: GeneratorSession
+    ready: bool = False
+    failed: str | None = None  # why the warm-up call failed, if it did
+
+    def warm_up(self) -> None:
+        """One real call per part (runs in a worker thread at startup)."""
+        self.session.generate(1, seed=0)
+        if self.session.has_encoder:
+            self.session.encode(np.zeros((1, *self.session.input_image_shape), np.float32))
+
+    def describe(self) -> dict[str, Any]:
+        s = self.session
+        parts = [_part_info(s._gen)]  # GeneratorSession keeps its Parts private
+        if s.has_encoder:
+            parts.append(_part_info(s._enc))
+        return {
+            "name": self.name,
+            "model": s.model,
+            "generator_part": s.part,
+            "parts": parts,
+            "latent_dim": s.latent_dim,
+            "kind": "video" if s.is_video else "image",
+            "image_shape": list(s.image_shape),
+            "frames": s.frames,
+            "value_range": list(s.value_range) if s.value_range is not None else None,
+            "variations": s.has_encoder,
+            "formats": ["gif", "npy"] if s.is_video else ["png", "npy"],
+            "step": _int_or_none(s.metadata.get("age.step")),
+            "source_framework": s.metadata.get("age.source_framework"),
+            "provider": s.provider,
+            "ready": self.ready,
+        }
+
+
+def _part_info(part: Any) -> dict[str, Any]:
+    def tensors(items: Any) -> list[dict[str, Any]]:
+        return [{"name": t.name, "shape": list(t.shape), "kind": t.kind} for t in items]
+
+    return {
+        "part": part.name,
+        "file": part.path.name,
+        "inputs": tensors(part.inputs),
+        "outputs": tensors(part.outputs),
+        "value_range": list(part.value_range) if part.value_range is not None else None,
+        "provider": part.choice.provider,
+    }
+
+
+@contextmanager
+def _muted(name: str) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(max(logging.WARNING, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _int_or_none(text: str | None) -> int | None:
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Repository:
+    root: Path
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    #: name -> reason, for subfolders that could not be served
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def scan(cls, root: str | Path, providers: Any = None) -> "Repository":
+        root = Path(root)
+        if not root.is_dir():
+            raise ModelFileError(f"{root}: model repository is not a directory")
+        loose = [p.name for p in root.glob("*.onnx")]
+        if loose:
+            hint = ""
+            if any(Path(n).stem in GENERATOR_PARTS for n in loose):
+                hint = f"; it looks like one exported model: pass its parent directory, or move it into {root}/<name>/"
+            log.warning("%s: ignoring loose files %s (models live in subfolders)%s", root, ", ".join(sorted(loose)), hint)
+        repo = cls(root)
+        for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            name = folder.name
+            if not NAME_RE.match(name):
+                repo.skip(name, f"{folder}: folder name is not a valid model name (letters, digits, '.', '_', '-')")
+                continue
+            try:
+                with _muted("runtime"):  # runtime.load logs its own provider line; ours below says more
+                    session = load(folder, providers)
+            except AgeError as exc:
+                repo.skip(name, " ".join(str(exc).split()))
+                continue
+            repo.models[name] = ModelEntry(name, session)
+            log.info(
+                "model %s: %s/%s latent_dim=%d %s %s%s on %s (%s)",
+                name, session.model, session.part, session.latent_dim, "video" if session.is_video else "image",
+                "x".join(map(str, session.image_shape)), " +encoder" if session.has_encoder else "",
+                session.provider, session.provider_reason,
+            )
+        if not repo.models:
+            reasons = "; ".join(f"{k}: {v}" for k, v in repo.skipped.items()) or "it has no subfolders"
+            raise ModelFileError(f"{root}: no servable model ({reasons})")
+        return repo
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped[name] = reason
+        log.warning("skipping model %s: %s", name, reason)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "models": [entry.describe() for entry in self.models.values()],
+            "unavailable": [{"name": k, "error": v} for k, v in self.skipped.items()]
+            + [{"name": e.name, "error": e.failed} for e in self.models.values() if e.failed],
+        }

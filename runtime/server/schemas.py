@@ -1,0 +1,200 @@
+"""Request parsing and validation: every problem becomes a 422 naming the field at fault."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
+
+from spec import noise as spec_noise
+
+from ..session import GeneratorSession
+from .errors import ApiError, bad_request
+
+Format = Literal["png", "npy", "gif"]
+FORMATS = ("png", "npy", "gif")
+#: Seeds drawn for requests that give none (reported back in the X-AGE-Seed header).
+SEED_BITS = 63
+MAX_SEED = 2**SEED_BITS - 1
+DEFAULT_VARIATIONS_N = 10
+DEFAULT_SCALE = 0.01
+DEFAULT_FPS = 8.0
+
+
+class GenerateBody(BaseModel):
+    """``POST /v1/models/{name}/generate`` JSON body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: StrictInt | None = None
+    seed: StrictInt | None = None
+    latents: list[list[float]] | None = None
+    format: Format | None = None
+    nrow: StrictInt | None = None
+    fps: float = DEFAULT_FPS
+
+
+@dataclass
+class Job:
+    """A validated request: latents to decode and how to encode the images."""
+
+    latents: np.ndarray
+    seed: int | None
+    format: str
+    nrow: int | None
+    fps: float
+
+
+def _first_error(exc: ValidationError) -> ApiError:
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err.get("loc", ())]
+    if err.get("type") == "json_invalid":
+        return bad_request(f"body is not valid JSON ({err.get('ctx', {}).get('error', err['msg'])})", "body")
+    if err.get("type") == "extra_forbidden":
+        return bad_request(f"{loc[0]}: unknown field", loc[0])
+    field = ".".join(loc) if loc else "body"
+    if not loc and err.get("type") == "model_type":
+        return bad_request("body must be a JSON object", "body")
+    return bad_request(f"{field}: {err['msg']}", loc[0] if loc else "body")
+
+
+def parse_generate(raw: bytes, session: GeneratorSession, name: str, max_n: int) -> Job:
+    try:
+        body = GenerateBody.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+    fmt = check_format(body.format, session, name)
+    nrow = check_nrow(body.nrow)
+    fps = check_fps(body.fps)
+    if body.latents is not None:
+        if body.seed is not None:
+            raise bad_request("give either latents or seed, not both", "seed")
+        z = check_latents(body.latents, session, name, max_n)
+        if body.n is not None and body.n != len(z):
+            raise bad_request(f"n={body.n} but {len(z)} latents were given", "n")
+        return Job(z, None, fmt, nrow, fps)
+    if body.n is None:
+        raise bad_request("give n (the number of images) or latents", "n")
+    n = check_n(body.n, max_n)
+    seed = check_seed(body.seed)
+    return Job(spec_noise.latents(n, session.latent_dim, seed), seed, fmt, nrow, fps)
+
+
+def check_n(n: int, max_n: int, field: str = "n") -> int:
+    if not 1 <= n <= max_n:
+        raise bad_request(f"{field} must be between 1 and {max_n} (--max-n), got {n}", field)
+    return n
+
+
+def check_seed(seed: int | None) -> int:
+    """None draws a fresh seed (reported back); otherwise 0 <= seed < 2**63."""
+    if seed is None:
+        return secrets.randbits(SEED_BITS)
+    if not 0 <= seed <= MAX_SEED:
+        raise bad_request(f"seed must be between 0 and {MAX_SEED}, got {seed}", "seed")
+    return seed
+
+
+def check_nrow(nrow: int | None) -> int | None:
+    if nrow is not None and nrow < 1:
+        raise bad_request(f"nrow must be >= 1, got {nrow}", "nrow")
+    return nrow
+
+
+def check_fps(fps: float) -> float:
+    if not (math.isfinite(fps) and 0 < fps <= 100):
+        raise bad_request(f"fps must be in (0, 100], got {fps}", "fps")
+    return fps
+
+
+def check_format(fmt: str | None, session: GeneratorSession, name: str) -> str:
+    if fmt is None:
+        return "gif" if session.is_video else "png"
+    if fmt not in FORMATS:
+        raise bad_request(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", "format")
+    if session.is_video and fmt == "png":
+        raise bad_request(f"format: model {name!r} is a video generator; ask for gif or npy", "format")
+    if not session.is_video and fmt == "gif":
+        raise bad_request(
+            f"format: model {name!r} generates still images, not videos; ask for png or npy", "format"
+        )
+    return fmt
+
+
+def check_latents(rows: list[list[float]], session: GeneratorSession, name: str, max_n: int) -> np.ndarray:
+    check_n(len(rows), max_n, "latents")
+    dim = session.latent_dim
+    for i, row in enumerate(rows):
+        if len(row) != dim:
+            raise bad_request(f"latents: row {i} has {len(row)} values; model {name!r} takes {dim}", "latents")
+    z = np.asarray(rows, dtype=np.float64)
+    if not np.all(np.isfinite(z)) or np.abs(z).max() > np.finfo(np.float32).max:
+        raise bad_request("latents: contain NaN or infinity (or values beyond float32)", "latents")
+    return z.astype(np.float32)
+
+
+# --------------------------------------------------------------------------- variations form
+
+VARIATION_FIELDS = ("image", "n", "scale", "seed", "format", "nrow", "fps")
+
+
+@dataclass
+class VariationsForm:
+    image: bytes
+    n: int
+    scale: float
+    seed: int
+    format: str
+    nrow: int | None
+    fps: float
+
+
+def _form_int(form: Any, field: str, default: int | None) -> int | None:
+    text = form.get(field)
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return default
+    if not isinstance(text, str):
+        raise bad_request(f"{field}: expected a form value, got a file", field)
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise bad_request(f"{field}: not an integer: {text[:40]!r}", field) from None
+
+
+def _form_float(form: Any, field: str, default: float) -> float:
+    text = form.get(field)
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return default
+    if not isinstance(text, str):
+        raise bad_request(f"{field}: expected a form value, got a file", field)
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise bad_request(f"{field}: not a number: {text[:40]!r}", field) from None
+    return value
+
+
+async def parse_variations(form: Any, session: GeneratorSession, name: str, max_n: int) -> VariationsForm:
+    for key in form.keys():
+        if key not in VARIATION_FIELDS:
+            raise bad_request(f"{key}: unknown form field (expected {', '.join(VARIATION_FIELDS)})", key)
+    upload = form.get("image")
+    if upload is None:
+        raise bad_request("image: missing; upload the picture as multipart form field 'image'", "image")
+    if isinstance(upload, str) or not hasattr(upload, "read"):
+        raise bad_request("image: expected a file upload (curl -F image=@face.png), got a plain value", "image")
+    n = check_n(_form_int(form, "n", DEFAULT_VARIATIONS_N), max_n)  # type: ignore[arg-type]
+    scale = _form_float(form, "scale", DEFAULT_SCALE)
+    if not (math.isfinite(scale) and scale >= 0):
+        raise bad_request(f"scale must be a finite number >= 0, got {scale}", "scale")
+    seed = check_seed(_form_int(form, "seed", None))
+    fmt_text = form.get("format")
+    fmt = check_format(fmt_text.strip() if isinstance(fmt_text, str) and fmt_text.strip() else None, session, name)
+    nrow = check_nrow(_form_int(form, "nrow", None))
+    fps = check_fps(_form_float(form, "fps", DEFAULT_FPS))
+    data = await upload.read()
+    return VariationsForm(data, n, scale, seed, fmt, nrow, fps)

@@ -1,0 +1,53 @@
+"""Server limits and knobs: one frozen dataclass shared by the CLI, the app and the tests."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from spec.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``python -m runtime.serve`` can tune (flag ``--max-batch`` is field ``max_batch``)."""
+
+    #: Most latents one session call decodes; the batcher coalesces requests up to this many.
+    max_batch: int = 64
+    #: How long the batcher waits, after the oldest queued request arrived, for more to coalesce.
+    max_delay_ms: float = 5.0
+    #: Requests waiting per model (not yet in a running batch); one more is answered 503 at once.
+    max_queue: int = 256
+    #: Most images one request may ask for (``n``, or rows of ``latents``).
+    max_n: int = 256
+    #: Largest request body in bytes (checked on Content-Length and while streaming).
+    max_body_bytes: int = 8 * 1024 * 1024
+    #: Largest uploaded image, in pixels, read from its header before decoding.
+    max_image_pixels: int = 4_000_000
+    #: Wall-clock limit for one request (reading the body, queueing, inference, encoding): 504.
+    request_timeout_s: float = 30.0
+    #: Execution provider for every model: None ($AGE_RUNTIME_PROVIDER / auto), "auto", "cpu", "cuda".
+    provider: str | None = None
+
+    def __post_init__(self) -> None:
+        positive_ints = ("max_batch", "max_queue", "max_n", "max_body_bytes", "max_image_pixels")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{_flag(name)} must be an integer >= 1, got {value!r}")
+        if not (isinstance(self.max_delay_ms, (int, float)) and math.isfinite(self.max_delay_ms) and self.max_delay_ms >= 0):
+            raise ConfigError(f"{_flag('max_delay_ms')} must be a number >= 0, got {self.max_delay_ms!r}")
+        timeout = self.request_timeout_s
+        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+            raise ConfigError(f"{_flag('request_timeout_s')} must be a number > 0, got {timeout!r}")
+
+    @property
+    def max_delay_s(self) -> float:
+        return self.max_delay_ms / 1000.0
+
+    def describe(self) -> str:
+        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
