@@ -359,6 +359,11 @@ class GeneratorSession:
     def has_encoder(self) -> bool:
         return self._enc is not None
 
+    @property
+    def parts(self) -> tuple[Part, ...]:
+        """The loaded parts: the generator, then the encoder when there is one."""
+        return (self._gen,) if self._enc is None else (self._gen, self._enc)
+
     def __repr__(self) -> str:
         return (
             f"GeneratorSession({self.model}/{self.part}, latent_dim={self.latent_dim}, "

@@ -41,9 +41,7 @@ class ModelEntry:
 
     def describe(self) -> dict[str, Any]:
         s = self.session
-        parts = [_part_info(s._gen)]  # GeneratorSession keeps its Parts private
-        if s.has_encoder:
-            parts.append(_part_info(s._enc))
+        parts = [_part_info(p) for p in s.parts]
         return {
             "name": self.name,
             "model": s.model,

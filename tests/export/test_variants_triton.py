@@ -135,7 +135,7 @@ def test_io_binding_path_matches_plain_run(exported):
     """The IO-binding path the CUDA provider takes, exercised on the CPU device."""
     out, _, _ = exported
     session = runtime.load(out / "decoder.onnx", providers="cpu")
-    part = session._gen
+    part = session.parts[0]
     z = np.random.default_rng(2).standard_normal((5, TINY.latent_dim), dtype=np.float32)
     plain = part.run({"z": z})[0]
     bound = part.run_bound({"z": z}, device="cpu")
