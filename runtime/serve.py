@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=_DEFAULTS.max_body_bytes, help=f"largest request body (default {_DEFAULTS.max_body_bytes})")
     p.add_argument("--max-image-pixels", type=int, default=_DEFAULTS.max_image_pixels, help=f"largest uploaded image, width*height (default {_DEFAULTS.max_image_pixels})")
     p.add_argument("--request-timeout-s", type=float, default=_DEFAULTS.request_timeout_s, help=f"per-request time limit, then 504 (default {_DEFAULTS.request_timeout_s:g})")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="serve <part>.onnx (fp32) or the <part>.fp16.onnx / <part>.int8.onnx variants")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
     p.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO", help="logging level (default INFO)")
     p.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
@@ -55,6 +57,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         max_image_pixels=args.max_image_pixels,
         request_timeout_s=args.request_timeout_s,
         provider=args.provider,
+        precision=args.precision,
     )
 
 

@@ -187,7 +187,7 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
     if repository is None:
         if repository_dir is None:
             raise TypeError("create_app: give repository_dir or repository")
-        repository = Repository.scan(repository_dir, settings.provider)
+        repository = Repository.scan(repository_dir, settings.provider, settings.precision)
     state = ServerState(repository, settings)
 
     @asynccontextmanager

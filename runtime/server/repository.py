@@ -101,7 +101,7 @@ class Repository:
     skipped: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def scan(cls, root: str | Path, providers: Any = None) -> "Repository":
+    def scan(cls, root: str | Path, providers: Any = None, precision: str = "fp32") -> "Repository":
         root = Path(root)
         if not root.is_dir():
             raise ModelFileError(f"{root}: model repository is not a directory")
@@ -119,7 +119,7 @@ class Repository:
                 continue
             try:
                 with _muted("runtime"):  # runtime.load logs its own provider line; ours below says more
-                    session = load(folder, providers)
+                    session = load(folder, providers, precision)
             except AgeError as exc:
                 repo.skip(name, " ".join(str(exc).split()))
                 continue

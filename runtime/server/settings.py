@@ -28,8 +28,12 @@ class Settings:
     request_timeout_s: float = 30.0
     #: Execution provider for every model: None ($AGE_RUNTIME_PROVIDER / auto), "auto", "cpu", "cuda".
     provider: str | None = None
+    #: Which export of each model to serve: "fp32" (<part>.onnx), "fp16" or "int8" (<part>.<precision>.onnx).
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "fp16", "int8"):
+            raise ValueError(f"precision must be fp32, fp16 or int8, got {self.precision!r}")
         positive_ints = ("max_batch", "max_queue", "max_n", "max_body_bytes", "max_image_pixels")
         for name in positive_ints:
             value = getattr(self, name)
