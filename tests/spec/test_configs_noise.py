@@ -198,7 +198,9 @@ def test_registry_parts_shapes():
     assert enc.outputs[0].concrete_shape(5) == (5, 16)
     assert dec.inputs[0].concrete_shape(2) == (2, 16) and dec.outputs[0].concrete_shape(2) == (2, 3, 32, 32)
     assert dec.value_range == (0.0, 1.0) and enc.value_range is None
-    assert set(CONFIG_CLASSES) == {"conv_vae"}
+    assert {"conv_vae", "vaegan"} <= set(CONFIG_CLASSES)
+    for name in CONFIG_CLASSES:  # every registered model resolves to a spec with parts
+        assert get_model_spec(name).parts(make_config(name, "tiny"))
 
 
 # --------------------------------------------------------------------------- noise
