@@ -28,6 +28,7 @@ from spec.trainer_base import (  # noqa: E402
     GANStepNoise,
     alpha_summary,
     frames_per_sample,
+    last_generator_losses,
     is_generator_step,
 )
 from spec.training import kl_weight, main as train_main, step_noise  # noqa: E402
@@ -89,7 +90,10 @@ class VAEGANTrainer(FrameworkTrainer):
             optimizer = Adam(learning_rate=args.lr, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
             optimizer.build(variables)
             self.optimizers[name] = optimizer
-        self.last_generator = {"generator": 0.0, "adversarial": 0.0, "recon": 0.0, "kl": 0.0}
+        self.last_generator = last_generator_losses([])
+
+    def restore_history(self, history: list[dict[str, float]]) -> None:
+        self.last_generator = last_generator_losses(history)
 
     def _repeat(self, x):
         return ops.repeat(x, self.frames, axis=0) if self.frames > 1 else x

@@ -56,6 +56,10 @@ class FrameworkTrainer:
     def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
         raise NotImplementedError
 
+    def restore_history(self, history: list[dict[str, float]]) -> None:
+        """Called on ``--resume`` with the run's loss history; trainers that carry losses from one
+        step to the next (a GAN's last generator losses between critic-only steps) restore them."""
+
     def generate(self, z: np.ndarray) -> np.ndarray:
         """Canonical generator output: images (N, C, H, W) or videos (N, T, C, H, W)."""
         return self.backend.run_part(self.model, self.sample_part, z)[0]
@@ -105,6 +109,17 @@ class GANStepNoise:
         return cls(step_noise(seed, step, (batch, latent_dim), "prior"),
                    step_noise(seed, step, (batch, latent_dim), "eps"),
                    step_noise(seed, step, (batch * frames,), "interpolation"))
+
+
+#: the losses a WGAN-GP trainer logs from its last generator step on critic-only steps
+GENERATOR_LOSS_KEYS = ("generator", "adversarial", "recon", "kl")
+
+
+def last_generator_losses(history: list[dict[str, float]]) -> dict[str, float]:
+    """The generator losses of the newest history entry (zeros for a run that has none yet), so a
+    resumed run logs the same values on its critic-only steps as an uninterrupted one."""
+    last = history[-1] if history else {}
+    return {k: float(last.get(k, 0.0)) for k in GENERATOR_LOSS_KEYS}
 
 
 def is_generator_step(step: int, n_critic: int) -> bool:

@@ -258,6 +258,7 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
         trainer.load(run.checkpoint)
         state = run.read_state()
         loop.state["history"] = state.get("history", [])
+        trainer.restore_history(loop.state["history"])
         step = int(state.get("step", load_checkpoint(run.checkpoint).step))
         if run.optimizer.exists():
             trainer.load_optimizer(run.optimizer)

@@ -20,6 +20,7 @@ from spec.trainer_base import (
     GANStepNoise,
     alpha_summary,
     frames_per_sample,
+    last_generator_losses,
     is_generator_step,
 )
 from spec.training import kl_weight, main as train_main, step_noise
@@ -73,7 +74,10 @@ class VAEGANTrainer(FrameworkTrainer):
             "generator": Adam(model.generator_parameters(), lr=args.lr, betas=(0.0, 0.9), eps=1e-8),
             "critic": Adam(model.critic.parameters(), lr=args.lr, betas=(0.0, 0.9), eps=1e-8),
         }
-        self.last_generator = {"generator": 0.0, "adversarial": 0.0, "recon": 0.0, "kl": 0.0}
+        self.last_generator = last_generator_losses([])
+
+    def restore_history(self, history: list[dict[str, float]]) -> None:
+        self.last_generator = last_generator_losses(history)
 
     def critic_step(self, real: torch.Tensor, noise: GANStepNoise) -> dict[str, torch.Tensor]:
         model = self.model
