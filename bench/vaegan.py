@@ -1,0 +1,445 @@
+"""Benchmark the ``vaegan`` model in every framework, in one process, so the ratios sit side by side.
+
+    python bench/vaegan.py [--modes single,matrix,time,transformer] [--preset tiny|seed]
+                           [--batch-size 16] [--repeats 10] [--warmup 3] [--out-json PATH]
+
+For each ``tanh_mode``:
+
+1. training: a torch and a Keras ``VAEGANTrainer`` built from the same config and trainer args
+   (``spec.cli.train_parser``) step on one fixed random (B, 3, S, S) batch. Critic-only steps and
+   critic + generator steps are timed separately (``--n-critic 2``, so steps alternate), and the
+   per-step cost at the trainers' default ``--n-critic`` is derived from the two. Warm-up steps
+   (one of each kind at least) absorb Keras' ``tf.function`` tracing.
+2. generation: the torch model is exported to ONNX (``export.onnx.export_checkpoint``, via torch)
+   in a temporary directory and served by ``runtime.load(dir, providers="cpu")``; its ``decode``
+   (raw float output) is timed against torch eager (``eval()``, ``no_grad``) and Keras, eager
+   (``model.generate(z, training=False)``) and as a ``tf.function`` graph, on a Keras twin that
+   holds the torch weights (the outputs are compared once, so all of them compute the same thing).
+   Throughput counts images; a ``time``-mode clip counts as its T frames (a clips/s row follows).
+
+Measurements are interleaved (round-robin, the order rotating every repeat) so that machine noise
+hits every framework alike; each number is the median over ``--repeats``, timed with
+``time.perf_counter``. A short batch-1 call is repeated inside one sample so a sample lasts at
+least ``--min-sample-ms``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+try:  # see README "Known issue": triton must load before TensorFlow
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
+import torch_impl  # noqa: E402
+from export.onnx import export_checkpoint  # noqa: E402
+from keras_impl.checkpoint import load_tensors as keras_load_tensors  # noqa: E402
+from keras_impl.parts import to_canonical_array  # noqa: E402
+from keras_impl.train import VAEGANTrainer as KerasTrainer  # noqa: E402
+from spec.cli import train_parser  # noqa: E402
+from spec.configs import TANH_MODES  # noqa: E402
+from spec.noise import latents  # noqa: E402
+from spec.registry import get_model_spec, make_config  # noqa: E402
+from spec.trainer_base import frames_per_sample, is_generator_step  # noqa: E402
+from torch_impl.checkpoint import model_tensors  # noqa: E402
+from torch_impl.train import VAEGANTrainer as TorchTrainer  # noqa: E402
+
+log = logging.getLogger("bench.vaegan")
+
+MODEL = "vaegan"
+#: trainer --n-critic while timing: steps alternate critic-only / critic + generator
+TIMING_N_CRITIC = 2
+GEN_FRAMEWORKS = ("torch", "keras eager", "keras tf.function", "ort")
+PARITY_TOLERANCE = 1e-3
+#: warn when other processes used more than this share of the machine's CPU time during a mode
+BUSY_WARNING = 0.10
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class CpuMeter:
+    """Share of the machine's CPU time that *other* processes used between two readings (Linux).
+
+    System-wide busy time from ``/proc/stat`` minus this process's own CPU time (all threads),
+    over wall time x CPUs. A benchmark on a shared machine is only as good as this is small.
+    """
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float] | None:
+        try:
+            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+        busy = sum(fields[:3]) + sum(fields[5:8])
+        return busy / os.sysconf("SC_CLK_TCK"), time.process_time(), time.perf_counter()
+
+    def others(self) -> float | None:
+        now = self._read()
+        if self.start is None or now is None:
+            return None
+        busy, mine, wall = (b - a for a, b in zip(self.start, now))
+        return max(0.0, (busy - mine) / (wall * (os.cpu_count() or 1))) if wall > 0 else None
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def rel_iqr(xs: list[float]) -> float:
+    """Inter-quartile range / median: how noisy one cell was."""
+    if len(xs) < 4:
+        return (max(xs) - min(xs)) / median(xs)
+    q = statistics.quantiles(xs, n=4)
+    return (q[2] - q[0]) / median(xs)
+
+
+def trainer_args(preset: str, mode: str, batch_size: int) -> argparse.Namespace:
+    """The namespace ``python -m {torch,keras}_impl.train`` would see, with the model's --lr."""
+    args = train_parser("bench/vaegan.py").parse_args(
+        ["--out", "unused", "--model", MODEL, "--preset", preset, "--tanh-mode", mode,
+         "--batch-size", str(batch_size), "--n-critic", str(TIMING_N_CRITIC)])
+    if args.lr is None:  # as spec.training._apply_model_defaults
+        args.lr = float(get_model_spec(MODEL).train_defaults["lr"])
+    return args
+
+
+# --------------------------------------------------------------------------- training
+
+
+def bench_training(config, args, batch: np.ndarray, repeats: int, warmup: int) -> tuple[dict, torch.nn.Module]:
+    """Median ms of critic-only and critic+generator steps, torch vs Keras, interleaved.
+
+    Returns the numbers and the torch trainer's model (which generation then exports)."""
+    trainers = {"torch": TorchTrainer(config, args), "keras": KerasTrainer(config, args)}
+    names = list(trainers)
+    steps = dict.fromkeys(names, 0)
+    samples: dict[tuple[str, str], list[float]] = {(f, k): [] for f in names for k in ("critic", "critic+gen")}
+    for r in range(warmup + repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for fw in order:
+            for _ in range(TIMING_N_CRITIC):  # one critic-only and one critic+generator step
+                step = steps[fw]
+                kind = "critic+gen" if is_generator_step(step, args.n_critic) else "critic"
+                t0 = time.perf_counter()
+                losses = trainers[fw].train_step(batch, step)
+                dt = time.perf_counter() - t0
+                steps[fw] += 1
+                if not all(math.isfinite(v) for v in losses.values()):
+                    log.warning("%s step %d: non-finite loss %s", fw, step, losses)
+                if r >= warmup:
+                    samples[(fw, kind)].append(dt * 1e3)
+    default_n_critic = train_parser("x").get_default("n_critic")
+    out = {"samples_ms": {f"{f}/{k}": v for (f, k), v in samples.items()}, "ms": {}, "rel_iqr": {}}
+    for fw in names:
+        c, g = median(samples[(fw, "critic")]), median(samples[(fw, "critic+gen")])
+        out["ms"][fw] = {"critic": c, "critic+gen": g,
+                         f"per step @n_critic={default_n_critic}": ((default_n_critic - 1) * c + g) / default_n_critic}
+        out["rel_iqr"][fw] = max(rel_iqr(samples[(fw, "critic")]), rel_iqr(samples[(fw, "critic+gen")]))
+    out["default_n_critic"] = default_n_critic
+    return out, trainers["torch"].model
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def generation_fns(tmodel, kmodel, session, config) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Each framework's z (N, latent) -> materialised NumPy output (its own layout)."""
+    import tensorflow as tf
+
+    method = "generate_video" if config.is_video else "generate"
+    tmodel.eval()
+    tgen = getattr(tmodel, method)
+    kgen = getattr(kmodel, method)
+
+    def torch_fn(z):
+        with torch.no_grad():
+            return tgen(torch.from_numpy(z)).numpy()
+
+    def keras_eager(z):
+        return np.asarray(kgen(z, training=False))
+
+    graph = tf.function(lambda z: kgen(z, training=False),
+                        input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32)])
+
+    def keras_graph(z):
+        return graph(z).numpy()
+
+    def ort_fn(z):
+        return session.decode(z, batch_size=len(z))
+
+    return {"torch": torch_fn, "keras eager": keras_eager, "keras tf.function": keras_graph, "ort": ort_fn}
+
+
+def check_outputs(fns, config, kind: str) -> dict[str, float]:
+    """max |diff| of every framework's output vs torch's on the same latents (canonical layout)."""
+    z = latents(4, config.latent_dim, 0)
+    ref = fns["torch"](z)
+    diffs = {}
+    for name, fn in fns.items():
+        if name == "torch":
+            continue
+        got = fn(z)
+        if name.startswith("keras"):
+            got = to_canonical_array(got, kind)
+        diffs[name] = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
+        if not diffs[name] <= PARITY_TOLERANCE:
+            log.warning("%s %s output differs from torch by %.3g (shape %s vs %s): timings compare different work",
+                        config.tanh_mode, name, diffs[name], got.shape, ref.shape)
+    return diffs
+
+
+def bench_generation(fns, config, batch: int, repeats: int, warmup: int, min_sample_s: float) -> dict:
+    """Per-call seconds (median) for each framework at ``batch``, interleaved round-robin."""
+    z = latents(batch, config.latent_dim, 1)
+    names = list(fns)
+    inner = dict.fromkeys(names, 1)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(warmup + repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            fn, k = fns[name], inner[name]
+            t0 = time.perf_counter()
+            for _ in range(k):
+                fn(z)
+            per_call = (time.perf_counter() - t0) / k
+            if r < warmup:  # calibrate: enough calls that one sample lasts min_sample_s
+                inner[name] = max(1, math.ceil(min_sample_s / per_call))
+            else:
+                samples[name].append(per_call)
+    per_sample = frames_per_sample(config)
+    return {
+        "batch": batch,
+        "frames_per_sample": per_sample,
+        "calls_per_sample": inner,
+        "ms_per_call": {n: median(s) * 1e3 for n, s in samples.items()},
+        "images_per_s": {n: batch * per_sample / median(s) for n, s in samples.items()},
+        "rel_iqr": {n: rel_iqr(s) for n, s in samples.items()},
+    }
+
+
+# --------------------------------------------------------------------------- one mode
+
+
+def bench_mode(mode: str, opts: argparse.Namespace) -> dict:
+    meter = CpuMeter()
+    config = make_config(MODEL, opts.preset, tanh_mode=mode)
+    args = trainer_args(opts.preset, mode, opts.batch_size)
+    s = config.image_size
+    batch = np.random.default_rng(0).random((opts.batch_size, config.in_channels, s, s), dtype=np.float32)
+    log.info("%s: training, batch %s, %d warm-up + %d timed rounds", mode, batch.shape, opts.warmup, opts.repeats)
+    t0 = time.perf_counter()
+    training, tmodel = bench_training(config, args, batch, opts.repeats, opts.warmup)
+    log.info("%s: training done in %.1fs", mode, time.perf_counter() - t0)
+
+    import runtime
+
+    result = {"mode": mode, "config": json.loads(config.to_json()), "training": training, "generation": []}
+    kmodel = keras_load_tensors(keras_impl.build(MODEL, config=config), model_tensors(tmodel))
+    kind = "video" if config.is_video else "image"
+    with tempfile.TemporaryDirectory(prefix="bench_vaegan_") as tmp:
+        t0 = time.perf_counter()
+        ckpt = torch_impl.save_model(tmodel, Path(tmp) / "ckpt.safetensors")
+        with contextlib.redirect_stdout(io.StringIO()):  # export prints its own parity table
+            reports = export_checkpoint(ckpt, Path(tmp) / "onnx", via="torch")
+        result["export_s"] = time.perf_counter() - t0
+        result["export_max_abs_diff"] = {r.part: r.max_abs_diff for r in reports}
+        log.info("%s: exported %s to ONNX via torch in %.1fs", mode, [r.part for r in reports], result["export_s"])
+        session = runtime.load(Path(tmp) / "onnx", providers="cpu")
+        result["ort_provider"] = session.provider
+        fns = generation_fns(tmodel, kmodel, session, config)
+        result["max_abs_diff_vs_torch"] = check_outputs(fns, config, kind)
+        for b in opts.gen_batches:
+            log.info("%s: generation at batch %d", mode, b)
+            result["generation"].append(
+                bench_generation(fns, config, b, opts.repeats, opts.warmup, opts.min_sample_ms / 1e3))
+    del tmodel, kmodel, fns, session
+    gc.collect()
+    result["others_cpu_share"] = meter.others()
+    if result["others_cpu_share"] is not None and result["others_cpu_share"] > BUSY_WARNING:
+        log.warning("%s: other processes used %.0f%% of the CPUs meanwhile: these timings are distorted "
+                    "(multi-threaded torch the most); rerun on an idle machine", mode, 100 * result["others_cpu_share"])
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def environment() -> dict:
+    import keras
+    import onnxruntime as ort
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+        "cpu": cpu_model(),
+        "cpus": cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "tf_threads (intra, inter; 0 = default)": [tf.config.threading.get_intra_op_parallelism_threads(),
+                                                   tf.config.threading.get_inter_op_parallelism_threads()],
+        "platform": platform.platform(),
+    }
+
+
+def keras_fast_path(gen: dict) -> str:
+    ips = gen["images_per_s"]
+    return max(("keras eager", "keras tf.function"), key=lambda n: ips[n])
+
+
+def print_report(results: list[dict], opts: argparse.Namespace, env: dict, wall_s: float) -> None:
+    out = []
+    n_critic = results[0]["training"]["default_n_critic"] if results else 5
+    out.append(f"\nvaegan benchmark: preset {opts.preset}, training batch {opts.batch_size}, "
+               f"median of {opts.repeats} interleaved repeats after {opts.warmup} warm-up")
+    out.append("\nTraining step (ms; critic+gen = a critic step then a generator step; "
+               f"per step = ({n_critic - 1} x critic + critic+gen) / {n_critic}, the default --n-critic;\n"
+               "keras/torch < 1: Keras is faster)")
+    header = f"{'mode':<12} {'step':<22} {'torch':>9} {'keras':>9} {'keras/torch':>12}"
+    out += [header, "-" * len(header)]
+    for res in results:
+        ms = res["training"]["ms"]
+        for key in ms["torch"]:
+            t, k = ms["torch"][key], ms["keras"][key]
+            out.append(f"{res['mode']:<12} {key:<22} {t:>9.1f} {k:>9.1f} {k / t:>12.2f}")
+
+    out.append("\nGeneration throughput (images/s, a video's frames counted; ort = runtime.load(...).decode on "
+               "CPUExecutionProvider;\nkeras* = the faster Keras path, named in the last column; ort/x > 1: "
+               "onnxruntime is faster)")
+    header = (f"{'mode':<18} {'batch':>5} {'torch':>9} {'k eager':>9} {'k tf.fn':>9} {'ort':>9} "
+              f"{'ort/torch':>9} {'ort/keras*':>10}  keras*")
+    out += [header, "-" * len(header)]
+    for res in results:
+        for gen in res["generation"]:
+            fast = keras_fast_path(gen)
+            for unit, div in (("", 1), (" (clips/s)", gen["frames_per_sample"])):
+                if unit and div == 1:
+                    continue
+                ips = {n: v / div for n, v in gen["images_per_s"].items()}
+                out.append(f"{res['mode'] + unit:<18} {gen['batch']:>5} {ips['torch']:>9.0f} "
+                           f"{ips['keras eager']:>9.0f} {ips['keras tf.function']:>9.0f} {ips['ort']:>9.0f} "
+                           f"{ips['ort'] / ips['torch']:>9.2f} "
+                           f"{ips['ort'] / ips[fast]:>10.2f}  {fast.removeprefix('keras ')}")
+
+    worst = max(((v, f"{r['mode']} training {fw}") for r in results for fw, v in r["training"]["rel_iqr"].items()),
+                default=(0.0, "-"))
+    worst = max([worst] + [(v, f"{r['mode']} generation b{g['batch']} {fw}") for r in results
+                           for g in r["generation"] for fw, v in g["rel_iqr"].items()])
+    out.append(f"\nnoise: largest inter-quartile range / median of a cell: {worst[0]:.0%} ({worst[1]})")
+    diffs = [f"{r['mode']} {max(r['max_abs_diff_vs_torch'].values()):.1e}" for r in results]
+    out.append("outputs vs torch, max |diff| over ort / keras: " + ", ".join(diffs))
+    shares = [f"{r['mode']} {r['others_cpu_share']:.0%}" for r in results if r["others_cpu_share"] is not None]
+    if shares:
+        out.append("CPU used by other processes, per mode: " + ", ".join(shares))
+    shown = {k: v for k, v in env.items() if k != "platform" and not k.startswith("others_")}
+    out.append("\nenvironment: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
+    share = env.get("others_cpu_share_during")
+    busy = "n/a" if share is None else f"{share:.0%}"
+    if share is not None and share > BUSY_WARNING:
+        busy += " (WARNING: shared machine, timings distorted)"
+    out.append(f"platform: {env['platform']}; CPU used by other processes during the run: {busy}; "
+               f"wall time {wall_s:.0f}s")
+    print("\n".join(out), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python bench/vaegan.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modes", default=",".join(TANH_MODES),
+                        help=f"comma-separated tanh modes (default {','.join(TANH_MODES)})")
+    parser.add_argument("--preset", default="tiny", choices=sorted(make_config(MODEL).presets),
+                        help="config preset (default tiny)")
+    parser.add_argument("--batch-size", type=int, default=16, help="training batch (default 16)")
+    parser.add_argument("--gen-batches", default="1,16", help="generation batch sizes (default 1,16)")
+    parser.add_argument("--repeats", type=int, default=10, help="timed rounds per measurement (default 10)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first, >= 1 (default 3)")
+    parser.add_argument("--min-sample-ms", type=float, default=50.0,
+                        help="generation: repeat a call inside a sample until it lasts this long (default 50)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: the CPUs this process may use)")
+    parser.add_argument("--out-json", default=None, help="also write every number (and raw samples) here")
+    parser.add_argument("--log-level", default="INFO")
+    opts = parser.parse_args(argv)
+    opts.mode_list = [m.strip() for m in opts.modes.split(",") if m.strip()]
+    bad = [m for m in opts.mode_list if m not in TANH_MODES]
+    if bad or not opts.mode_list:
+        parser.error(f"--modes: unknown {bad}; choose from {','.join(TANH_MODES)}")
+    try:
+        opts.gen_batches = [int(b) for b in opts.gen_batches.split(",")]
+    except ValueError:
+        parser.error(f"--gen-batches: not a comma-separated list of integers: {opts.gen_batches!r}")
+    if min(opts.batch_size, opts.repeats, opts.warmup, *opts.gen_batches) < 1 or (opts.threads or 1) < 1:
+        parser.error("--batch-size, --repeats, --warmup, --threads and --gen-batches must be >= 1")
+
+    logging.basicConfig(level=opts.log_level.upper(), format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    for name in ("runtime", "export", "absl", "tensorflow", "torch", "onnxscript"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    torch.set_num_threads(opts.threads or cpu_count())
+    env = environment()
+    log.info("environment: %s", env)
+    idle = CpuMeter()
+    time.sleep(1.0)
+    env["others_cpu_share_before"] = idle.others()
+    if env["others_cpu_share_before"] is not None and env["others_cpu_share_before"] > BUSY_WARNING:
+        log.warning("other processes are using %.0f%% of the CPUs: timings will be distorted",
+                    100 * env["others_cpu_share_before"])
+
+    start = time.perf_counter()
+    meter = CpuMeter()
+    results = [bench_mode(mode, opts) for mode in opts.mode_list]
+    wall_s = time.perf_counter() - start
+    env["others_cpu_share_during"] = meter.others()
+    print_report(results, opts, env, wall_s)
+    if opts.out_json:
+        payload = {"environment": env, "options": {k: v for k, v in vars(opts).items()}, "wall_s": wall_s,
+                   "results": results}
+        Path(opts.out_json).write_text(json.dumps(payload, indent=1))
+        log.info("wrote %s", opts.out_json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
