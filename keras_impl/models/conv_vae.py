@@ -13,13 +13,14 @@ from keras import ops
 from spec.configs import ConvVAEConfig
 
 from ..layers.core import BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Sequential, Sigmoid
+from .base import VariationalModel
 
 
 def _norm_act(cfg: ConvVAEConfig, channels: int) -> list[keras.layers.Layer]:
     return [BatchNorm2d(channels, eps=cfg.bn_eps, momentum=cfg.bn_momentum), LeakyReLU(cfg.leaky_slope)]
 
 
-class ConvVAE(keras.Model):
+class ConvVAE(VariationalModel):
     """image (B, H, W, C) in [0, 1] -> (mu, logvar) -> z -> image (B, H, W, C) in [0, 1]."""
 
     def __init__(self, config: ConvVAEConfig, **kwargs):
@@ -63,14 +64,5 @@ class ConvVAE(keras.Model):
         h = ops.transpose(h, (0, 2, 3, 1))
         return self.final_layer(self.decoder(h, training=training), training=training)
 
-    @staticmethod
-    def reparameterize(mu, logvar, eps):
-        """z = mu + eps * exp(0.5 * logvar)."""
-        return mu + eps * ops.exp(0.5 * logvar)
-
-    def call(self, image, eps=None, training=False):
-        """(reconstruction, mu, logvar); ``eps`` defaults to fresh N(0, 1) noise."""
-        mu, logvar = self.encode(image, training=training)
-        if eps is None:
-            eps = keras.random.normal(ops.shape(mu))
-        return self.decode(self.reparameterize(mu, logvar, eps), training=training), mu, logvar
+    def reconstruct(self, z, training=False):
+        return self.decode(z, training=training)

@@ -15,6 +15,7 @@ from spec.errors import ConfigError
 
 from ..layers.core import Conv2d, ConvTranspose2d, LeakyReLU, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, TorchLayer
 from ..layers.param_tanh import ParamTanh
+from .base import VariationalModel
 
 
 def conv_blocks(cfg: VAEGANConfig, activation) -> Sequential:
@@ -46,7 +47,7 @@ class Critic(TorchLayer):
         return self.score(_flatten_channels_first(self.features(image, training=training)))
 
 
-class VAEGAN(keras.Model):
+class VAEGAN(VariationalModel):
     """VAE generator with a ParamTanh output layer, plus its critic (trained together, WGAN-GP)."""
 
     def __init__(self, config: VAEGANConfig, **kwargs):
@@ -100,14 +101,5 @@ class VAEGAN(keras.Model):
     def critique(self, image, training=False):
         return self.critic(image, training=training)
 
-    @staticmethod
-    def reparameterize(mu, logvar, eps):
-        """z = mu + eps * exp(0.5 * logvar)."""
-        return mu + eps * ops.exp(0.5 * logvar)
-
-    def call(self, image, eps=None, training=False):
-        """(reconstructions as :meth:`generate_images` lays them out, mu, logvar)."""
-        mu, logvar = self.encode(image, training=training)
-        if eps is None:
-            eps = keras.random.normal(ops.shape(mu))
-        return self.generate_images(self.reparameterize(mu, logvar, eps), training=training), mu, logvar
+    def reconstruct(self, z, training=False):
+        return self.generate_images(z, training=training)

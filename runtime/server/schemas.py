@@ -153,29 +153,25 @@ class VariationsForm:
     fps: float
 
 
-def _form_int(form: Any, field: str, default: int | None) -> int | None:
+def _form_number(form: Any, field: str, default: Any, parse: type, what: str) -> Any:
+    """A multipart form field parsed with ``parse`` (int or float); ``default`` when absent or blank."""
     text = form.get(field)
     if text is None or (isinstance(text, str) and not text.strip()):
         return default
     if not isinstance(text, str):
         raise bad_request(f"{field}: expected a form value, got a file", field)
     try:
-        return int(text.strip())
+        return parse(text.strip())
     except ValueError:
-        raise bad_request(f"{field}: not an integer: {text[:40]!r}", field) from None
+        raise bad_request(f"{field}: not {what}: {text[:40]!r}", field) from None
+
+
+def _form_int(form: Any, field: str, default: int | None) -> int | None:
+    return _form_number(form, field, default, int, "an integer")
 
 
 def _form_float(form: Any, field: str, default: float) -> float:
-    text = form.get(field)
-    if text is None or (isinstance(text, str) and not text.strip()):
-        return default
-    if not isinstance(text, str):
-        raise bad_request(f"{field}: expected a form value, got a file", field)
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise bad_request(f"{field}: not a number: {text[:40]!r}", field) from None
-    return value
+    return _form_number(form, field, default, float, "a number")
 
 
 async def parse_variations(form: Any, session: GeneratorSession, name: str, max_n: int) -> VariationsForm:

@@ -95,7 +95,7 @@ def test_gradients_and_one_adam_step_match():
     grads = tape.gradient(k_loss["loss"], [v for _, v, _ in params])
 
     for key in ("loss", "recon", "kl"):
-        a, b = float(t_loss[key]), float(k_loss[key])
+        a, b = t_loss[key].item(), float(k_loss[key])
         assert abs(a - b) <= 1e-5 * max(1.0, abs(a)), (key, a, b)
     assert set(t_grads) == {n for n, _, _ in params}
     for (name, _, r), g in zip(params, grads):

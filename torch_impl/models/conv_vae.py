@@ -8,13 +8,14 @@ from torch import nn
 from spec.configs import ConvVAEConfig
 
 from ..layers.core import BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Sequential, Sigmoid
+from .base import VariationalModel
 
 
 def _norm_act(cfg: ConvVAEConfig, channels: int) -> list[nn.Module]:
     return [BatchNorm2d(channels, eps=cfg.bn_eps, momentum=cfg.bn_momentum), LeakyReLU(cfg.leaky_slope)]
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(VariationalModel):
     """image (B, C, H, W) in [0, 1] -> (mu, logvar) -> z -> image (B, C, H, W) in [0, 1].
 
     Convolutions followed by BatchNorm carry no bias (the mean subtraction cancels it).
@@ -59,14 +60,5 @@ class ConvVAE(nn.Module):
         h = self.decoder_input(z).view(-1, cfg.hidden_dims[-1], side, side)
         return self.final_layer(self.decoder(h))
 
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """z = mu + eps * exp(0.5 * logvar)."""
-        return mu + eps * torch.exp(0.5 * logvar)
-
-    def forward(self, image: torch.Tensor, eps: torch.Tensor | None = None):
-        """(reconstruction, mu, logvar); ``eps`` defaults to fresh N(0, 1) noise."""
-        mu, logvar = self.encode(image)
-        if eps is None:
-            eps = torch.randn_like(mu)
-        return self.decode(self.reparameterize(mu, logvar, eps)), mu, logvar
+    def reconstruct(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(z)

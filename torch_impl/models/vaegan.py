@@ -10,6 +10,7 @@ from spec.errors import ConfigError
 
 from ..layers.core import Conv2d, ConvTranspose2d, LeakyReLU, Linear, MaxPool2d, ReLU, Sequential, Sigmoid
 from ..layers.param_tanh import ParamTanh
+from .base import VariationalModel
 
 
 def conv_blocks(cfg: VAEGANConfig, activation) -> Sequential:
@@ -36,7 +37,7 @@ class Critic(nn.Module):
         return self.score(torch.flatten(self.features(image), 1))
 
 
-class VAEGAN(nn.Module):
+class VAEGAN(VariationalModel):
     """VAE generator with a ParamTanh output layer, plus its critic (trained together, WGAN-GP)."""
 
     def __init__(self, config: VAEGANConfig):
@@ -86,14 +87,5 @@ class VAEGAN(nn.Module):
     def critique(self, image: torch.Tensor) -> torch.Tensor:
         return self.critic(image)
 
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-        """z = mu + eps * exp(0.5 * logvar)."""
-        return mu + eps * torch.exp(0.5 * logvar)
-
-    def forward(self, image: torch.Tensor, eps: torch.Tensor | None = None):
-        """(reconstructions as :meth:`generate_images` lays them out, mu, logvar)."""
-        mu, logvar = self.encode(image)
-        if eps is None:
-            eps = torch.randn_like(mu)
-        return self.generate_images(self.reparameterize(mu, logvar, eps)), mu, logvar
+    def reconstruct(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generate_images(z)
