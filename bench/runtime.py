@@ -29,34 +29,32 @@ Achieved GFLOP/s: the generator's FLOPs are counted from the ONNX graph itself
 Gemm, MatMul and Einsum), times images/s. This machine's fp32 peak is measured in the same run
 (best of several 2048 x 2048 sgemms, torch and NumPy, before and after the timings) and every
 GFLOP/s is reported as a share of it.
+
+The generator callables, the interleaved timing and the machine helpers are ``bench/common.py``'s,
+shared with ``bench/vaegan.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import io
-import json
 import logging
 import math
 import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-try:  # see README "Known issue": triton must load before TensorFlow
-    import triton  # noqa: F401
-except ImportError:
-    pass
+from bench.common import (  # noqa: E402
+    FRAMEWORKS, KERAS_PATHS, MIN_ROUNDS, CpuMeter, check_outputs, cpu_count, export_via_torch, fastest_keras,
+    framework_environment, generator_fns, interleave, prepare_frameworks, report_footer, setup_logging, write_json,
+)
+
+prepare_frameworks()  # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
@@ -65,70 +63,16 @@ import torch  # noqa: E402
 import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
 import runtime  # noqa: E402
 import torch_impl  # noqa: E402
-from export.onnx import export_checkpoint  # noqa: E402
-from keras_impl.parts import run_part as keras_run_part  # noqa: E402
-from keras_impl.parts import to_canonical_array  # noqa: E402
 from spec.noise import latents  # noqa: E402
 from spec.registry import MODELS, get_model_spec, make_config, sample_part  # noqa: E402
 from spec.trainer_base import frames_per_sample  # noqa: E402
 
 log = logging.getLogger("bench.runtime")
 
-FRAMEWORKS = ("ort", "torch", "k eager", "k tf.fn")
-KERAS_PATHS = {"eager": "k eager", "function": "k tf.fn"}
 DEFAULT_MODELS = "conv_vae,vaegan:tiny"
-#: outputs of every framework must agree with torch's to this, or the timings compare different work
-PARITY_TOLERANCE = 1e-3
-#: warn when other processes used more than this share of the machine's CPU time
-BUSY_WARNING = 0.10
-#: a cell keeps at least this many timed rounds, whatever the --seconds budget says
-MIN_ROUNDS = 3
 
 
 # --------------------------------------------------------------------------- machine
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-class CpuMeter:
-    """Share of the machine's CPU time that *other* processes used since construction (Linux).
-
-    System-wide busy time from ``/proc/stat`` minus this process's own CPU time, over wall time x CPUs.
-    """
-
-    def __init__(self) -> None:
-        self.start = self._read()
-
-    @staticmethod
-    def _read() -> tuple[float, float, float] | None:
-        try:
-            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        except (OSError, ValueError):
-            return None
-        busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system [idle iowait] irq softirq steal
-        return busy / os.sysconf("SC_CLK_TCK"), time.process_time(), time.perf_counter()
-
-    def others(self) -> float | None:
-        now = self._read()
-        if self.start is None or now is None:
-            return None
-        busy, mine, wall = (b - a for a, b in zip(self.start, now))
-        return max(0.0, (busy - mine) / (wall * (os.cpu_count() or 1))) if wall > 0 else None
 
 
 def sgemm_peak(n: int = 2048, tries: int = 5) -> dict[str, float]:
@@ -311,101 +255,6 @@ def parse_targets(models: str, presets: str, tanh_mode: str) -> list[Target]:
     return targets
 
 
-def generator_fns(tmodel, kmodel, session, part: str, keras_paths: list[str]) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """Each framework's z (N, latent_dim) -> materialised NumPy output (Keras tf.fn: NHWC)."""
-    import tensorflow as tf
-
-    method = get_model_spec(tmodel.config.model).parts(tmodel.config)[part].method
-    tmodel.eval()
-    tgen, kgen = getattr(tmodel, method), getattr(kmodel, method)
-
-    def ort_fn(z):
-        return session.decode(z, batch_size=len(z))
-
-    def torch_fn(z):
-        with torch.no_grad():
-            return tgen(torch.from_numpy(z)).numpy()
-
-    def keras_eager(z):
-        return keras_run_part(kmodel, part, z)[0]
-
-    graph = tf.function(lambda z: kgen(z, training=False),
-                        input_signature=[tf.TensorSpec([None, tmodel.config.latent_dim], tf.float32)])
-
-    def keras_graph(z):
-        return graph(z).numpy()
-
-    fns = {"ort": ort_fn, "torch": torch_fn, "k eager": keras_eager, "k tf.fn": keras_graph}
-    wanted = {"ort", "torch", *(KERAS_PATHS[k] for k in keras_paths)}
-    return {k: v for k, v in fns.items() if k in wanted}
-
-
-def check_outputs(fns, config, part: str) -> dict[str, float]:
-    """max |diff| of every framework's output vs torch's on the same latents (canonical layout)."""
-    kind = get_model_spec(config.model).parts(config)[part].outputs[0].kind
-    z = latents(4, config.latent_dim, 0)
-    ref = fns["torch"](z)
-    diffs = {}
-    for name, fn in fns.items():
-        if name == "torch":
-            continue
-        got = fn(z)
-        if name == "k tf.fn":
-            got = to_canonical_array(got, kind)
-        diffs[name] = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
-        if not diffs[name] <= PARITY_TOLERANCE:
-            log.warning("%s: %s output differs from torch by %.3g (shape %s vs %s): the timings compare "
-                        "different work", config.model, name, diffs[name], got.shape, ref.shape)
-    return diffs
-
-
-# --------------------------------------------------------------------------- timing
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def rel_iqr(xs: list[float]) -> float:
-    """Inter-quartile range / median of one cell's samples: how noisy it was."""
-    if len(xs) < 4:
-        return (max(xs) - min(xs)) / median(xs)
-    q = statistics.quantiles(xs, n=4)
-    return (q[2] - q[0]) / median(xs)
-
-
-def time_cell(fns, z: np.ndarray, repeats: int, warmup: int, min_sample_s: float, budget_s: float) -> dict:
-    """Seconds per call of each fn on ``z``, interleaved round-robin; medians over the timed rounds."""
-    names = list(fns)
-    inner = dict.fromkeys(names, 1)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    start = time.perf_counter()
-    rounds = 0
-    for r in range(warmup + repeats):
-        if r >= warmup + MIN_ROUNDS and time.perf_counter() - start > budget_s:
-            break
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            fn, k = fns[name], inner[name]
-            t0 = time.perf_counter()
-            for _ in range(k):
-                fn(z)
-            per_call = (time.perf_counter() - t0) / k
-            if r < warmup:  # calibrate: enough calls that one sample lasts min_sample_s
-                inner[name] = max(inner[name], math.ceil(min_sample_s / per_call))
-            else:
-                samples[name].append(per_call)
-        rounds += r >= warmup
-    return {
-        "rounds": rounds,
-        "calls_per_sample": inner,
-        "s_per_call": {n: median(s) for n, s in samples.items()},
-        "rel_iqr": {n: rel_iqr(s) for n, s in samples.items()},
-        "samples_s": samples,
-        "wall_s": time.perf_counter() - start,
-    }
-
-
 # --------------------------------------------------------------------------- one model
 
 
@@ -416,11 +265,7 @@ def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget
     config = tmodel.config
     part = sample_part(config)
     folder = workdir / f"{target.model}_{target.preset}"
-    t0 = time.perf_counter()
-    ckpt = torch_impl.save_model(tmodel, folder / "ckpt.safetensors")
-    with contextlib.redirect_stdout(io.StringIO()):  # export prints its own parity table
-        reports = export_checkpoint(ckpt, folder / "onnx", "torch")
-    export_s = time.perf_counter() - t0
+    ckpt, reports, export_s = export_via_torch(tmodel, folder / "ckpt.safetensors", folder / "onnx")
     log.info("%s: exported %s via torch in %.1fs", target.label, [r.part for r in reports], export_s)
     session = runtime.load(folder / "onnx", providers="cpu")
     kmodel = keras_impl.load_model(ckpt)
@@ -445,7 +290,7 @@ def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget
             log.warning("%s: FLOPs at batch %d are %d, not %d x batch 1", target.label, batch, flops.flops, batch)
         z = latents(batch, config.latent_dim, 1)
         log.info("%s: batch %d (%.3f GFLOP per call)", target.label, batch, flops.flops / 1e9)
-        cell = time_cell(fns, z, opts.repeats, opts.warmup, opts.min_sample_ms / 1e3, budget_s)
+        cell = interleave(fns, z, opts.repeats, opts.warmup, opts.min_sample_ms / 1e3, budget_s)
         cell["batch"] = batch
         cell["flops_per_call"] = flops.flops
         cell["images_per_s"] = {n: batch * per_img / s for n, s in cell["s_per_call"].items()}
@@ -458,34 +303,6 @@ def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget
 
 
 # --------------------------------------------------------------------------- report
-
-
-def environment(opts: argparse.Namespace) -> dict:
-    import keras
-    import onnxruntime as ort
-    import tensorflow as tf
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "onnxruntime": ort.__version__,
-        "onnx": onnx.__version__,
-        "numpy": np.__version__,
-        "cpu": cpu_model(),
-        "cpus (affinity)": cpu_count(),
-        "torch threads (intra, inter)": [torch.get_num_threads(), torch.get_num_interop_threads()],
-        "tf threads (intra, inter; 0 = default = all)": [tf.config.threading.get_intra_op_parallelism_threads(),
-                                                          tf.config.threading.get_inter_op_parallelism_threads()],
-        "ort intra-op threads": "ORT default (0 = one per physical core)",
-        "platform": platform.platform(),
-    }
-
-
-def faster_keras(cell: dict) -> str | None:
-    keras_names = [n for n in cell["images_per_s"] if n.startswith("k ")]
-    return max(keras_names, key=lambda n: cell["images_per_s"][n]) if keras_names else None
 
 
 def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak: dict, wall_s: float) -> None:
@@ -501,7 +318,7 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak:
     for res in results:
         for cell in res["cells"]:
             ips = cell["images_per_s"]
-            fast = faster_keras(cell)
+            fast = fastest_keras(ips)
             vals = "".join(f" {ips[n]:>9.1f}" for n in names)
             k_ratio = f"{ips['ort'] / ips[fast]:>10.2f}" if fast else f"{'-':>10}"
             out.append(f"{res['target']:<22} {res['part']:<15} {cell['batch']:>5} "
@@ -526,7 +343,7 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak:
         by_op = ", ".join(f"{op} x{res['flop_nodes'][op]} {f / 1e6:.2f}M" for op, f in res["flops_by_op"].items())
         out.append(f"  {res['target']:<22} {res['onnx']:<16} {res['flops_per_sample'] / 1e6:>10.2f} MFLOP = {by_op}")
 
-    out.append(f"\nfp32 sgemm 2048^3, best of 5, before / after the timings: "
+    out.append("\nfp32 sgemm 2048^3, best of 5, before / after the timings: "
                + ", ".join(f"{k} {v:.1f}" for k, v in peak.items()) + " GFLOP/s")
     worst = max(((v, f"{r['target']} b{c['batch']} {n}") for r in results for c in r["cells"]
                  for n, v in c["rel_iqr"].items()), default=(0.0, "-"))
@@ -537,14 +354,7 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak:
     shares = [f"{r['target']} {r['others_cpu_share']:.0%}" for r in results if r["others_cpu_share"] is not None]
     if shares:
         out.append("CPU used by other processes, per model: " + ", ".join(shares))
-    shown = {k: v for k, v in env.items() if k != "platform" and not k.startswith("others_")}
-    out.append("\nenvironment: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
-    share = env.get("others_cpu_share_during")
-    busy = "n/a" if share is None else f"{share:.0%}"
-    if share is not None and share > BUSY_WARNING:
-        busy += " (WARNING: shared machine, timings distorted)"
-    out.append(f"platform: {env['platform']}; CPU used by other processes during the run: {busy}; "
-               f"wall time {wall_s:.0f}s (after imports)")
+    out += report_footer(env, wall_s, " (after imports)")
     print("\n".join(out), flush=True)
 
 
@@ -581,11 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     if opts.seconds <= 0:
         parser.error("--seconds must be > 0")
 
-    logging.basicConfig(level=opts.log_level.upper(), format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("runtime", "export", "absl", "tensorflow", "torch", "onnxscript"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(opts.log_level, ("runtime", "export", "absl", "tensorflow", "torch", "onnxscript"))
     torch.set_num_threads(opts.threads or cpu_count())
-    env = environment(opts)
+    env = framework_environment({"onnx": onnx.__version__,
+                                 "ort intra-op threads": "ORT default (0 = one per physical core)"})
     log.info("environment: %s", env)
     start = time.perf_counter()
     meter = CpuMeter()
@@ -603,8 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.out_json:
         payload = {"environment": env, "options": {k: v for k, v in vars(opts).items()}, "peak_gflops": peak,
                    "wall_s": wall_s, "results": results}
-        Path(opts.out_json).write_text(json.dumps(payload, indent=1, default=str))
-        log.info("wrote %s", opts.out_json)
+        write_json(opts.out_json, payload)
     return 0
 
 

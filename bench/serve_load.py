@@ -37,13 +37,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import io
-import json
 import logging
 import math
 import os
-import platform
 import re
 import signal
 import socket
@@ -58,6 +54,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import (  # noqa: E402
+    CpuMeter, busy_note, cpu_count, environment, export_via_torch, median, percentile, process_cpu_s, setup_logging,
+    write_json,
+)
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
@@ -68,60 +68,11 @@ from spec.noise import latents as seeded_latents  # noqa: E402
 
 log = logging.getLogger("bench.serve_load")
 
-#: warn when other processes used more than this share of the machine's CPU time
-BUSY_WARNING = 0.10
 #: seeds of the load phase start here (client c, request i -> SEED_BASE + c * R + i)
 SEED_BASE = 1_000_000
 
 
 # --------------------------------------------------------------------------- machine
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-class CpuMeter:
-    """Share of the machine's CPU time used by processes other than this one and ``exclude`` pids
-    since construction (Linux): ``/proc/stat`` busy time minus our own, over wall time x CPUs."""
-
-    def __init__(self, exclude: tuple[int, ...] = ()) -> None:
-        self.exclude = exclude
-        self.start = self._read()
-
-    def _read(self) -> tuple[float, float, float] | None:
-        tick = os.sysconf("SC_CLK_TCK")
-        try:
-            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-            mine = time.process_time()
-            for pid in self.exclude:
-                cpu = process_cpu_s(pid)
-                if cpu is None:
-                    return None
-                mine += cpu
-        except (OSError, ValueError, IndexError):
-            return None
-        busy = sum(fields[:3]) + sum(fields[5:8])
-        return busy / tick, mine, time.perf_counter()
-
-    def others(self) -> float | None:
-        now = self._read()
-        if self.start is None or now is None:
-            return None
-        busy, mine, wall = (b - a for a, b in zip(self.start, now))
-        return max(0.0, (busy - mine) / (wall * (os.cpu_count() or 1))) if wall > 0 else None
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` (all its threads) so far, from /proc (Linux)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def free_port() -> int:
@@ -138,15 +89,12 @@ def export_repo(root: Path, name: str, seed: int, preset: str = "tiny") -> Path:
     import torch
 
     import torch_impl
-    from export.onnx import export_checkpoint
 
     for logger in ("export", "torch", "onnxscript"):
         logging.getLogger(logger).setLevel(logging.WARNING)
     torch.manual_seed(seed)
     model = torch_impl.build("conv_vae", preset=preset).eval()
-    ckpt = torch_impl.save_model(model, root / "ckpt" / f"conv_vae_{preset}.safetensors")
-    with contextlib.redirect_stdout(io.StringIO()):  # export prints its own parity table
-        export_checkpoint(ckpt, root / "repo" / name, "torch")
+    export_via_torch(model, root / "ckpt" / f"conv_vae_{preset}.safetensors", root / "repo" / name)
     return root / "repo"
 
 
@@ -286,7 +234,7 @@ def raw_throughput(session, batch: int, n_per_request: int, seconds: float) -> d
         t0 = time.perf_counter()
         session.decode(z, batch_size=len(z))
         times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
+    med = median(times)
     return {"batch": batch, "calls": len(times), "ms_per_call": med * 1e3, "images_per_s": batch / med}
 
 
@@ -340,25 +288,12 @@ def tail(path: Path, lines: int = 20) -> str:
 # --------------------------------------------------------------------------- report
 
 
-def percentile(xs: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
-
-
-def environment() -> dict:
+def serve_environment() -> dict:
+    """:func:`bench.common.environment` plus the HTTP stack's versions."""
     import fastapi
-    import onnxruntime as ort
     import uvicorn
 
-    return {
-        "python": platform.python_version(),
-        "onnxruntime": ort.__version__,
-        "numpy": np.__version__,
-        "httpx": httpx.__version__,
-        "fastapi": fastapi.__version__,
-        "uvicorn": uvicorn.__version__,
-        "cpus (affinity)": cpu_count(),
-        "platform": platform.platform(),
-    }
+    return environment({"httpx": httpx.__version__, "fastapi": fastapi.__version__, "uvicorn": uvicorn.__version__})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -391,12 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--clients, --requests-per-client, --n-per-request and --max-batch must be >= 1, --verify >= 0")
     if opts.seconds <= 0 or opts.raw_seconds <= 0:
         parser.error("--seconds and --raw-seconds must be > 0")
-    logging.basicConfig(level=opts.log_level.upper(), format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("runtime", "httpx", "httpcore"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(opts.log_level, ("runtime", "httpx", "httpcore"))
 
     wall0 = time.perf_counter()
-    env = environment()
+    env = serve_environment()
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
         tmp = Path(tmp)
         if opts.repo:
@@ -540,10 +473,8 @@ def run(proc: subprocess.Popen, repo: Path, base_url: str, log_path: Path, opts:
     out.append(f"\nserver shutdown: SIGTERM -> {how} (returncode {code}) after {stop_s:.2f}s"
                f"{' (KILLED after timeout)' if killed else ''}; log says batchers drained: {'yes' if drained else 'no'}; "
                f"{'clean' if clean_exit else 'NOT CLEAN'}")
-    busy = "n/a" if others is None else f"{others:.0%}"
-    if others is not None and others > BUSY_WARNING:
-        busy += " (WARNING: shared machine, numbers distorted)"
-    out.append(f"CPU used by processes other than this one and the server during the load phase: {busy}")
+    out.append("CPU used by processes other than this one and the server during the load phase: "
+               + busy_note(others, "numbers"))
     out.append("environment: " + ", ".join(f"{k} {v}" for k, v in env.items()))
     out.append(f"wall time {time.perf_counter() - wall0:.0f}s (export, server start, load, raw timing, shutdown); "
                f"/readyz answered 200 {ready_s:.1f}s after the server was started")
@@ -568,8 +499,7 @@ def run(proc: subprocess.Popen, repo: Path, base_url: str, log_path: Path, opts:
                    "mismatched": mismatched, "server_exit": code, "server_stop_s": stop_s,
                    "clean_exit": clean_exit, "cpu_s": {"client": client_cpu, "server": server_cpu},
                    "requests": [vars(r) for r in results]}
-        Path(opts.out_json).write_text(json.dumps(payload, indent=1, default=str))
-        log.info("wrote %s", opts.out_json)
+        write_json(opts.out_json, payload)
     if failed:
         log.error("FAILED: %s", "; ".join(failed))
         return 1

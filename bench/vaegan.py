@@ -12,56 +12,50 @@ For each ``tanh_mode``:
    (one of each kind at least) absorb Keras' ``tf.function`` tracing.
 2. generation: the torch model is exported to ONNX (``export.onnx.export_checkpoint``, via torch)
    in a temporary directory and served by ``runtime.load(dir, providers="cpu")``; its ``decode``
-   (raw float output) is timed against torch eager (``eval()``, ``no_grad``) and Keras, eager
-   (``model.generate(z, training=False)``) and as a ``tf.function`` graph, on a Keras twin that
-   holds the torch weights (the outputs are compared once, so all of them compute the same thing).
-   Throughput counts images; a ``time``-mode clip counts as its T frames (a clips/s row follows).
+   (raw float output, ``ort``) is timed against torch eager (``eval()``, ``no_grad``; ``torch``)
+   and Keras, eager (``keras_impl.parts.run_part``: the registry part's method, ``generate`` or
+   ``generate_video``, with ``training=False`` and its NHWC -> NCHW transpose; ``k eager``) and
+   that method as a ``tf.function`` graph (``k tf.fn``), on a Keras twin that holds the torch
+   weights (the outputs are compared once, so all of them compute the same thing). Throughput
+   counts images; a ``time``-mode clip counts as its T frames (a clips/s row follows).
 
 Measurements are interleaved (round-robin, the order rotating every repeat) so that machine noise
 hits every framework alike; each number is the median over ``--repeats``, timed with
 ``time.perf_counter``. A short batch-1 call is repeated inside one sample so a sample lasts at
-least ``--min-sample-ms``.
+least ``--min-sample-ms``. The generator callables, the interleaved timing and the machine helpers
+are ``bench/common.py``'s, shared with ``bench/runtime.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
-import io
 import json
 import logging
 import math
-import os
-import platform
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-try:  # see README "Known issue": triton must load before TensorFlow
-    import triton  # noqa: F401
-except ImportError:
-    pass
+from bench.common import (  # noqa: E402
+    BUSY_WARNING, CpuMeter, check_outputs, cpu_count, export_via_torch, fastest_keras, framework_environment,
+    generator_fns, interleave, median, prepare_frameworks, rel_iqr, report_footer, rotated, setup_logging, write_json,
+)
+
+prepare_frameworks()  # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
-import torch_impl  # noqa: E402
-from export.onnx import export_checkpoint  # noqa: E402
 from keras_impl.checkpoint import load_tensors as keras_load_tensors  # noqa: E402
-from keras_impl.parts import to_canonical_array  # noqa: E402
 from keras_impl.train import VAEGANTrainer as KerasTrainer  # noqa: E402
 from spec.cli import train_parser  # noqa: E402
 from spec.configs import TANH_MODES  # noqa: E402
 from spec.noise import latents  # noqa: E402
-from spec.registry import get_model_spec, make_config  # noqa: E402
+from spec.registry import get_model_spec, make_config, sample_part  # noqa: E402
 from spec.trainer_base import frames_per_sample, is_generator_step  # noqa: E402
 from torch_impl.checkpoint import model_tensors  # noqa: E402
 from torch_impl.train import VAEGANTrainer as TorchTrainer  # noqa: E402
@@ -71,67 +65,8 @@ log = logging.getLogger("bench.vaegan")
 MODEL = "vaegan"
 #: trainer --n-critic while timing: steps alternate critic-only / critic + generator
 TIMING_N_CRITIC = 2
-GEN_FRAMEWORKS = ("torch", "keras eager", "keras tf.function", "ort")
-PARITY_TOLERANCE = 1e-3
-#: warn when other processes used more than this share of the machine's CPU time during a mode
-BUSY_WARNING = 0.10
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-class CpuMeter:
-    """Share of the machine's CPU time that *other* processes used between two readings (Linux).
-
-    System-wide busy time from ``/proc/stat`` minus this process's own CPU time (all threads),
-    over wall time x CPUs. A benchmark on a shared machine is only as good as this is small.
-    """
-
-    def __init__(self):
-        self.start = self._read()
-
-    @staticmethod
-    def _read() -> tuple[float, float, float] | None:
-        try:
-            fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        except (OSError, ValueError):
-            return None
-        # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-        busy = sum(fields[:3]) + sum(fields[5:8])
-        return busy / os.sysconf("SC_CLK_TCK"), time.process_time(), time.perf_counter()
-
-    def others(self) -> float | None:
-        now = self._read()
-        if self.start is None or now is None:
-            return None
-        busy, mine, wall = (b - a for a, b in zip(self.start, now))
-        return max(0.0, (busy - mine) / (wall * (os.cpu_count() or 1))) if wall > 0 else None
-
-
-def median(xs: list[float]) -> float:
-    return statistics.median(xs)
-
-
-def rel_iqr(xs: list[float]) -> float:
-    """Inter-quartile range / median: how noisy one cell was."""
-    if len(xs) < 4:
-        return (max(xs) - min(xs)) / median(xs)
-    q = statistics.quantiles(xs, n=4)
-    return (q[2] - q[0]) / median(xs)
+#: generation table's column order (labels of bench.common.FRAMEWORKS)
+GEN_COLUMNS = ("torch", "k eager", "k tf.fn", "ort")
 
 
 def trainer_args(preset: str, mode: str, batch_size: int) -> argparse.Namespace:
@@ -156,8 +91,7 @@ def bench_training(config, args, batch: np.ndarray, repeats: int, warmup: int) -
     steps = dict.fromkeys(names, 0)
     samples: dict[tuple[str, str], list[float]] = {(f, k): [] for f in names for k in ("critic", "critic+gen")}
     for r in range(warmup + repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for fw in order:
+        for fw in rotated(names, r):
             for _ in range(TIMING_N_CRITIC):  # one critic-only and one critic+generator step
                 step = steps[fw]
                 kind = "critic+gen" if is_generator_step(step, args.n_critic) else "critic"
@@ -180,84 +114,6 @@ def bench_training(config, args, batch: np.ndarray, repeats: int, warmup: int) -
     return out, trainers["torch"].model
 
 
-# --------------------------------------------------------------------------- generation
-
-
-def generation_fns(tmodel, kmodel, session, config) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """Each framework's z (N, latent) -> materialised NumPy output (its own layout)."""
-    import tensorflow as tf
-
-    method = "generate_video" if config.is_video else "generate"
-    tmodel.eval()
-    tgen = getattr(tmodel, method)
-    kgen = getattr(kmodel, method)
-
-    def torch_fn(z):
-        with torch.no_grad():
-            return tgen(torch.from_numpy(z)).numpy()
-
-    def keras_eager(z):
-        return np.asarray(kgen(z, training=False))
-
-    graph = tf.function(lambda z: kgen(z, training=False),
-                        input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32)])
-
-    def keras_graph(z):
-        return graph(z).numpy()
-
-    def ort_fn(z):
-        return session.decode(z, batch_size=len(z))
-
-    return {"torch": torch_fn, "keras eager": keras_eager, "keras tf.function": keras_graph, "ort": ort_fn}
-
-
-def check_outputs(fns, config, kind: str) -> dict[str, float]:
-    """max |diff| of every framework's output vs torch's on the same latents (canonical layout)."""
-    z = latents(4, config.latent_dim, 0)
-    ref = fns["torch"](z)
-    diffs = {}
-    for name, fn in fns.items():
-        if name == "torch":
-            continue
-        got = fn(z)
-        if name.startswith("keras"):
-            got = to_canonical_array(got, kind)
-        diffs[name] = float(np.abs(got - ref).max()) if got.shape == ref.shape else float("inf")
-        if not diffs[name] <= PARITY_TOLERANCE:
-            log.warning("%s %s output differs from torch by %.3g (shape %s vs %s): timings compare different work",
-                        config.tanh_mode, name, diffs[name], got.shape, ref.shape)
-    return diffs
-
-
-def bench_generation(fns, config, batch: int, repeats: int, warmup: int, min_sample_s: float) -> dict:
-    """Per-call seconds (median) for each framework at ``batch``, interleaved round-robin."""
-    z = latents(batch, config.latent_dim, 1)
-    names = list(fns)
-    inner = dict.fromkeys(names, 1)
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(warmup + repeats):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for name in order:
-            fn, k = fns[name], inner[name]
-            t0 = time.perf_counter()
-            for _ in range(k):
-                fn(z)
-            per_call = (time.perf_counter() - t0) / k
-            if r < warmup:  # calibrate: enough calls that one sample lasts min_sample_s
-                inner[name] = max(1, math.ceil(min_sample_s / per_call))
-            else:
-                samples[name].append(per_call)
-    per_sample = frames_per_sample(config)
-    return {
-        "batch": batch,
-        "frames_per_sample": per_sample,
-        "calls_per_sample": inner,
-        "ms_per_call": {n: median(s) * 1e3 for n, s in samples.items()},
-        "images_per_s": {n: batch * per_sample / median(s) for n, s in samples.items()},
-        "rel_iqr": {n: rel_iqr(s) for n, s in samples.items()},
-    }
-
-
 # --------------------------------------------------------------------------- one mode
 
 
@@ -276,23 +132,25 @@ def bench_mode(mode: str, opts: argparse.Namespace) -> dict:
 
     result = {"mode": mode, "config": json.loads(config.to_json()), "training": training, "generation": []}
     kmodel = keras_load_tensors(keras_impl.build(MODEL, config=config), model_tensors(tmodel))
-    kind = "video" if config.is_video else "image"
+    part = sample_part(config)
     with tempfile.TemporaryDirectory(prefix="bench_vaegan_") as tmp:
-        t0 = time.perf_counter()
-        ckpt = torch_impl.save_model(tmodel, Path(tmp) / "ckpt.safetensors")
-        with contextlib.redirect_stdout(io.StringIO()):  # export prints its own parity table
-            reports = export_checkpoint(ckpt, Path(tmp) / "onnx", via="torch")
-        result["export_s"] = time.perf_counter() - t0
+        _, reports, result["export_s"] = export_via_torch(tmodel, Path(tmp) / "ckpt.safetensors", Path(tmp) / "onnx")
         result["export_max_abs_diff"] = {r.part: r.max_abs_diff for r in reports}
         log.info("%s: exported %s to ONNX via torch in %.1fs", mode, [r.part for r in reports], result["export_s"])
         session = runtime.load(Path(tmp) / "onnx", providers="cpu")
         result["ort_provider"] = session.provider
-        fns = generation_fns(tmodel, kmodel, session, config)
-        result["max_abs_diff_vs_torch"] = check_outputs(fns, config, kind)
+        fns = generator_fns(tmodel, kmodel, session, part)
+        result["max_abs_diff_vs_torch"] = check_outputs(fns, config, part)
+        per_sample = frames_per_sample(config)
         for b in opts.gen_batches:
             log.info("%s: generation at batch %d", mode, b)
-            result["generation"].append(
-                bench_generation(fns, config, b, opts.repeats, opts.warmup, opts.min_sample_ms / 1e3))
+            cell = interleave(fns, latents(b, config.latent_dim, 1), opts.repeats, opts.warmup,
+                              opts.min_sample_ms / 1e3)
+            result["generation"].append({
+                "batch": b, "frames_per_sample": per_sample, **cell,
+                "ms_per_call": {n: s * 1e3 for n, s in cell["s_per_call"].items()},
+                "images_per_s": {n: b * per_sample / s for n, s in cell["s_per_call"].items()},
+            })
     del tmodel, kmodel, fns, session
     gc.collect()
     result["others_cpu_share"] = meter.others()
@@ -303,32 +161,6 @@ def bench_mode(mode: str, opts: argparse.Namespace) -> dict:
 
 
 # --------------------------------------------------------------------------- report
-
-
-def environment() -> dict:
-    import keras
-    import onnxruntime as ort
-    import tensorflow as tf
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "onnxruntime": ort.__version__,
-        "numpy": np.__version__,
-        "cpu": cpu_model(),
-        "cpus": cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "tf_threads (intra, inter; 0 = default)": [tf.config.threading.get_intra_op_parallelism_threads(),
-                                                   tf.config.threading.get_inter_op_parallelism_threads()],
-        "platform": platform.platform(),
-    }
-
-
-def keras_fast_path(gen: dict) -> str:
-    ips = gen["images_per_s"]
-    return max(("keras eager", "keras tf.function"), key=lambda n: ips[n])
 
 
 def print_report(results: list[dict], opts: argparse.Namespace, env: dict, wall_s: float) -> None:
@@ -348,22 +180,21 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, wall_
             out.append(f"{res['mode']:<12} {key:<22} {t:>9.1f} {k:>9.1f} {k / t:>12.2f}")
 
     out.append("\nGeneration throughput (images/s, a video's frames counted; ort = runtime.load(...).decode on "
-               "CPUExecutionProvider;\nkeras* = the faster Keras path, named in the last column; ort/x > 1: "
-               "onnxruntime is faster)")
-    header = (f"{'mode':<18} {'batch':>5} {'torch':>9} {'k eager':>9} {'k tf.fn':>9} {'ort':>9} "
-              f"{'ort/torch':>9} {'ort/keras*':>10}  keras*")
+               "CPUExecutionProvider;\nk eager = keras_impl.parts.run_part, k tf.fn = tf.function(model.<method>); "
+               "keras* = the faster Keras path, named in the last column; ort/x > 1: onnxruntime is faster)")
+    header = (f"{'mode':<18} {'batch':>5}" + "".join(f" {n:>9}" for n in GEN_COLUMNS)
+              + f" {'ort/torch':>9} {'ort/keras*':>10}  keras*")
     out += [header, "-" * len(header)]
     for res in results:
         for gen in res["generation"]:
-            fast = keras_fast_path(gen)
+            fast = fastest_keras(gen["images_per_s"])
             for unit, div in (("", 1), (" (clips/s)", gen["frames_per_sample"])):
                 if unit and div == 1:
                     continue
                 ips = {n: v / div for n, v in gen["images_per_s"].items()}
-                out.append(f"{res['mode'] + unit:<18} {gen['batch']:>5} {ips['torch']:>9.0f} "
-                           f"{ips['keras eager']:>9.0f} {ips['keras tf.function']:>9.0f} {ips['ort']:>9.0f} "
-                           f"{ips['ort'] / ips['torch']:>9.2f} "
-                           f"{ips['ort'] / ips[fast]:>10.2f}  {fast.removeprefix('keras ')}")
+                vals = "".join(f" {ips[n]:>9.0f}" for n in GEN_COLUMNS)
+                out.append(f"{res['mode'] + unit:<18} {gen['batch']:>5}{vals} {ips['ort'] / ips['torch']:>9.2f} "
+                           f"{ips['ort'] / ips[fast]:>10.2f}  {fast.removeprefix('k ')}")
 
     worst = max(((v, f"{r['mode']} training {fw}") for r in results for fw, v in r["training"]["rel_iqr"].items()),
                 default=(0.0, "-"))
@@ -375,14 +206,7 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, wall_
     shares = [f"{r['mode']} {r['others_cpu_share']:.0%}" for r in results if r["others_cpu_share"] is not None]
     if shares:
         out.append("CPU used by other processes, per mode: " + ", ".join(shares))
-    shown = {k: v for k, v in env.items() if k != "platform" and not k.startswith("others_")}
-    out.append("\nenvironment: " + ", ".join(f"{k} {v}" for k, v in shown.items()))
-    share = env.get("others_cpu_share_during")
-    busy = "n/a" if share is None else f"{share:.0%}"
-    if share is not None and share > BUSY_WARNING:
-        busy += " (WARNING: shared machine, timings distorted)"
-    out.append(f"platform: {env['platform']}; CPU used by other processes during the run: {busy}; "
-               f"wall time {wall_s:.0f}s")
+    out += report_footer(env, wall_s)
     print("\n".join(out), flush=True)
 
 
@@ -414,11 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     if min(opts.batch_size, opts.repeats, opts.warmup, *opts.gen_batches) < 1 or (opts.threads or 1) < 1:
         parser.error("--batch-size, --repeats, --warmup, --threads and --gen-batches must be >= 1")
 
-    logging.basicConfig(level=opts.log_level.upper(), format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    for name in ("runtime", "export", "absl", "tensorflow", "torch", "onnxscript"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(opts.log_level, ("runtime", "export", "absl", "tensorflow", "torch", "onnxscript"))
     torch.set_num_threads(opts.threads or cpu_count())
-    env = environment()
+    env = framework_environment()
     log.info("environment: %s", env)
     idle = CpuMeter()
     time.sleep(1.0)
@@ -436,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     if opts.out_json:
         payload = {"environment": env, "options": {k: v for k, v in vars(opts).items()}, "wall_s": wall_s,
                    "results": results}
-        Path(opts.out_json).write_text(json.dumps(payload, indent=1))
-        log.info("wrote %s", opts.out_json)
+        write_json(opts.out_json, payload)
     return 0
 
 
