@@ -86,7 +86,7 @@ def main() -> None:
     rows: list[tuple[str, str, float]] = []
     for overrides in variants(args.model):
         measure(args.model, overrides, rows)
-    print(f"\n{"comparison":<44} {'part':<16} {'max |diff|':>12}")
+    print(f"\n{'comparison':<44} {'part':<16} {'max |diff|':>12}")
     for what, part, diff in rows:
         print(f"{what:<44} {part:<16} {diff:>12.3e}")
 
