@@ -1,7 +1,7 @@
 """``python -m runtime.generate MODEL --out grid.png [--n 16] [--seed 0] [--variations IMAGE]``.
 
-Writes a PNG grid of generated images (an animated GIF for video generators or when ``--out``
-ends in ``.gif``; ``.npy`` keeps the raw uint8 array), then prints the output path. With
+Writes a PNG grid of generated images (an animated GIF for video generators, or an H.264 MP4 when ``--out``
+ends in ``.mp4`` and imageio-ffmpeg is installed; ``.npy`` keeps the raw uint8 array), then prints the output path. With
 ``--variations IMAGE`` the grid shows ``n`` (default 10) variations of that image instead.
 
 Every user error (bad model file, unreadable image, bad argument) ends as one line on stderr and
@@ -26,7 +26,7 @@ from .session import GeneratorSession, load
 
 log = logging.getLogger("runtime.generate")
 
-OUTPUT_SUFFIXES = (".png", ".gif", ".npy")
+OUTPUT_SUFFIXES = (".png", ".gif", ".mp4", ".npy")
 DEFAULT_N = 16
 DEFAULT_N_VARIATIONS = 10
 #: Refuse absurd requests up front instead of exhausting memory halfway.
@@ -40,7 +40,7 @@ class UsageError(ValueError):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runtime.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="exported model directory or <part>.onnx file (decoder/generator)")
-    parser.add_argument("--out", required=True, help="output file: .png grid, .gif animation or .npy array")
+    parser.add_argument("--out", required=True, help="output file: .png grid, .gif animation, .mp4 video (needs imageio-ffmpeg) or .npy array")
     parser.add_argument("--n", type=int, default=None, help=f"number of images (default {DEFAULT_N}; {DEFAULT_N_VARIATIONS} with --variations)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0; same seed -> same images)")
     parser.add_argument("--batch-size", type=int, default=None, help="images per inference call (default 64)")
@@ -66,6 +66,9 @@ def check_args(args: argparse.Namespace) -> None:
     suffix = Path(args.out).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise UsageError(f"--out {args.out}: unsupported extension {suffix or '(none)'}; use one of {', '.join(OUTPUT_SUFFIXES)}")
+    if suffix == ".mp4" and not spec_images.mp4_available():
+        raise UsageError(f"--out {args.out}: MP4 output needs the optional package {spec_images.MP4_PACKAGE} "
+                         f"(pip install {spec_images.MP4_PACKAGE}); or write .gif")
     if Path(args.out).is_dir():
         raise UsageError(f"--out {args.out}: is a directory")
     if args.n is None:
@@ -97,8 +100,10 @@ def write_output(images: np.ndarray, out: Path, is_video: bool, nrow: int | None
         return atomic_write_bytes(out, buf.getvalue())
     if suffix == ".gif":
         return spec_images.save_gif(images, out, nrow=nrow, fps=fps)
+    if suffix == ".mp4":
+        return spec_images.save_mp4(images, out, nrow=nrow, fps=fps)
     if is_video:
-        raise UsageError(f"--out {out}: a video generator writes .gif or .npy, not {suffix}")
+        raise UsageError(f"--out {out}: a video generator writes .gif, .mp4 or .npy, not {suffix}")
     return spec_images.save_grid(images, out, nrow=nrow)
 
 
@@ -107,8 +112,8 @@ def run(args: argparse.Namespace) -> Path:
     session = load(args.model, providers=args.provider, precision=args.precision)
     out = Path(args.out)
     if session.is_video and out.suffix.lower() == ".png":
-        raise UsageError(f"--out {out}: {session.model} is a video generator; use .gif or .npy")
-    if not session.is_video and out.suffix.lower() == ".gif":
+        raise UsageError(f"--out {out}: {session.model} is a video generator; use .gif, .mp4 or .npy")
+    if not session.is_video and out.suffix.lower() in (".gif", ".mp4"):
         raise UsageError(f"--out {out}: {session.path.name} ({session.model}, part {session.part!r}) generates "
                          f"still images, not videos; write .png or .npy, or export a video generator "
                          f"(vaegan trained with --tanh-mode time)")

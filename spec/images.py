@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +131,49 @@ def encode_gif(videos: np.ndarray, nrow: int | None = None, fps: float = 8.0) ->
 
 def save_gif(videos: np.ndarray, path: str | os.PathLike, nrow: int | None = None, fps: float = 8.0) -> Path:
     return atomic_write_bytes(path, encode_gif(videos, nrow, fps))
+
+
+#: pip package that ships a static ffmpeg; needed for MP4 only (GIF needs nothing beyond Pillow)
+MP4_PACKAGE = "imageio-ffmpeg"
+
+
+def mp4_available() -> bool:
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def encode_mp4(videos: np.ndarray, nrow: int | None = None, fps: float = 8.0, quality: float = 8.0) -> bytes:
+    """H.264 MP4 (yuv420p, plays everywhere) of uint8 videos (N, T, H, W, C), laid out like
+    :func:`encode_gif`. The grid is padded (white) to even sides, which yuv420p requires, instead of
+    letting ffmpeg rescale it. Needs the optional ``imageio-ffmpeg`` package (its own ffmpeg binary)."""
+    videos = np.asarray(videos)
+    if videos.ndim != 5:
+        raise ValueError(f"encode_mp4 wants (N, T, H, W, C), got {videos.shape}")
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise RuntimeError(f"MP4 output needs the optional package {MP4_PACKAGE}: pip install {MP4_PACKAGE} "
+                           f"(or write .gif)") from None
+    frames = [make_grid(videos[:, t], nrow) for t in range(videos.shape[1])]
+    h, w = frames[0].shape[:2]
+    ph, pw = h + h % 2, w + w % 2
+    with tempfile.TemporaryDirectory(prefix="age_mp4_") as tmp:
+        path = Path(tmp) / "video.mp4"
+        writer = imageio_ffmpeg.write_frames(str(path), (pw, ph), fps=fps, codec="libx264", quality=quality,
+                                             macro_block_size=1, ffmpeg_log_level="error")
+        writer.send(None)  # start ffmpeg
+        try:
+            for frame in frames:
+                rgb = np.full((ph, pw, 3), 255, dtype=np.uint8)
+                rgb[:h, :w] = frame if frame.shape[-1] == 3 else frame[..., :1]
+                writer.send(np.ascontiguousarray(rgb))
+        finally:
+            writer.close()
+        return path.read_bytes()
+
+
+def save_mp4(videos: np.ndarray, path: str | os.PathLike, nrow: int | None = None, fps: float = 8.0) -> Path:
+    return atomic_write_bytes(path, encode_mp4(videos, nrow, fps))

@@ -279,6 +279,43 @@ def test_runtime_writes_an_animated_gif_of_the_video_generator(via, exports, tmp
     assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(frames, _gif_frames(other)[1]))
 
 
+def test_runtime_writes_an_mp4_that_decodes_to_the_npy_frames(exports, tmp_path):
+    """.mp4 (H.264 via imageio-ffmpeg): T frames of the grid, padded to even sides, close to the
+    exact frames the .npy output holds (lossy codec: small mean error)."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    import runtime.generate as generate
+    from spec.images import make_grid
+
+    model = str(exports[("time", "torch")] / "video_generator.onnx")
+    cfg = make_config("vaegan", "tiny", tanh_mode="time")
+    mp4, npy = tmp_path / "clip.mp4", tmp_path / "clip.npy"
+    for out in (mp4, npy):
+        assert generate.main([model, "--n", "2", "--seed", "0", "--fps", "4", "--out", str(out),
+                              "--log-level", "WARNING"]) == 0
+    videos = np.load(npy)
+    reader = imageio_ffmpeg.read_frames(str(mp4))
+    meta = reader.__next__()
+    w, h = meta["size"]
+    decoded = [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
+    assert len(decoded) == cfg.num_frames and meta["fps"] == 4
+    for t, frame in enumerate(decoded):
+        grid = make_grid(videos[:, t])
+        assert (h, w) == (grid.shape[0] + grid.shape[0] % 2, grid.shape[1] + grid.shape[1] % 2)
+        err = np.abs(frame[:grid.shape[0], :grid.shape[1]].astype(int) - grid).mean()
+        assert err < 8, (t, err)
+
+
+def test_mp4_without_imageio_ffmpeg_is_a_clear_error(exports, tmp_path, monkeypatch, capsys, caplog):
+    import runtime.generate as generate
+    from spec import images
+
+    monkeypatch.setattr(images, "mp4_available", lambda: False)
+    out = tmp_path / "clip.mp4"
+    rc = generate.main([str(exports[("time", "torch")] / "video_generator.onnx"), "--n", "2", "--out", str(out)])
+    assert rc == 2 and not out.exists()
+    assert "imageio-ffmpeg" in caplog.text + capsys.readouterr().err
+
+
 def test_runtime_refuses_a_gif_from_an_image_generator(exports, tmp_path, caplog, capsys):
     import runtime.generate as generate
 
