@@ -124,6 +124,7 @@ def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "onnxruntime": ort.__version__,
         "cpu": cpu_model(),
         "cpus (affinity)": cpu_count(),
+        "ort thread spinning ($AGE_RUNTIME_SPIN)": os.environ.get("AGE_RUNTIME_SPIN") or "ORT default (on)",
         **(extra or {}),
         "platform": platform.platform(),
     }
@@ -235,6 +236,11 @@ def prepare_frameworks() -> None:
     loaded first (see README "Known issue": triton must load before TensorFlow)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # Frameworks timed in alternation must not tax each other: onnxruntime's intra-op threads
+    # spin-wait after every run, and measured here that doubled torch's next call (conv_vae seed
+    # decoder, batch 1: 17 ms alone, 32-42 ms right after an ORT run; 17 ms with spinning off,
+    # which costs ORT itself 12 -> 14.5 ms). Override with AGE_RUNTIME_SPIN=1.
+    os.environ.setdefault("AGE_RUNTIME_SPIN", "0")
     with contextlib.suppress(ImportError):
         importlib.import_module("triton")
 

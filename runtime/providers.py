@@ -97,9 +97,20 @@ def requested_mode(providers: Providers = None) -> str | list[str]:
     return names
 
 
+#: "0" stops onnxruntime's intra-op threads from spin-waiting for work after each run. Spinning
+#: shaves latency off back-to-back calls but burns CPU between them, which a process that shares its
+#: cores (an HTTP server's event loop, a benchmark alternating frameworks) pays for.
+SPIN_ENV_VAR = "AGE_RUNTIME_SPIN"
+
+
 def session_options(severity: int = _SESSION_SEVERITY) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = severity
+    spin = os.environ.get(SPIN_ENV_VAR, "").strip()
+    if spin:
+        if spin not in ("0", "1"):
+            raise ProviderError(f"${SPIN_ENV_VAR}={spin!r}: expected 0 or 1")
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
     return options
 
 

@@ -257,6 +257,19 @@ def test_cli_provider_env(exported, tmp_path):
     assert proc.returncode == 2 and "AGE_RUNTIME_PROVIDER" in proc.stderr and not out.exists()
 
 
+def test_spin_env_sets_the_session_option_and_rejects_other_values(monkeypatch, session, exported):
+    from runtime import providers
+
+    monkeypatch.setenv(providers.SPIN_ENV_VAR, "0")
+    options = providers.session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    quiet = runtime.load(exported["dir"], providers="cpu")  # loads and gives the same images
+    np.testing.assert_array_equal(quiet.generate(3, seed=5), session.generate(3, seed=5))
+    monkeypatch.setenv(providers.SPIN_ENV_VAR, "yes")
+    with pytest.raises(providers.ProviderError, match="AGE_RUNTIME_SPIN"):
+        providers.session_options()
+
+
 def test_cuda_probe_is_quiet(exported):
     """Force the real [CUDA, CPU] session attempt even without a driver: stderr must stay clean."""
     code = f"""
