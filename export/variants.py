@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,15 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
         from onnxconverter_common import float16
     except ImportError as exc:  # pragma: no cover - installed with the project
         raise ExportError("--fp16 needs onnxconverter-common (pip install onnxconverter-common)") from exc
-    return float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    with warnings.catch_warnings(record=True) as caught:
+        # it warns once per weight below fp16's smallest normal it clamps (to 1e-7): say it once
+        warnings.simplefilter("always", UserWarning)
+        converted = float16.convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+    clamped = sum("truncated" in str(w.message) for w in caught)
+    if clamped:
+        log.info("fp16: %d weight value(s) below float16's range were clamped to +-1e-7 (the PSNR includes it)",
+                 clamped)
+    return converted
 
 
 def _calibration_inputs(part: PartSpec, batches: int, batch: int, seed: int) -> list[dict[str, np.ndarray]]:
