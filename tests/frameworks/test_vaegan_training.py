@@ -328,6 +328,42 @@ def test_runtime_refuses_a_gif_from_an_image_generator(exports, tmp_path, caplog
     assert not gif.exists()
 
 
+def test_server_serves_models_trained_and_exported_by_either_framework(exports, tmp_path):
+    """runtime.serve over a repository of real exports: the torch-trained time model exported via
+    torch and via Keras (same checkpoint: same frames), and the Keras-trained transformer model."""
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from runtime.server import Settings, create_app
+
+    repo = tmp_path / "repo"
+    for name, key in {"clips_torch": ("time", "torch"), "clips_keras": ("time", "keras"),
+                      "tx_keras": ("transformer", "keras")}.items():
+        shutil.copytree(exports[key], repo / name)
+    cfg = make_config("vaegan", "tiny", tanh_mode="time")
+    with TestClient(create_app(repo, Settings(provider="cpu"))) as client:
+        assert client.get("/readyz").status_code == 200
+        models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
+        assert sorted(models) == ["clips_keras", "clips_torch", "tx_keras"]
+        assert models["clips_torch"]["kind"] == models["clips_keras"]["kind"] == "video"
+        assert models["tx_keras"]["kind"] == "image" and models["tx_keras"]["variations"]
+
+        clips = {}
+        for name in ("clips_torch", "clips_keras"):
+            r = client.post(f"/v1/models/{name}/generate", json={"n": 3, "seed": 7, "format": "npy"})
+            assert r.status_code == 200, r.text
+            clips[name] = np.load(io.BytesIO(r.content))
+        assert clips["clips_torch"].shape == (3, cfg.num_frames, cfg.image_size, cfg.image_size, 3)
+        assert np.abs(clips["clips_torch"].astype(int) - clips["clips_keras"]).max() <= 1
+        gif = client.post("/v1/models/clips_keras/generate", json={"n": 2, "seed": 7})
+        assert gif.headers["content-type"] == "image/gif"
+        png = client.post("/v1/models/tx_keras/generate", json={"n": 4, "seed": 0, "format": "png"})
+        assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+        refused = client.post("/v1/models/tx_keras/generate", json={"n": 1, "format": "gif"})
+        assert refused.status_code == 422 and refused.json()["field"] == "format"
+
+
 # --------------------------------------------------------------------------- CLI errors and resume
 
 
