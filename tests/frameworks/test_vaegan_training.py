@@ -333,17 +333,17 @@ def test_server_serves_models_trained_and_exported_by_either_framework(exports, 
     torch and via Keras (same checkpoint: same frames), and the Keras-trained transformer model."""
     import io
 
-    from fastapi.testclient import TestClient
-
     from runtime.server import Settings, create_app
+    from tests.runtime.test_serve import LiveServer
 
     repo = tmp_path / "repo"
     for name, key in {"clips_torch": ("time", "torch"), "clips_keras": ("time", "keras"),
                       "tx_keras": ("transformer", "keras")}.items():
         shutil.copytree(exports[key], repo / name)
     cfg = make_config("vaegan", "tiny", tanh_mode="time")
-    with TestClient(create_app(repo, Settings(provider="cpu"))) as client:
-        assert client.get("/readyz").status_code == 200
+    with LiveServer(create_app(repo, Settings(provider="cpu"))) as live:
+        live.wait_ready()
+        client = live.client
         models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
         assert sorted(models) == ["clips_keras", "clips_torch", "tx_keras"]
         assert models["clips_torch"]["kind"] == models["clips_keras"]["kind"] == "video"
