@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,15 +21,7 @@ from keras import ops  # noqa: E402
 
 from spec.configs import BaseConfig  # noqa: E402
 from spec.layouts import nchw_to_nhwc  # noqa: E402
-from spec.trainer_base import (  # noqa: E402
-    Backend,
-    FrameworkTrainer,
-    GANStepNoise,
-    alpha_summary,
-    frames_per_sample,
-    last_generator_losses,
-    is_generator_step,
-)
+from spec.trainer_base import Backend, FrameworkTrainer, GANStepNoise, WGANGPTrainer  # noqa: E402
 from spec.training import kl_weight, main as train_main, step_noise  # noqa: E402
 
 from .checkpoint import load_optimizers, load_tensors, save_model, save_optimizers  # noqa: E402
@@ -71,10 +62,10 @@ class VAETrainer(FrameworkTrainer):
         return {k: float(v) for k, v in losses.items()}
 
 
-class VAEGANTrainer(FrameworkTrainer):
-    """``vaegan``: WGAN-GP critic steps, and every ``--n-critic`` steps a generator step on
-    adversarial + ELBO terms (:func:`losses.vaegan_generator_loss`); Adam betas (0, 0.9)
-    (Gulrajani et al. 2017) for both."""
+class VAEGANTrainer(WGANGPTrainer):
+    """``vaegan``: the Keras updates of :class:`spec.trainer_base.WGANGPTrainer` (``tf.function``
+    graphs); the generator step trains on adversarial + ELBO terms (:func:`losses.vaegan_generator_loss`);
+    Adam betas (0, 0.9) for both optimizers."""
 
     backend = BACKEND
 
@@ -82,28 +73,23 @@ class VAEGANTrainer(FrameworkTrainer):
         super().__init__(config, args)
         keras.utils.set_random_seed(args.seed)
         self.model = model = build(config.model, config)
-        self.frames = frames_per_sample(config)
         self.generator_vars = model.generator_variables()
         self.critic_vars = list(model.critic.trainable_variables)
-        self.optimizers = {}
         for name, variables in (("generator", self.generator_vars), ("critic", self.critic_vars)):
             optimizer = Adam(learning_rate=args.lr, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
             optimizer.build(variables)
             self.optimizers[name] = optimizer
-        self.last_generator = last_generator_losses([])
 
-    def restore_history(self, history: list[dict[str, float]]) -> None:
-        self.last_generator = last_generator_losses(history)
-
-    def _repeat(self, x):
+    def _per_frame(self, x):
+        """Real images repeated once per generated frame (video models are judged frame by frame)."""
         return ops.repeat(x, self.frames, axis=0) if self.frames > 1 else x
 
     @tf.function(reduce_retracing=True)
-    def critic_step(self, real, prior, coeffs):
+    def _critic_step(self, real, prior, coeffs):
         model = self.model
         fake = tf.stop_gradient(model.generate_images(prior, training=True))
         with tf.GradientTape() as tape:
-            penalty = gradient_penalty(model.critic, self._repeat(real), fake, coeffs)
+            penalty = gradient_penalty(model.critic, self._per_frame(real), fake, coeffs)
             losses = critic_loss(model.critique(real, training=True), model.critique(fake, training=True),
                                  penalty, self.args.gp_weight)
         grads = tape.gradient(losses["critic"], self.critic_vars)
@@ -111,38 +97,31 @@ class VAEGANTrainer(FrameworkTrainer):
         return losses
 
     @tf.function(reduce_retracing=True)
-    def generator_step(self, real, prior, eps, beta):
+    def _generator_step(self, real, prior, eps, beta):
         model = self.model
         with tf.GradientTape() as tape:
             recon, mu, logvar = model(real, eps=eps, training=True)
             fake_scores = model.critique(model.generate_images(prior, training=True), training=True)
-            losses = vaegan_generator_loss(fake_scores, recon, self._repeat(real), mu, logvar, beta,
+            losses = vaegan_generator_loss(fake_scores, recon, self._per_frame(real), mu, logvar, beta,
                                            self.args.adv_weight)
         grads = tape.gradient(losses["generator"], self.generator_vars)
         self.optimizers["generator"].apply_gradients(zip(grads, self.generator_vars))
         return losses
 
-    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
-        real = nchw_to_nhwc(batch)
-        noise = GANStepNoise.for_step(self.args.seed, step, len(batch), self.config.latent_dim, self.frames)
-        out = {k: float(v) for k, v in self.critic_step(real, noise.prior, noise.coeffs).items()}
-        if is_generator_step(step, self.args.n_critic):
-            beta = np.float32(kl_weight(step, self.args.kl_weight, self.args.kl_warmup))
-            losses = self.generator_step(real, noise.prior, noise.eps, beta)
-            self.last_generator = {k: float(v) for k, v in losses.items()}
-        out.update(self.last_generator)
-        if self.config.tanh_mode == "single":
-            out["alpha"] = float(np.asarray(self.model.param_tanh.alpha_of(None))[0])
-        return out
+    def critic_update(self, batch: np.ndarray, noise: GANStepNoise) -> dict[str, float]:
+        losses = self._critic_step(nchw_to_nhwc(batch), noise.prior, noise.coeffs)
+        return {k: float(v) for k, v in losses.items()}
+
+    def generator_update(self, batch: np.ndarray, noise: GANStepNoise, beta: float) -> dict[str, float]:
+        losses = self._generator_step(nchw_to_nhwc(batch), noise.prior, noise.eps, np.float32(beta))
+        return {k: float(v) for k, v in losses.items()}
+
+    def scalar_alpha(self) -> float:
+        return float(np.asarray(self.model.param_tanh.alpha_of(None))[0])
 
     def alpha(self, z: np.ndarray) -> np.ndarray:
-        """ParamTanh's alpha on the fixed noise's decoder outputs, canonical layout (for TensorBoard)."""
         alpha = np.asarray(self.model.param_tanh.alpha_of(self.model.decode_base(z)))
         return alpha if alpha.ndim == 1 else np.moveaxis(alpha, -1, -3)
-
-    def log_extras(self, tb, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None:
-        super().log_extras(tb, run_root, epoch, step, z)
-        alpha_summary(tb, self.alpha(z), step)
 
 
 TRAINERS: dict[str, type[FrameworkTrainer]] = {"conv_vae": VAETrainer, "vaegan": VAEGANTrainer}

@@ -32,13 +32,23 @@ from __future__ import annotations
 
 import math
 
-from .configs import TANH_MODES  # noqa: F401 - re-exported for the layers
+from .configs import TANH_MODES, VAEGANConfig  # noqa: F401 - TANH_MODES re-exported for the layers
+from .errors import ConfigError
 
 #: initial values of the ``time`` mode's (a, b, omega, phi)
 TIME_INIT = {"a": 1.0, "b": 0.5, "omega": 1.0, "phi": 0.0}
 #: softplus(ALPHA_BIAS_INIT) == 1
 ALPHA_BIAS_INIT = math.log(math.e - 1.0)
 FLICKER = 0.1
+
+
+def require_output(config: VAEGANConfig, video: bool) -> None:
+    """``generate`` (images) and ``generate_video`` refuse the other kind of model, with the same
+    words in both frameworks: only ``time`` mode makes videos."""
+    if video and not config.is_video:
+        raise ConfigError(f"vaegan in {config.tanh_mode!r} mode generates images, not videos")
+    if not video and config.is_video:
+        raise ConfigError("vaegan in 'time' mode generates videos: use generate_video")
 
 
 def time_points(frames: int) -> list[float]:

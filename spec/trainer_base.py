@@ -18,6 +18,7 @@ from .checkpoint import load_checkpoint
 from .configs import BaseConfig
 from .images import save_gif, to_uint8
 from .registry import get_model_spec, sample_part
+from .training import kl_weight, step_noise
 
 
 @dataclass(frozen=True)
@@ -104,8 +105,6 @@ class GANStepNoise:
 
     @classmethod
     def for_step(cls, seed: int, step: int, batch: int, latent_dim: int, frames: int = 1) -> "GANStepNoise":
-        from .training import step_noise
-
         return cls(step_noise(seed, step, (batch, latent_dim), "prior"),
                    step_noise(seed, step, (batch, latent_dim), "eps"),
                    step_noise(seed, step, (batch * frames,), "interpolation"))
@@ -137,3 +136,52 @@ def alpha_summary(tb: Any, alpha: np.ndarray, step: int) -> None:
     tb.scalar("alpha/mean", float(np.mean(alpha)), step)
     if alpha.size > 1:
         tb.histogram("alpha", alpha, step)
+
+
+class WGANGPTrainer(FrameworkTrainer):
+    """The WGAN-GP step schedule, once for both frameworks (Gulrajani et al. 2017).
+
+    Every step draws :class:`GANStepNoise` and trains the critic; every ``--n-critic``-th step
+    also trains the generator with the KL weight of :func:`spec.training.kl_weight`. Critic-only
+    steps log the last generator losses (restored from the history on ``--resume``), and
+    ``single`` mode logs its alpha. The framework twins implement the two updates and read alpha.
+    """
+
+    def __init__(self, config: BaseConfig, args: argparse.Namespace):
+        super().__init__(config, args)
+        self.frames = frames_per_sample(config)
+        self.last_generator = last_generator_losses([])
+
+    def critic_update(self, batch: np.ndarray, noise: GANStepNoise) -> dict[str, float]:
+        """One critic step on the canonical (B, C, H, W) batch; its losses as floats."""
+        raise NotImplementedError
+
+    def generator_update(self, batch: np.ndarray, noise: GANStepNoise, beta: float) -> dict[str, float]:
+        """One generator step (adversarial + ELBO with KL weight ``beta``); its losses as floats."""
+        raise NotImplementedError
+
+    def scalar_alpha(self) -> float:
+        """``single`` mode's learned alpha."""
+        raise NotImplementedError
+
+    def alpha(self, z: np.ndarray) -> np.ndarray:
+        """ParamTanh's alpha on the decoder outputs of ``z``, canonical layout (for TensorBoard)."""
+        raise NotImplementedError
+
+    def restore_history(self, history: list[dict[str, float]]) -> None:
+        self.last_generator = last_generator_losses(history)
+
+    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
+        args = self.args
+        noise = GANStepNoise.for_step(args.seed, step, len(batch), self.config.latent_dim, self.frames)
+        out = self.critic_update(batch, noise)
+        if is_generator_step(step, args.n_critic):
+            self.last_generator = self.generator_update(batch, noise, kl_weight(step, args.kl_weight, args.kl_warmup))
+        out.update(self.last_generator)
+        if self.config.tanh_mode == "single":
+            out["alpha"] = self.scalar_alpha()
+        return out
+
+    def log_extras(self, tb: Any, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None:
+        super().log_extras(tb, run_root, epoch, step, z)
+        alpha_summary(tb, self.alpha(z), step)

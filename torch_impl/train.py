@@ -8,21 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from spec.configs import BaseConfig
-from spec.trainer_base import (
-    Backend,
-    FrameworkTrainer,
-    GANStepNoise,
-    alpha_summary,
-    frames_per_sample,
-    last_generator_losses,
-    is_generator_step,
-)
+from spec.trainer_base import Backend, FrameworkTrainer, GANStepNoise, WGANGPTrainer
 from spec.training import kl_weight, main as train_main, step_noise
 
 from .checkpoint import load_optimizers, load_tensors, save_model, save_optimizers
@@ -58,10 +49,10 @@ class VAETrainer(FrameworkTrainer):
         return {k: float(v.detach()) for k, v in losses.items()}
 
 
-class VAEGANTrainer(FrameworkTrainer):
-    """``vaegan``: WGAN-GP critic steps, and every ``--n-critic`` steps a generator step on
-    adversarial + ELBO terms (:func:`losses.vaegan_generator_loss`); Adam betas (0, 0.9)
-    (Gulrajani et al. 2017) for both."""
+class VAEGANTrainer(WGANGPTrainer):
+    """``vaegan``: the torch updates of :class:`spec.trainer_base.WGANGPTrainer`; the generator step
+    trains on adversarial + ELBO terms (:func:`losses.vaegan_generator_loss`); Adam betas (0, 0.9)
+    for both optimizers."""
 
     backend = BACKEND
 
@@ -69,64 +60,48 @@ class VAEGANTrainer(FrameworkTrainer):
         super().__init__(config, args)
         torch.manual_seed(args.seed)
         self.model = model = build(config.model, config)
-        self.frames = frames_per_sample(config)
         self.optimizers = {
             "generator": Adam(model.generator_parameters(), lr=args.lr, betas=(0.0, 0.9), eps=1e-8),
             "critic": Adam(model.critic.parameters(), lr=args.lr, betas=(0.0, 0.9), eps=1e-8),
         }
-        self.last_generator = last_generator_losses([])
 
-    def restore_history(self, history: list[dict[str, float]]) -> None:
-        self.last_generator = last_generator_losses(history)
+    def _per_frame(self, real: torch.Tensor) -> torch.Tensor:
+        """Real images repeated once per generated frame (video models are judged frame by frame)."""
+        return real.repeat_interleave(self.frames, 0) if self.frames > 1 else real
 
-    def critic_step(self, real: torch.Tensor, noise: GANStepNoise) -> dict[str, torch.Tensor]:
-        model = self.model
+    def _apply(self, name: str, loss: torch.Tensor) -> None:
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def critic_update(self, batch: np.ndarray, noise: GANStepNoise) -> dict[str, float]:
+        model = self.model.train()
+        real = torch.from_numpy(batch)
         with torch.no_grad():
             fake = model.generate_images(torch.from_numpy(noise.prior))
-        real_rep = real.repeat_interleave(self.frames, 0) if self.frames > 1 else real
-        penalty = gradient_penalty(model.critique, real_rep, fake, torch.from_numpy(noise.coeffs))
+        penalty = gradient_penalty(model.critique, self._per_frame(real), fake, torch.from_numpy(noise.coeffs))
         losses = critic_loss(model.critique(real), model.critique(fake), penalty, self.args.gp_weight)
-        optimizer = self.optimizers["critic"]
-        optimizer.zero_grad(set_to_none=True)
-        losses["critic"].backward()
-        optimizer.step()
-        return losses
+        self._apply("critic", losses["critic"])
+        return {k: float(v.detach()) for k, v in losses.items()}
 
-    def generator_step(self, real: torch.Tensor, noise: GANStepNoise, step: int) -> dict[str, torch.Tensor]:
-        model, args = self.model, self.args
-        recon, mu, logvar = model(real, torch.from_numpy(noise.eps))
-        target = real.repeat_interleave(self.frames, 0) if self.frames > 1 else real
-        fake_scores = model.critique(model.generate_images(torch.from_numpy(noise.prior)))
-        losses = vaegan_generator_loss(fake_scores, recon, target, mu, logvar,
-                                       kl_weight(step, args.kl_weight, args.kl_warmup), args.adv_weight)
-        optimizer = self.optimizers["generator"]
-        optimizer.zero_grad(set_to_none=True)
-        losses["generator"].backward()
-        optimizer.step()
-        return losses
-
-    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
-        self.model.train()
+    def generator_update(self, batch: np.ndarray, noise: GANStepNoise, beta: float) -> dict[str, float]:
+        model = self.model.train()
         real = torch.from_numpy(batch)
-        noise = GANStepNoise.for_step(self.args.seed, step, len(batch), self.config.latent_dim, self.frames)
-        out = {k: float(v.detach()) for k, v in self.critic_step(real, noise).items()}
-        if is_generator_step(step, self.args.n_critic):
-            self.last_generator = {k: float(v.detach()) for k, v in self.generator_step(real, noise, step).items()}
-        out.update(self.last_generator)
-        if self.config.tanh_mode == "single":
-            out["alpha"] = float(self.model.param_tanh.alpha.detach()[0])
-        return out
+        recon, mu, logvar = model(real, torch.from_numpy(noise.eps))
+        fake_scores = model.critique(model.generate_images(torch.from_numpy(noise.prior)))
+        losses = vaegan_generator_loss(fake_scores, recon, self._per_frame(real), mu, logvar, beta,
+                                       self.args.adv_weight)
+        self._apply("generator", losses["generator"])
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def scalar_alpha(self) -> float:
+        return float(self.model.param_tanh.alpha.detach()[0])
 
     def alpha(self, z: np.ndarray) -> np.ndarray:
-        """ParamTanh's alpha on the fixed noise's decoder outputs (for TensorBoard)."""
         self.model.eval()
         with torch.no_grad():
-            x = self.model.decode_base(torch.from_numpy(z))
-            return self.model.param_tanh.alpha_of(x).cpu().numpy()
-
-    def log_extras(self, tb, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None:
-        super().log_extras(tb, run_root, epoch, step, z)
-        alpha_summary(tb, self.alpha(z), step)
+            return self.model.param_tanh.alpha_of(self.model.decode_base(torch.from_numpy(z))).cpu().numpy()
 
 
 TRAINERS: dict[str, type[FrameworkTrainer]] = {"conv_vae": VAETrainer, "vaegan": VAEGANTrainer}

@@ -11,7 +11,7 @@ import keras
 from keras import ops
 
 from spec.configs import VAEGANConfig
-from spec.errors import ConfigError
+from spec.param_tanh import require_output
 
 from ..layers.core import Conv2d, ConvTranspose2d, LeakyReLU, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, TorchLayer
 from ..layers.param_tanh import ParamTanh
@@ -80,14 +80,12 @@ class VAEGAN(VariationalModel):
 
     def generate(self, z, training=False):
         """z -> image (B, H, W, C) (``single``, ``matrix``, ``transformer`` modes)."""
-        if self.config.is_video:
-            raise ConfigError("vaegan in 'time' mode generates videos: use generate_video")
+        require_output(self.config, video=False)
         return self.param_tanh(self.decode_base(z, training=training), training=training)
 
     def generate_video(self, z, training=False):
         """z -> video (B, T, H, W, C) (``time`` mode)."""
-        if not self.config.is_video:
-            raise ConfigError(f"vaegan in {self.config.tanh_mode!r} mode generates images, not videos")
+        require_output(self.config, video=True)
         return self.param_tanh(self.decode_base(z, training=training), training=training)
 
     def generate_images(self, z, training=False):

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from spec.configs import VAEGANConfig
-from spec.errors import ConfigError
+from spec.param_tanh import require_output
 
 from ..layers.core import Conv2d, ConvTranspose2d, LeakyReLU, Linear, MaxPool2d, ReLU, Sequential, Sigmoid
 from ..layers.param_tanh import ParamTanh
@@ -69,14 +69,12 @@ class VAEGAN(VariationalModel):
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """z -> image (B, C, H, W) (``single``, ``matrix``, ``transformer`` modes)."""
-        if self.config.is_video:
-            raise ConfigError("vaegan in 'time' mode generates videos: use generate_video")
+        require_output(self.config, video=False)
         return self.param_tanh(self.decode_base(z))
 
     def generate_video(self, z: torch.Tensor) -> torch.Tensor:
         """z -> video (B, T, C, H, W) (``time`` mode)."""
-        if not self.config.is_video:
-            raise ConfigError(f"vaegan in {self.config.tanh_mode!r} mode generates images, not videos")
+        require_output(self.config, video=True)
         return self.param_tanh(self.decode_base(z))
 
     def generate_images(self, z: torch.Tensor) -> torch.Tensor:
