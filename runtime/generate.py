@@ -11,7 +11,6 @@ exit status 2, before anything is written: the output appears complete or not at
 from __future__ import annotations
 
 import argparse
-import io
 import logging
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ from .session import GeneratorSession, load
 
 log = logging.getLogger("runtime.generate")
 
-OUTPUT_SUFFIXES = (".png", ".gif", ".mp4", ".npy")
+OUTPUT_SUFFIXES = tuple(f".{fmt}" for fmt in spec_images.MEDIA_TYPES)
 DEFAULT_N = 16
 DEFAULT_N_VARIATIONS = 10
 #: Refuse absurd requests up front instead of exhausting memory halfway.
@@ -66,9 +65,8 @@ def check_args(args: argparse.Namespace) -> None:
     suffix = Path(args.out).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise UsageError(f"--out {args.out}: unsupported extension {suffix or '(none)'}; use one of {', '.join(OUTPUT_SUFFIXES)}")
-    if suffix == ".mp4" and not spec_images.mp4_available():
-        raise UsageError(f"--out {args.out}: MP4 output needs the optional package {spec_images.MP4_PACKAGE} "
-                         f"(pip install {spec_images.MP4_PACKAGE}); or write .gif")
+    if suffix == ".mp4" and (why := spec_images.format_refusal("mp4", is_video=True)):
+        raise UsageError(f"--out {args.out}: {why}")  # before loading anything
     if Path(args.out).is_dir():
         raise UsageError(f"--out {args.out}: is a directory")
     if args.n is None:
@@ -91,33 +89,17 @@ def make_images(session: GeneratorSession, args: argparse.Namespace) -> np.ndarr
     return session.generate(args.n, seed=args.seed, batch_size=args.batch_size)
 
 
-def write_output(images: np.ndarray, out: Path, is_video: bool, nrow: int | None, fps: float) -> Path:
-    """Encode fully in memory, then write atomically (no half-written files on failure)."""
-    suffix = out.suffix.lower()
-    if suffix == ".npy":
-        buf = io.BytesIO()
-        np.save(buf, images)
-        return atomic_write_bytes(out, buf.getvalue())
-    if suffix == ".gif":
-        return spec_images.save_gif(images, out, nrow=nrow, fps=fps)
-    if suffix == ".mp4":
-        return spec_images.save_mp4(images, out, nrow=nrow, fps=fps)
-    if is_video:
-        raise UsageError(f"--out {out}: a video generator writes .gif, .mp4 or .npy, not {suffix}")
-    return spec_images.save_grid(images, out, nrow=nrow)
-
-
 def run(args: argparse.Namespace) -> Path:
     check_args(args)
     session = load(args.model, providers=args.provider, precision=args.precision)
     out = Path(args.out)
-    if session.is_video and out.suffix.lower() == ".png":
-        raise UsageError(f"--out {out}: {session.model} is a video generator; use .gif, .mp4 or .npy")
-    if not session.is_video and out.suffix.lower() in (".gif", ".mp4"):
-        raise UsageError(f"--out {out}: {session.path.name} ({session.model}, part {session.part!r}) generates "
-                         f"still images, not videos; write .png or .npy, or export a video generator "
-                         f"(vaegan trained with --tanh-mode time)")
-    return write_output(make_images(session, args), out, session.is_video, args.nrow, args.fps)
+    fmt = out.suffix.lower()[1:]
+    why = spec_images.format_refusal(fmt, session.is_video)
+    if why is not None:
+        hint = "" if session.is_video else "; or export a video generator (vaegan trained with --tanh-mode time)"
+        raise UsageError(f"--out {out}: {session.path.name} ({session.model}, part {session.part!r}) {why}{hint}")
+    # encoded fully in memory, then written atomically: no half-written file on failure
+    return atomic_write_bytes(out, spec_images.encode(make_images(session, args), fmt, args.nrow, args.fps))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -175,5 +175,45 @@ def encode_mp4(videos: np.ndarray, nrow: int | None = None, fps: float = 8.0, qu
         return path.read_bytes()
 
 
-def save_mp4(videos: np.ndarray, path: str | os.PathLike, nrow: int | None = None, fps: float = 8.0) -> Path:
-    return atomic_write_bytes(path, encode_mp4(videos, nrow, fps))
+# --------------------------------------------------------------------------- output formats
+
+#: every output format, and its media type (HTTP responses)
+MEDIA_TYPES = {"png": "image/png", "gif": "image/gif", "mp4": "video/mp4", "npy": "application/octet-stream"}
+
+
+def output_formats(is_video: bool) -> tuple[str, ...]:
+    """What a generator's output can be written as: a PNG grid of images; an animated GIF or
+    (with imageio-ffmpeg) an MP4 of videos; the raw uint8 array as ``.npy`` for both. The first
+    is the default."""
+    if not is_video:
+        return ("png", "npy")
+    return ("gif", "mp4", "npy") if mp4_available() else ("gif", "npy")
+
+
+def format_refusal(fmt: str, is_video: bool) -> str | None:
+    """Why ``fmt`` does not suit this kind of generator (None when it does); callers add the name."""
+    allowed = output_formats(is_video)
+    if fmt in allowed:
+        return None
+    if fmt == "mp4" and is_video:
+        return f"MP4 output needs the optional package {MP4_PACKAGE} (pip install {MP4_PACKAGE}); use gif or npy"
+    if is_video:
+        return f"is a video generator; use {' or '.join(allowed)}, not {fmt}"
+    if fmt in MEDIA_TYPES:
+        return f"generates still images, not videos; use {' or '.join(allowed)}, not {fmt}"
+    return f"unknown format {fmt!r}; use {' or '.join(allowed)}"
+
+
+def encode(images: np.ndarray, fmt: str, nrow: int | None = None, fps: float = 8.0) -> bytes:
+    """uint8 images (N, H, W, C) or videos (N, T, H, W, C) as the bytes of one ``fmt`` file."""
+    if fmt == "npy":
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(images), allow_pickle=False)
+        return buf.getvalue()
+    if fmt == "png":
+        return encode_png(images, nrow)
+    if fmt == "gif":
+        return encode_gif(images, nrow, fps)
+    if fmt == "mp4":
+        return encode_mp4(images, nrow, fps)
+    raise ValueError(f"unknown format {fmt!r}; one of {', '.join(MEDIA_TYPES)}")

@@ -6,8 +6,9 @@ package imports neither torch nor TensorFlow.
 
 Modules, one concern each: :mod:`.settings` (limits), :mod:`.repository` (loading the model
 folders), :mod:`.batcher` (micro-batching), :mod:`.schemas` (request validation),
-:mod:`.encoding` (PNG/GIF/npy), :mod:`.limits` (body size, upload pixels), :mod:`.metrics`
-(Prometheus text format), :mod:`.errors` (the JSON error shape), :mod:`.app` (routes).
+:mod:`.limits` (body size, upload pixels), :mod:`.metrics`
+(Prometheus text format), :mod:`.errors` (the JSON error shape), :mod:`.app` (routes); response
+bodies are :func:`spec.images.encode`, shared with the CLI.
 """
 
 from __future__ import annotations

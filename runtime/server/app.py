@@ -23,9 +23,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from spec import images as spec_images
 from spec.errors import DataError, ModelFileError
 
-from . import encoding, schemas
+from . import schemas
 from .batcher import Batcher, BatcherClosed, QueueFull
 from .errors import ApiError, error_body, error_response
 from .limits import BodyLimitMiddleware, check_image_header
@@ -148,15 +149,15 @@ class ServerState:
     async def images_response(self, entry: ModelEntry, latents: np.ndarray, fmt: str, nrow: int | None,
                               fps: float, seed: int | None) -> Response:
         images = await self.batchers[entry.name].submit(latents)
-        body = await asyncio.to_thread(encoding.encode, images, fmt, nrow, fps)
+        body = await asyncio.to_thread(spec_images.encode, images, fmt, nrow, fps)
         headers = {
             "X-AGE-Model": entry.name,
             "X-AGE-Shape": ",".join(map(str, images.shape)),
-            "Content-Disposition": f'inline; filename="{encoding.filename(entry.name, fmt)}"',
+            "Content-Disposition": f'inline; filename="{entry.name}.{fmt}"',
         }
         if seed is not None:
             headers["X-AGE-Seed"] = str(seed)
-        return Response(body, media_type=encoding.MEDIA_TYPES[fmt], headers=headers)
+        return Response(body, media_type=spec_images.MEDIA_TYPES[fmt], headers=headers)
 
 
 # The routes read their bodies themselves (size limits, field-named errors); describe them here.
@@ -176,7 +177,7 @@ _VARIATIONS_DOC = {"requestBody": {"required": True, "content": {"multipart/form
 }}}}}
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
     "description": "PNG grid, GIF grid animation (video models) or .npy uint8 array",
-    "content": {media: {} for media in encoding.MEDIA_TYPES.values()},
+    "content": {media: {} for media in spec_images.MEDIA_TYPES.values()},
 }}
 
 

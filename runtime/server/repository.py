@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from spec import images as spec_images
 from spec.errors import AgeError, ModelFileError
 
 from ..session import GENERATOR_PARTS, GeneratorSession, load
@@ -53,7 +54,7 @@ class ModelEntry:
             "frames": s.frames,
             "value_range": list(s.value_range) if s.value_range is not None else None,
             "variations": s.has_encoder,
-            "formats": ["gif", "npy"] if s.is_video else ["png", "npy"],
+            "formats": list(spec_images.output_formats(s.is_video)),
             "step": _int_or_none(s.metadata.get("age.step")),
             "source_framework": s.metadata.get("age.source_framework"),
             "provider": s.provider,

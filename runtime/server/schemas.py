@@ -5,18 +5,20 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
 
+from spec import images as spec_images
 from spec import noise as spec_noise
 
 from ..session import GeneratorSession
 from .errors import ApiError, bad_request
 
-Format = Literal["png", "npy", "gif"]
-FORMATS = ("png", "npy", "gif")
+#: the keys of :data:`spec.images.MEDIA_TYPES` (a Literal must be spelled out for the JSON schema)
+Format = Literal["png", "gif", "mp4", "npy"]
+FORMATS = get_args(Format)
 #: Seeds drawn for requests that give none (reported back in the X-AGE-Seed header).
 SEED_BITS = 63
 MAX_SEED = 2**SEED_BITS - 1
@@ -113,15 +115,10 @@ def check_fps(fps: float) -> float:
 
 def check_format(fmt: str | None, session: GeneratorSession, name: str) -> str:
     if fmt is None:
-        return "gif" if session.is_video else "png"
-    if fmt not in FORMATS:
-        raise bad_request(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}", "format")
-    if session.is_video and fmt == "png":
-        raise bad_request(f"format: model {name!r} is a video generator; ask for gif or npy", "format")
-    if not session.is_video and fmt == "gif":
-        raise bad_request(
-            f"format: model {name!r} generates still images, not videos; ask for png or npy", "format"
-        )
+        return spec_images.output_formats(session.is_video)[0]
+    why = spec_images.format_refusal(fmt, session.is_video)
+    if why is not None:
+        raise bad_request(f"format: model {name!r} {why}", "format")
     return fmt
 
 

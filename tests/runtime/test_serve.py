@@ -308,7 +308,8 @@ def test_repository_listing(server):
     assert [o["name"] for o in parts["encoder"]["outputs"]] == ["mu", "logvar"]
     assert not models["decoder_only"]["variations"] and len(models["decoder_only"]["parts"]) == 1
     assert models["video"]["kind"] == "video" and models["video"]["frames"] == 2
-    assert models["video"]["formats"] == ["gif", "npy"]
+    # mp4 only where the optional imageio-ffmpeg is installed (it is in the test extra)
+    assert models["video"]["formats"] == (["gif", "mp4", "npy"] if spec_images.mp4_available() else ["gif", "npy"])
     unavailable = {u["name"]: u["error"] for u in body["unavailable"]}
     assert sorted(unavailable) == ["bad name", "broken", "empty"]
     assert "not a loadable ONNX model" in unavailable["broken"]
@@ -320,6 +321,12 @@ def test_repository_listing(server):
     assert "multipart/form-data" in spec["paths"]["/v1/models/{name}/variations"]["post"]["requestBody"]["content"]
     assert "latents" in json.dumps(spec["paths"]["/v1/models/{name}/generate"]["post"]["requestBody"])
     assert_error(server.client.get("/v1/models/nope"), 404, "name", "unknown model 'nope'")
+
+
+def test_request_schema_offers_exactly_the_encoder_formats():
+    from runtime.server import schemas
+
+    assert sorted(schemas.FORMATS) == sorted(spec_images.MEDIA_TYPES)
 
 
 def test_probes_and_metrics_format(server):
@@ -396,6 +403,17 @@ def test_video_generator_formats(server):
     assert videos.shape == (3, VIDEO_SHAPE[0], VIDEO_SHAPE[2], VIDEO_SHAPE[3], 3)
     assert_error(server.client.post("/v1/models/video/generate", json={"n": 1, "format": "png"}), 422, "format", "video generator")
     assert_error(server.client.post("/v1/models/vae/generate", json={"n": 1, "format": "gif"}), 422, "format", "still images")
+    assert_error(server.client.post("/v1/models/vae/generate", json={"n": 1, "format": "mp4"}), 422, "format", "still images")
+
+
+def test_video_generator_mp4(server, monkeypatch):
+    pytest.importorskip("imageio_ffmpeg")
+    r = server.client.post("/v1/models/video/generate", json={"n": 2, "seed": 1, "format": "mp4"})
+    assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
+    assert r.content[4:8] == b"ftyp" and r.headers["content-disposition"].endswith('.mp4"')
+    monkeypatch.setattr(spec_images, "mp4_available", lambda: False)
+    assert_error(server.client.post("/v1/models/video/generate", json={"n": 1, "format": "mp4"}), 422, "format",
+                 "imageio-ffmpeg")
 
 
 def test_variations_upload(server, solo, photo):
