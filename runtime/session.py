@@ -431,8 +431,10 @@ class GeneratorSession:
         """Canonical (C, H, W) the encoder takes, or None without an encoder."""
         return self._enc.inputs[0].dims if self._enc else None  # type: ignore[return-value]
 
-    def load_image(self, image: ImageSource) -> np.ndarray:
-        """An encoder input ``(C, H, W)`` float32 in [0, 1] from a path, encoded bytes or an array."""
+    def load_image(self, image: ImageSource, max_pixels: int | None = None) -> np.ndarray:
+        """An encoder input ``(C, H, W)`` float32 in [0, 1] from a path, encoded bytes or an array;
+        a file or bytes over ``max_pixels`` (default ``spec.images.MAX_IMAGE_PIXELS``) is refused
+        with :class:`spec.images.ImageTooLarge` before it is decoded."""
         c, h, w = self._require_encoder().inputs[0].dims
         if isinstance(image, np.ndarray):
             x = np.asarray(image, dtype=np.float32)
@@ -445,7 +447,7 @@ class GeneratorSession:
             return x
         if h != w:
             raise ModelFileError(f"{self._require_encoder().path}: encoder input {h}x{w} is not square")
-        x = spec_images.load_image(image, h)  # (3, h, h), raises DataError on bad files
+        x = spec_images.load_image(image, h, max_pixels=max_pixels)  # (3, h, h), raises DataError on bad files
         if c == 1:
             x = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), x, axes=1)[None]
         elif c != 3:
@@ -462,13 +464,14 @@ class GeneratorSession:
         out = dict(zip([o.name for o in enc.session.get_outputs()], enc.run({enc.inputs[0].name: x})))
         return out["mu"], out["logvar"]
 
-    def variation_latents(self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0) -> np.ndarray:
+    def variation_latents(self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0,
+                          max_pixels: int | None = None) -> np.ndarray:
         """Latents around one encoded image: ``spec.noise.variation_latents`` on the encoder's output."""
         n = _count(n, "n")
         scale = float(scale)
         if not np.isfinite(scale) or scale < 0:
             raise ValueError(f"variations: scale must be a finite number >= 0, got {scale}")
-        mu, logvar = self.encode(self.load_image(image)[None])
+        mu, logvar = self.encode(self.load_image(image, max_pixels)[None])
         return spec_noise.variation_latents(mu[0], logvar[0], n, scale, seed)
 
     def variations(

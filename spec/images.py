@@ -23,6 +23,10 @@ MAX_IMAGE_PIXELS = 40_000_000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
+class ImageTooLarge(DataError):
+    """An image whose header declares more pixels than allowed (refused before decoding)."""
+
+
 def open_image(source: str | os.PathLike | bytes, name: str | None = None, max_pixels: int | None = None) -> Image.Image:
     """Open and fully decode an image as RGB, refusing corrupt files and oversized ones.
 
@@ -37,16 +41,20 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None, max_p
         if not path.is_file():
             raise DataError(f"image {label}: no such file")
         source = path.read_bytes()
+    if not source:
+        raise DataError(f"image {label}: empty file")
     try:
         with Image.open(io.BytesIO(source)) as im:
             w, h = im.size
             if w * h > max_pixels:
-                raise DataError(f"image {label}: {w}x{h} pixels exceeds the limit of {max_pixels}")
+                raise ImageTooLarge(f"image {label}: {w}x{h} pixels exceeds the limit of {max_pixels}")
             im.load()
             return im.convert("RGB")
     except DataError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, far above any sane max_pixels
+        raise ImageTooLarge(f"image {label}: {exc}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(f"image {label}: not a readable image ({type(exc).__name__}: {exc})") from None
 
 
@@ -67,9 +75,10 @@ def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
     return im.crop((left, top, left + size, top + size))
 
 
-def load_image(source: str | os.PathLike | bytes, size: int, name: str | None = None) -> np.ndarray:
+def load_image(source: str | os.PathLike | bytes, size: int, name: str | None = None,
+               max_pixels: int | None = None) -> np.ndarray:
     """A model input: float32 (3, size, size) in [0, 1], resized and centre-cropped."""
-    im = resize_center_crop(open_image(source, name), size)
+    im = resize_center_crop(open_image(source, name, max_pixels), size)
     return np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
 
 

@@ -24,12 +24,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from spec import images as spec_images
+from spec.images import ImageTooLarge
 from spec.errors import DataError, ModelFileError
 
 from . import schemas
 from .batcher import Batcher, BatcherClosed, QueueFull
 from .errors import ApiError, error_body, error_response
-from .limits import BodyLimitMiddleware, check_image_header
+from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, MetricsMiddleware, ServerMetrics
 from .repository import ModelEntry, Repository
 from .settings import Settings
@@ -140,6 +141,8 @@ class ServerState:
             ) from None
         except BatcherClosed:
             raise ApiError(503, "the server is shutting down") from None
+        except ImageTooLarge as exc:  # from the header alone: nothing was decoded
+            raise ApiError(413, f"{exc} (--max-image-pixels)", "image") from None
         except DataError as exc:
             raise ApiError(422, str(exc), "image") from None
         except ModelFileError as exc:
@@ -275,9 +278,9 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
                 req = await schemas.parse_variations(form, session, name, settings.max_n)
             finally:
                 await form.close()
-            check_image_header(req.image, settings.max_image_pixels, "image")
             try:
-                latents = await asyncio.to_thread(session.variation_latents, req.image, req.n, req.scale, req.seed)
+                latents = await asyncio.to_thread(session.variation_latents, req.image, req.n, req.scale, req.seed,
+                                                  settings.max_image_pixels)
             except ValueError as exc:
                 raise ApiError(422, str(exc), "image") from None
             return await state.images_response(entry, latents, req.format, req.nrow, req.fps, req.seed)

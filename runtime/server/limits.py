@@ -1,12 +1,10 @@
-"""Input limits enforced before any expensive work: request body size and upload pixel count."""
+"""The request body size limit, enforced before any body is parsed (the upload pixel limit is
+:func:`spec.images.open_image`'s, checked from the image header before decoding)."""
 
 from __future__ import annotations
 
-import io
-import warnings
 from typing import Any, Callable
 
-from PIL import Image, UnidentifiedImageError
 from starlette.responses import JSONResponse
 
 from .errors import ApiError, error_body, error_response
@@ -75,28 +73,3 @@ def _content_length(scope: dict) -> int | None:
             text = value.decode("latin-1").strip()
             return int(text) if text.isdigit() else -1
     return None
-
-
-def check_image_header(data: bytes, max_pixels: int, field: str = "image") -> tuple[int, int]:
-    """Read only the image header and refuse oversized (decompression bomb) or unreadable uploads.
-
-    Returns ``(width, height)``. Pillow's own bomb guard (far above ``max_pixels``) is reported
-    the same way.
-    """
-    if not data:
-        raise ApiError(422, f"{field}: empty upload", field)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:  # lazy: parses the header, decodes nothing
-                width, height = im.size
-                fmt = im.format
-    except Image.DecompressionBombError as exc:
-        raise ApiError(413, f"{field}: {exc}; the limit is {max_pixels} pixels (--max-image-pixels)", field) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(422, f"{field}: not a readable image ({type(exc).__name__}: {exc})", field) from None
-    if width * height > max_pixels:
-        raise ApiError(
-            413, f"{field}: {fmt} image of {width}x{height} pixels exceeds the limit of {max_pixels} (--max-image-pixels)", field
-        )
-    return width, height
