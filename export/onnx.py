@@ -45,24 +45,34 @@ class PartReport:
     passed: bool
 
 
-def random_inputs(part: PartSpec, batch: int, seed: int = 0) -> list[np.ndarray]:
-    """Validation inputs: images uniform in [0, 1], vectors standard normal."""
+def random_inputs(part: PartSpec, batch: int, seed: int | tuple[int, ...] = 0) -> list[np.ndarray]:
+    """Inputs drawn like real ones: images and videos uniform in [0, 1], vectors standard normal."""
     rng = np.random.default_rng(seed)
     out = []
     for t in part.inputs:
         shape = t.concrete_shape(batch)
-        x = rng.random(shape, dtype=np.float32) if t.kind == "image" else rng.standard_normal(shape, dtype=np.float32)
+        x = (rng.random(shape, dtype=np.float32) if t.kind in ("image", "video")
+             else rng.standard_normal(shape, dtype=np.float32))
         out.append(x)
     return out
 
 
-def ort_run(model_bytes: bytes, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+def random_feed(part: PartSpec, batch: int, seed: int | tuple[int, ...] = 0) -> dict[str, np.ndarray]:
+    """:func:`random_inputs` keyed by the part's input names (an onnxruntime feed)."""
+    return {t.name: x for t, x in zip(part.inputs, random_inputs(part, batch, seed))}
+
+
+def cpu_session(model_bytes: bytes):
+    """A quiet onnxruntime CPU session: what export validates and measures with."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-    return session.run(None, inputs)
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def ort_run(model_bytes: bytes, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return cpu_session(model_bytes).run(None, inputs)
 
 
 def export_checkpoint(
@@ -97,7 +107,7 @@ def export_checkpoint(
     model = backend.load(ckpt)
     parts = get_model_spec(ckpt.model).parts(ckpt.config)
     out_dir = Path(out_dir)
-    reports, blobs = [], {}
+    reports, protos, blobs = [], {}, {}
     for part in parts.values():
         log.info("exporting %s/%s via %s (opset %d)", ckpt.model, part.name, via, opset)
         try:
@@ -116,7 +126,7 @@ def export_checkpoint(
         diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
         shapes_ok = all(g.shape == w.shape for g, w in zip(got, want))
         reports.append(PartReport(part.name, out_dir / f"{part.name}.onnx", diff, len(blob), shapes_ok and diff <= tolerance))
-        blobs[part.name] = blob
+        protos[part.name], blobs[part.name] = proto, blob
     print_table(reports, tolerance)
     failed = [r.part for r in reports if not r.passed]
     if failed:
@@ -130,12 +140,11 @@ def export_checkpoint(
         variant_reports = []
         with tempfile.TemporaryDirectory(prefix="age-variant-") as tmp:
             for part in parts.values():
-                proto = onnx.load_from_string(blobs[part.name])
                 for kind in variants:
                     log.info("making the %s variant of %s", kind, part.name)
                     path = out_dir / f"{part.name}.{kind}.onnx"
                     try:
-                        blob, report = make_variant(kind, proto, part, path, Path(tmp))
+                        blob, report = make_variant(kind, protos[part.name], blobs[part.name], part, path, Path(tmp))
                     except ExportError:
                         raise
                     except Exception as exc:  # noqa: BLE001 - converter/quantizer internals
@@ -151,8 +160,7 @@ def export_checkpoint(
         from .triton import write_repository
 
         name = triton_name or f"{ckpt.model}"
-        metas = {p.name: {m.key: m.value for m in onnx.load_from_string(blobs[p.name]).metadata_props}
-                 for p in parts.values()}
+        metas = {p.name: {m.key: m.value for m in protos[p.name].metadata_props} for p in parts.values()}
         configs = write_repository(triton, name, {p.name: (p, blobs[p.name], metas[p.name]) for p in parts.values()},
                                    triton_max_batch, triton_delay_us)
         for config in configs:

@@ -27,6 +27,8 @@ import onnx
 from spec.errors import ExportError
 from spec.registry import PartSpec
 
+from .onnx import cpu_session, random_feed
+
 log = logging.getLogger("export.variants")
 
 VARIANTS = ("fp16", "int8")
@@ -73,19 +75,6 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return converted
 
 
-def _calibration_inputs(part: PartSpec, batches: int, batch: int, seed: int) -> list[dict[str, np.ndarray]]:
-    rng = np.random.default_rng([seed, 7])
-    feeds = []
-    for _ in range(batches):
-        feed = {}
-        for t in part.inputs:
-            shape = t.concrete_shape(batch)
-            feed[t.name] = (rng.random(shape, dtype=np.float32) if t.kind in ("image", "video")
-                            else rng.standard_normal(shape, dtype=np.float32))
-        feeds.append(feed)
-    return feeds
-
-
 def to_int8(model: onnx.ModelProto, part: PartSpec, workdir: Path, seed: int = 0) -> onnx.ModelProto:
     """Static QDQ quantization (uint8 activations: asymmetric ranges suit ReLU/Sigmoid outputs,
     measured 41 dB vs 29 dB PSNR for int8 ones on conv_vae's decoder; int8 per-channel weights),
@@ -95,7 +84,7 @@ def to_int8(model: onnx.ModelProto, part: PartSpec, workdir: Path, seed: int = 0
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.feeds = iter(_calibration_inputs(part, 8, 16, seed))
+            self.feeds = iter([random_feed(part, 16, (seed, 7, i)) for i in range(8)])
 
         def get_next(self):
             return next(self.feeds, None)
@@ -115,19 +104,11 @@ def to_int8(model: onnx.ModelProto, part: PartSpec, workdir: Path, seed: int = 0
     return quantized
 
 
-def _session(blob: bytes):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
-
-
 def measure(part: PartSpec, fp32: bytes, variant: bytes, batch: int = 16, repeats: int = 5,
             seed: int = 1) -> tuple[float, float, float, float]:
     """(PSNR dB, max |diff|, fp32 ms per call, variant ms per call) on one held-out batch."""
-    feed = _calibration_inputs(part, 1, batch, seed)[0]
-    a, b = _session(fp32), _session(variant)
+    feed = random_feed(part, batch, (seed,))  # not one of the calibration batches
+    a, b = cpu_session(fp32), cpu_session(variant)
     ref, got = a.run(None, feed)[0], b.run(None, feed)[0]
     times = {id(a): [], id(b): []}
     for _ in range(repeats):  # interleaved, so machine noise hits both alike
@@ -139,7 +120,10 @@ def measure(part: PartSpec, fp32: bytes, variant: bytes, batch: int = 16, repeat
     return psnr(ref, got, part.value_range), float(np.max(np.abs(ref - got))), ms[0], ms[1]
 
 
-def make_variant(kind: str, model: onnx.ModelProto, part: PartSpec, path: Path, workdir: Path) -> tuple[bytes, VariantReport]:
+def make_variant(kind: str, model: onnx.ModelProto, fp32: bytes, part: PartSpec, path: Path,
+                 workdir: Path) -> tuple[bytes, VariantReport]:
+    """The ``kind`` variant of the fp32 ``model`` (``fp32``: its serialised bytes), checked and
+    measured against it."""
     if kind == "fp16":
         converted = to_fp16(model)
     elif kind == "int8":
@@ -157,7 +141,7 @@ def make_variant(kind: str, model: onnx.ModelProto, part: PartSpec, path: Path, 
     except Exception as exc:  # noqa: BLE001
         raise ExportError(f"{path}: ONNX checker rejected the {kind} variant of {part.name!r}: {exc}") from exc
     blob = converted.SerializeToString()
-    db, diff, fp32_ms, variant_ms = measure(part, model.SerializeToString(), blob)
+    db, diff, fp32_ms, variant_ms = measure(part, fp32, blob)
     return blob, VariantReport(part.name, kind, path, db, diff, len(blob), fp32_ms, variant_ms)
 
 
