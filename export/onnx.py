@@ -27,7 +27,7 @@ import numpy as np
 from spec.checkpoint import load_checkpoint
 from spec.errors import AgeError, ExportError
 from spec.files import atomic_write_bytes
-from spec.registry import PartSpec, get_model_spec
+from spec.registry import PartSpec, get_model_spec, part_filename
 
 log = logging.getLogger("export.onnx")
 
@@ -125,7 +125,7 @@ def export_checkpoint(
         want = backend.run(model, part, inputs)
         diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
         shapes_ok = all(g.shape == w.shape for g, w in zip(got, want))
-        reports.append(PartReport(part.name, out_dir / f"{part.name}.onnx", diff, len(blob), shapes_ok and diff <= tolerance))
+        reports.append(PartReport(part.name, out_dir / part_filename(part.name), diff, len(blob), shapes_ok and diff <= tolerance))
         protos[part.name], blobs[part.name] = proto, blob
     print_table(reports, tolerance)
     failed = [r.part for r in reports if not r.passed]
@@ -142,7 +142,7 @@ def export_checkpoint(
             for part in parts.values():
                 for kind in variants:
                     log.info("making the %s variant of %s", kind, part.name)
-                    path = out_dir / f"{part.name}.{kind}.onnx"
+                    path = out_dir / part_filename(part.name, kind)
                     try:
                         blob, report = make_variant(kind, protos[part.name], blobs[part.name], part, path, Path(tmp))
                     except ExportError:

@@ -25,13 +25,13 @@ import numpy as np
 import onnx
 
 from spec.errors import ExportError
-from spec.registry import PartSpec
+from spec.registry import PRECISIONS, PartSpec
 
 from .onnx import cpu_session, random_feed
 
 log = logging.getLogger("export.variants")
 
-VARIANTS = ("fp16", "int8")
+VARIANTS = tuple(p for p in PRECISIONS if p != "fp32")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 from spec import images as spec_images
 from spec.errors import AgeError
 from spec.files import atomic_write_bytes
+from spec.registry import PRECISIONS
 
 from .session import GeneratorSession, load
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variations", metavar="IMAGE", default=None, help="make variations of this image (needs encoder.onnx)")
     parser.add_argument("--scale", type=float, default=0.01, help="variation strength: fraction of the posterior variance (default 0.01)")
     parser.add_argument("--fps", type=float, default=8.0, help="GIF frame rate (default 8)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                         help="which export to run from a directory: <part>.onnx, <part>.fp16.onnx or <part>.int8.onnx")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
     parser.add_argument(

@@ -15,10 +15,12 @@ A bad repository or flag ends as one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
 from spec.errors import AgeError
+from spec.registry import PRECISIONS
 
 from .server.settings import Settings
 
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=_DEFAULTS.max_body_bytes, help=f"largest request body (default {_DEFAULTS.max_body_bytes})")
     p.add_argument("--max-image-pixels", type=int, default=_DEFAULTS.max_image_pixels, help=f"largest uploaded image, width*height (default {_DEFAULTS.max_image_pixels})")
     p.add_argument("--request-timeout-s", type=float, default=_DEFAULTS.request_timeout_s, help=f"per-request time limit, then 504 (default {_DEFAULTS.request_timeout_s:g})")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                    help="serve <part>.onnx (fp32) or the <part>.fp16.onnx / <part>.int8.onnx variants")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
     p.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO", help="logging level (default INFO)")
@@ -48,17 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    return Settings(
-        max_batch=args.max_batch,
-        max_delay_ms=args.max_delay_ms,
-        max_queue=args.max_queue,
-        max_n=args.max_n,
-        max_body_bytes=args.max_body_bytes,
-        max_image_pixels=args.max_image_pixels,
-        request_timeout_s=args.request_timeout_s,
-        provider=args.provider,
-        precision=args.precision,
-    )
+    """Every :class:`Settings` field from its flag (``--max-batch`` -> ``max_batch``)."""
+    return Settings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
 
 
 def main(argv: list[str] | None = None) -> int:

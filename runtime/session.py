@@ -28,6 +28,7 @@ from spec import FORMAT_VERSION
 from spec import images as spec_images
 from spec import noise as spec_noise
 from spec.errors import ModelFileError
+from spec.registry import ENCODER_PART, GENERATOR_PARTS, PRECISIONS, part_filename
 
 from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
 from .providers import ort_message as _one_line
@@ -36,8 +37,6 @@ log = logging.getLogger("runtime")
 
 META_PREFIX = "age."
 #: Generator parts, in the order a directory is searched for one.
-GENERATOR_PARTS = ("generator", "decoder", "video_generator")
-ENCODER_PART = "encoder"
 REQUIRED_META = ("model", "part", "config", "inputs", "outputs")
 #: Default chunk size for ``decode``/``generate``: bounds peak memory for large ``n``.
 DEFAULT_BATCH_SIZE = 64
@@ -246,30 +245,26 @@ def _check_encoder(encoder: Part, generator: Part, latent_dim: int) -> None:
             raise ModelFileError(f"{encoder.path}: encoder needs output {name!r} of shape (batch, {latent_dim})")
 
 
-#: file suffix of each precision ``export.onnx`` writes (``--fp16``, ``--int8``)
-PRECISIONS = {"fp32": ".onnx", "fp16": ".fp16.onnx", "int8": ".int8.onnx"}
-
-
 def _resolve(path: Path, precision: str = "fp32") -> tuple[Path, Path | None]:
     """(generator file, encoder file or None) for a directory or a file path."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
-    suffix = PRECISIONS[precision]
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if not path.exists():
         raise ModelFileError(f"{path}: no such file or directory")
     folder = path if path.is_dir() else path.parent
     if path.is_dir():
-        found = [folder / f"{p}{suffix}" for p in GENERATOR_PARTS if (folder / f"{p}{suffix}").is_file()]
+        found = [folder / part_filename(p, precision) for p in GENERATOR_PARTS
+                 if (folder / part_filename(p, precision)).is_file()]
         if not found:
-            names = ", ".join(f"{p}{suffix}" for p in GENERATOR_PARTS)
+            names = ", ".join(part_filename(p, precision) for p in GENERATOR_PARTS)
             hint = " (export with --fp16/--int8 to make one)" if precision != "fp32" else ""
             what = "generator part" if precision == "fp32" else f"{precision} generator part"
             raise ModelFileError(f"{path}: no {what} in this directory (looked for {names}){hint}")
         generator = found[0]
     else:
         generator = path
-    encoder = next((folder / f"{ENCODER_PART}{s}" for s in dict.fromkeys((suffix, ".onnx"))
-                    if (folder / f"{ENCODER_PART}{s}").is_file()), None)
+    encoder = next((folder / part_filename(ENCODER_PART, p) for p in dict.fromkeys((precision, "fp32"))
+                    if (folder / part_filename(ENCODER_PART, p)).is_file()), None)
     return generator, (encoder if encoder is not None and encoder != generator else None)
 
 

@@ -99,10 +99,24 @@ def _vaegan_parts(cfg: VAEGANConfig) -> dict[str, PartSpec]:
     return parts
 
 
+#: the part names that map z to what a model generates (a model has exactly one of them)
+GENERATOR_PARTS = ("generator", "decoder", "video_generator")
+ENCODER_PART = "encoder"
+#: the exported file of a part at each precision: ``<part>.onnx``, ``<part>.fp16.onnx``, ``<part>.int8.onnx``
+PRECISIONS = {"fp32": ".onnx", "fp16": ".fp16.onnx", "int8": ".int8.onnx"}
+
+
+def part_filename(part: str, precision: str = "fp32") -> str:
+    """What ``export.onnx`` names a part's file, and where the runtime looks for it."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    return f"{part}{PRECISIONS[precision]}"
+
+
 def sample_part(config: BaseConfig) -> str:
     """The registry part that maps z to what the model generates (decoder / generator / video)."""
     parts = get_model_spec(config.model).parts(config)
-    for name in ("decoder", "generator", "video_generator"):
+    for name in GENERATOR_PARTS:
         if name in parts:
             return name
     raise ConfigError(f"model {config.model!r} has no generator part")

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, fields
 
 from spec.errors import ConfigError
+from spec.registry import PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Settings:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.precision not in ("fp32", "fp16", "int8"):
-            raise ValueError(f"precision must be fp32, fp16 or int8, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"{_flag('precision')} must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         positive_ints = ("max_batch", "max_queue", "max_n", "max_body_bytes", "max_image_pixels")
         for name in positive_ints:
             value = getattr(self, name)
