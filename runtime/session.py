@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from spec import FORMAT_VERSION
 from spec import images as spec_images
@@ -72,6 +73,8 @@ class Part:
     value_range: tuple[float, float] | None
     config: dict[str, Any]
     metadata: dict[str, str] = field(repr=False)
+    #: the session's output names in graph order (what ``run`` returns), read once at load
+    output_names: tuple[str, ...] = ()
 
     @property
     def device(self) -> str:
@@ -94,8 +97,6 @@ class Part:
         Inputs may be NumPy arrays (uploaded once) or OrtValues already on the device, e.g. the
         outputs of another part's ``run_bound``: chained parts then never touch host memory.
         """
-        import onnxruntime as ort
-
         device = device or self.device
         try:
             binding = self.session.io_binding()
@@ -103,8 +104,8 @@ class Part:
                 if not isinstance(value, ort.OrtValue):
                     value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value, dtype=np.float32), device, 0)
                 binding.bind_ortvalue_input(name, value)
-            for out in self.session.get_outputs():
-                binding.bind_output(out.name, device, 0)
+            for name in self.output_names:
+                binding.bind_output(name, device, 0)
             self.session.run_with_iobinding(binding)
             return list(binding.get_outputs())
         except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
@@ -203,7 +204,8 @@ def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
     meta = _parse_metadata(path, session.get_modelmeta().custom_metadata_map)
     _check_graph_matches(path, "inputs", meta["inputs"], session.get_inputs())
     _check_graph_matches(path, "outputs", meta["outputs"], session.get_outputs())
-    return Part(path=path, session=session, choice=choice, name=meta.pop("part"), **meta)
+    return Part(path=path, session=session, choice=choice, name=meta.pop("part"),
+                output_names=tuple(o.name for o in session.get_outputs()), **meta)
 
 
 def _check_generator(part: Part) -> int:
@@ -373,7 +375,7 @@ class GeneratorSession:
         step = _batch_size(batch_size)
         name = self._gen.inputs[0].name
         out_name = self._gen.outputs[0].name
-        index = [o.name for o in self._gen.session.get_outputs()].index(out_name)
+        index = self._gen.output_names.index(out_name)
         chunks = [self._gen.run({name: z[i : i + step]})[index] for i in range(0, len(z), step)]
         if not chunks:
             return np.zeros((0, *self.output_shape), dtype=np.float32)
@@ -456,7 +458,7 @@ class GeneratorSession:
         want = enc.inputs[0].dims
         if x.ndim != 4 or x.shape[1:] != want:
             raise ValueError(f"encode: expected images (N, {', '.join(map(str, want))}), got {x.shape}")
-        out = dict(zip([o.name for o in enc.session.get_outputs()], enc.run({enc.inputs[0].name: x})))
+        out = dict(zip(enc.output_names, enc.run({enc.inputs[0].name: x})))
         return out["mu"], out["logvar"]
 
     def variation_latents(self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0,

@@ -103,7 +103,7 @@ RULES["chw"] = LayoutRule("chw", _perm((1, 2, 0)), _perm((2, 0, 1)), ndim=3)
 def rule(name: str) -> LayoutRule:
     """The rule called ``name``; ``mha_*@N`` rules are made for head count N on first use."""
     if name not in RULES and "@" in name:
-        base, _, heads = name.partition("@")
+        heads = name.partition("@")[2]
         if heads.isdigit() and int(heads) > 0:
             RULES.update(_mha_rules(int(heads)))
     if name not in RULES:

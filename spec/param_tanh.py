@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from .configs import TANH_MODES, VAEGANConfig  # noqa: F401 - TANH_MODES re-exported for the layers
+from .configs import VAEGANConfig
 from .errors import ConfigError
 
 #: initial values of the ``time`` mode's (a, b, omega, phi)

@@ -71,10 +71,6 @@ class Counter(_Metric):
         with self._lock:
             self._values[key] = self._values.get(key, 0.0) + amount
 
-    def value(self, **labels: Any) -> float:
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
-
     def render(self) -> list[str]:
         with self._lock:
             items = sorted(self._values.items())
@@ -116,17 +112,6 @@ class Histogram(_Metric):
             counts, total = self._data.setdefault(key, ([0] * (len(self.buckets) + 1), [0.0]))
             counts[index] += 1
             total[0] += value
-
-    def snapshot(self, **labels: Any) -> dict[str, Any]:
-        """``{"buckets": {le: cumulative count}, "count": n, "sum": s}`` (tests, debugging)."""
-        with self._lock:
-            counts, total = self._data.get(self._key(labels), ([0] * (len(self.buckets) + 1), [0.0]))
-            counts = list(counts)
-        cumulative, running = {}, 0
-        for le, c in zip((*self.buckets, math.inf), counts, strict=True):
-            running += c
-            cumulative[le] = running
-        return {"buckets": cumulative, "count": running, "sum": total[0]}
 
     def render(self) -> list[str]:
         with self._lock:
