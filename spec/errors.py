@@ -23,3 +23,16 @@ class ExportError(AgeError):
 
 class ModelFileError(AgeError):
     """An ONNX model file given to the runtime is missing, corrupt or not one of ours."""
+
+
+class OutputError(AgeError):
+    """A file could not be written (missing or read-only folder, a directory in the way, disk full)."""
+
+
+def os_error_message(exc: OSError, action: str = "") -> str:
+    """One line for an OS error that names the path: ``"cannot write out.png: No space left on device"``."""
+    where = exc.filename if exc.filename is not None else "?"
+    if exc.filename2 is not None:
+        where = f"{where} -> {exc.filename2}"
+    what = exc.strerror or type(exc).__name__
+    return f"{action + ' ' if action else ''}{where}: {what}"

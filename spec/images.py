@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .files import atomic_write_bytes
 
 #: Refuse images with more pixels than this *before* decoding them (decompression bombs).
@@ -88,6 +88,28 @@ def to_uint8(x: np.ndarray, channels_first: bool = True) -> np.ndarray:
     if channels_first:
         x = np.moveaxis(x, -3, -1)
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+#: Frame rates a GIF/MP4 may ask for. GIF stores each frame's duration in hundredths of a second
+#: in 16 bits (at most 655.35 s, at least 0.01 s): 0.1 fps (10 s a frame) to 100 fps covers every
+#: sensible animation and keeps the encoders far from their limits.
+FPS_RANGE = (0.1, 100.0)
+
+
+def check_layout(n: int, nrow: int | None = None, fps: float | None = None) -> None:
+    """Refuse grid/animation parameters outside their documented ranges, naming the field.
+
+    ``nrow`` (images per grid row) is 1..n: more columns than images would only add blank width
+    (``nrow=10**6`` asks for a grid millions of pixels wide). ``fps`` is in :data:`FPS_RANGE`.
+    Raises :class:`~spec.errors.ConfigError` (a ``ValueError``) whose message starts with the field.
+    """
+    if nrow is not None and (isinstance(nrow, bool) or not isinstance(nrow, (int, np.integer))
+                             or not 1 <= nrow <= max(1, n)):
+        raise ConfigError(f"nrow must be an integer between 1 and n ({n}), got {nrow!r}")
+    if fps is not None:
+        low, high = FPS_RANGE
+        if isinstance(fps, bool) or not isinstance(fps, (int, float, np.floating)) or not low <= fps <= high:
+            raise ConfigError(f"fps must be a number between {low:g} and {high:g}, got {fps!r}")
 
 
 def make_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, fill: int = 255) -> np.ndarray:

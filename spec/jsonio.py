@@ -1,0 +1,62 @@
+"""JSON from files we did not write: bounded in size and nesting before it is parsed.
+
+Configs, checkpoint headers, ONNX metadata, optimizer metadata and ``train_state.json`` all come
+from files a stranger may have crafted. ``json.loads`` recurses once per nesting level, so a
+100,000-deep ``[[[...]]]`` raises ``RecursionError`` (and a huge text takes memory and time);
+:func:`loads` measures both first and raises the caller's error class, naming the source.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from .errors import AgeError
+
+#: Deepest nesting any of our JSON documents has is 4; 64 leaves room without risking recursion.
+MAX_DEPTH = 64
+#: Largest JSON text accepted by default (a config is < 2 KB; a long loss history a few MB).
+MAX_BYTES = 64 * 1024 * 1024
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+
+
+def nesting_depth(data: bytes) -> int:
+    """Deepest ``[``/``{`` nesting of a JSON text, brackets inside strings ignored."""
+    stripped = _STRING.sub(b'""', data)
+    codes = np.frombuffer(stripped, dtype=np.uint8)
+    steps = (np.isin(codes, (ord("["), ord("{"))).astype(np.int64)
+             - np.isin(codes, (ord("]"), ord("}"))).astype(np.int64))
+    return int(np.cumsum(steps).max()) if steps.size else 0
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(text: str | bytes, source: str, error: type[AgeError] = AgeError, *,
+          max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
+    """``json.loads(text)`` after checking its size and nesting; NaN/Infinity literals refused.
+
+    Every failure (too big, too deep, not UTF-8, not JSON) raises ``error`` with a message that
+    starts with ``source`` (the file and field, e.g. ``"checkpoint run/c.safetensors: config"``).
+    """
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if len(data) > max_bytes:
+        raise error(f"{source}: JSON of {len(data)} bytes exceeds the limit of {max_bytes}")
+    depth = nesting_depth(data)
+    if depth > max_depth:
+        raise error(f"{source}: JSON nested {depth} levels deep exceeds the limit of {max_depth}")
+    try:
+        return json.loads(data, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise error(f"{source}: not valid JSON ({exc})") from None
+
+
+def finite_number(value: Any) -> bool:
+    """A real JSON number (not a bool) that is finite."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
