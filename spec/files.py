@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import tempfile
 from pathlib import Path
+
+from .errors import OutputError
+
+#: what every temp file of :func:`atomic_write_bytes` ends with (orphans of a killed write are swept by name)
+TEMP_SUFFIX = ".tmp"
 
 
 def _new_file_mode(path: Path) -> int:
@@ -23,21 +29,31 @@ def _new_file_mode(path: Path) -> int:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path``; a crash leaves the old file or the new one, never half of one."""
+    """Write ``data`` to ``path``; a crash leaves the old file or the new one, never half of one.
+
+    Any OS failure (a missing or read-only folder, a directory or file in the way, a full disk)
+    raises :class:`~spec.errors.OutputError` naming ``path``, after removing the temp file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp: str | None = None
     try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = _new_file_mode(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        tmp = None
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return path
 
 
