@@ -49,6 +49,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
         tmp = None
+    except FileExistsError:  # from mkdir: a file sits where a parent folder should be
+        raise OutputError(f"cannot write {path}: a parent of it is a file, not a folder") from None
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
