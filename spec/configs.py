@@ -2,17 +2,72 @@
 
 Every config serialises to JSON (``to_json``/``config_from_json``) and travels inside every
 checkpoint and exported ONNX file, so a model can always be rebuilt from its file alone.
+
+Because configs arrive inside files a stranger may have crafted, nothing is built from one until
+it has passed three checks, all here and framework-neutral:
+
+1. every field has the type of its default, and numbers are finite and inside the field's
+   declared range (:func:`bounded`; integers are at most :data:`MAX_INT`, lists at most
+   :data:`MAX_LIST` long);
+2. the model's own consistency rules (``validate``);
+3. the size budget: :meth:`BaseConfig.parameter_count` (every tensor of the checkpoint) must not
+   exceed :data:`MAX_PARAMETERS` and :meth:`BaseConfig.activation_count` (the elements every layer
+   outputs for one sample, summed) must not exceed :data:`MAX_ACTIVATIONS`, so a 400-byte config
+   asking for latent_dim 10**7 is refused before anything allocates 40 GB.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .errors import ConfigError
+from .jsonio import loads as json_loads
+
+#: Largest value any integer field may hold (sizes, widths, counts): far above every real model,
+#: far below anything that overflows a framework's int32/int64 shape arithmetic.
+MAX_INT = 2**20
+#: Longest list field (e.g. ``hidden_dims``).
+MAX_LIST = 32
+#: Largest model, in checkpoint elements (float32: 1 GiB). The seed configs hold 8M (conv_vae)
+#: to 14M (vaegan transformer).
+MAX_PARAMETERS = 2**28
+#: Largest activation footprint, in elements per sample summed over layers (float32: 512 MiB
+#: per sample). The seed configs need 5M (conv_vae) to 39M (vaegan time: 8 frames judged one by one).
+MAX_ACTIVATIONS = 2**27
+
+
+def bounded(default: Any, low: float | None = None, high: float | None = None, *, low_open: bool = False) -> Any:
+    """A dataclass field whose value must lie in [low, high] ((low, high] with ``low_open``).
+
+    The range is checked by :meth:`BaseConfig.from_dict`, so it holds for presets, CLI overrides
+    and configs read from files alike, and the message names the field.
+    """
+    return field(default=default, metadata={"range": (low, high, low_open)})
+
+
+def _check_range(owner: str, f: dataclasses.Field, value: Any) -> None:
+    values = value if isinstance(value, tuple) else (value,)
+    if isinstance(value, tuple) and len(value) > MAX_LIST:
+        raise ConfigError(f"{owner}: field {f.name!r} has {len(value)} entries; at most {MAX_LIST} are allowed")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{owner}: field {f.name!r} must be finite, got {v!r}")
+        if isinstance(v, int) and abs(v) > MAX_INT:
+            raise ConfigError(f"{owner}: field {f.name!r} = {v} exceeds the limit of {MAX_INT}")
+        low, high, low_open = f.metadata.get("range", (None, None, False))
+        too_low = low is not None and (v <= low if low_open else v < low)
+        if too_low or (high is not None and v > high):
+            lo = "-inf" if low is None else f"{low:g}"
+            hi = "inf" if high is None else f"{high:g}"
+            interval = f"{'(' if low_open else '['}{lo}, {hi}]"
+            raise ConfigError(f"{owner}: field {f.name!r} must be in {interval}, got {v!r}")
 
 
 def conv_out_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -80,11 +135,32 @@ class BaseConfig:
             if f.name in values:
                 coerced[f.name] = _coerce(cls.__name__, f, values[f.name])
         cfg = cls(**coerced)
+        for f in dataclasses.fields(cls):
+            _check_range(cls.__name__, f, getattr(cfg, f.name))
         cfg.validate()
+        cfg.check_budget()
         return cfg
 
     def validate(self) -> None:  # overridden per model
         pass
+
+    def parameter_count(self) -> int:
+        """Elements of every tensor the model's checkpoint holds (weights and BatchNorm statistics)."""
+        raise NotImplementedError(f"{type(self).__name__} must say how many parameters it builds")
+
+    def activation_count(self) -> int:
+        """Elements every layer outputs for one sample, summed (what a training step keeps for backward)."""
+        raise NotImplementedError(f"{type(self).__name__} must say how large its activations are")
+
+    def check_budget(self) -> None:
+        """Refuse configs whose model would exceed :data:`MAX_PARAMETERS` or :data:`MAX_ACTIVATIONS`."""
+        params, acts = self.parameter_count(), self.activation_count()
+        if params > MAX_PARAMETERS:
+            raise ConfigError(f"{self.model}: this config builds {params:,} parameters; the limit is "
+                              f"{MAX_PARAMETERS:,} (spec.configs.MAX_PARAMETERS)")
+        if acts > MAX_ACTIVATIONS:
+            raise ConfigError(f"{self.model}: this config needs {acts:,} activation elements per sample; the "
+                              f"limit is {MAX_ACTIVATIONS:,} (spec.configs.MAX_ACTIVATIONS)")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
@@ -120,13 +196,13 @@ class ConvVAEConfig(BaseConfig):
         "tiny": {"image_size": 32, "latent_dim": 16, "hidden_dims": (16, 32, 64)},
     }
 
-    image_size: int = 150
-    in_channels: int = 3
-    latent_dim: int = 128
-    hidden_dims: tuple[int, ...] = field(default=(32, 64, 128, 256, 512))
-    leaky_slope: float = 0.01
-    bn_eps: float = 1e-5
-    bn_momentum: float = 0.1  # torch convention: new = (1 - m) * old + m * batch
+    image_size: int = bounded(150, 8)
+    in_channels: int = bounded(3, 1)
+    latent_dim: int = bounded(128, 1)
+    hidden_dims: tuple[int, ...] = field(default=(32, 64, 128, 256, 512), metadata={"range": (1, None, False)})
+    leaky_slope: float = bounded(0.01, 0.0, 1.0)
+    bn_eps: float = bounded(1e-5, 0.0, 1.0, low_open=True)
+    bn_momentum: float = bounded(0.1, 0.0, 1.0)  # torch convention: new = (1 - m) * old + m * batch
 
     kernel_size: ClassVar[int] = 3
     stride: ClassVar[int] = 2
@@ -143,6 +219,22 @@ class ConvVAEConfig(BaseConfig):
             raise ConfigError(
                 f"conv_vae: image_size {self.image_size} is too small for {len(self.hidden_dims)} stride-2 blocks"
             )
+
+    def parameter_count(self) -> int:
+        k2, c, lat, flat = self.kernel_size**2, self.in_channels, self.latent_dim, self.flat_features
+        widths = (c, *self.hidden_dims)
+        encoder = sum(k2 * a * b + 4 * b for a, b in zip(widths, widths[1:]))  # conv (no bias) + BatchNorm
+        rev = widths[:0:-1]
+        decoder = sum(k2 * a * b + 4 * b for a, b in zip(rev, rev[1:]))
+        last = rev[-1]
+        final = k2 * last * last + 4 * last + k2 * last * c + c
+        return encoder + 2 * (flat * lat + lat) + (lat * flat + flat) + decoder + final
+
+    def activation_count(self) -> int:
+        sizes, dims = self.feature_sizes, self.hidden_dims
+        encoder = sum(3 * h * s * s for h, s in zip(dims, sizes[1:]))  # conv, BatchNorm, LeakyReLU
+        decoder = sum(3 * h * s * s for h, s in zip(dims, sizes))  # the mirror, final block included
+        return encoder + 2 * self.latent_dim + self.flat_features + decoder + 2 * self.in_channels * self.image_size**2
 
     @property
     def feature_sizes(self) -> list[int]:
@@ -208,19 +300,19 @@ class VAEGANConfig(BaseConfig):
                  "transformer_dim": 48, "transformer_layers": 2, "transformer_ff": 96},
     }
 
-    image_size: int = 128
-    in_channels: int = 3
-    latent_dim: int = 128
-    hidden_dims: tuple[int, ...] = field(default=(32, 64, 128, 256))
+    image_size: int = bounded(128, 2)
+    in_channels: int = bounded(3, 1)
+    latent_dim: int = bounded(128, 1)
+    hidden_dims: tuple[int, ...] = field(default=(32, 64, 128, 256), metadata={"range": (1, None, False)})
     tanh_mode: str = "single"
-    num_frames: int = 8
-    patch_size: int = 16
-    transformer_dim: int = 192
-    transformer_heads: int = 12
-    transformer_layers: int = 12
-    transformer_ff: int = 768
-    layer_norm_eps: float = 1e-5
-    critic_slope: float = 0.2
+    num_frames: int = bounded(8, 1, 1024)
+    patch_size: int = bounded(16, 1)
+    transformer_dim: int = bounded(192, 1)
+    transformer_heads: int = bounded(12, 1)
+    transformer_layers: int = bounded(12, 1, 256)
+    transformer_ff: int = bounded(768, 1)
+    layer_norm_eps: float = bounded(1e-5, 0.0, 1.0, low_open=True)
+    critic_slope: float = bounded(0.2, 0.0, 1.0)
 
     def validate(self) -> None:
         if self.tanh_mode not in TANH_MODES:
@@ -239,6 +331,48 @@ class VAEGANConfig(BaseConfig):
         if self.transformer_dim % self.transformer_heads:
             raise ConfigError(f"vaegan: transformer_dim {self.transformer_dim} must be divisible by "
                               f"transformer_heads {self.transformer_heads}")
+
+    def parameter_count(self) -> int:
+        c, s, lat, flat = self.in_channels, self.image_size, self.latent_dim, self.flat_features
+        widths = (c, *self.hidden_dims)
+        convs = sum(9 * a * b + b for a, b in zip(widths, widths[1:]))  # encoder; the critic has the same
+        rev = widths[::-1]  # hidden[-1] .. hidden[0], channels: ConvTranspose2d(4, 2, 1) with bias
+        decoder = sum(16 * a * b + b for a, b in zip(rev, rev[1:]))
+        vae = convs + 2 * (flat * lat + lat) + (lat * flat + flat) + decoder
+        critic = convs + flat + 1
+        return vae + critic + self._param_tanh_parameters(c * s * s)
+
+    def _param_tanh_parameters(self, image: int) -> int:
+        if self.tanh_mode == "single":
+            return 1
+        if self.tanh_mode == "matrix":
+            return image
+        if self.tanh_mode == "time":
+            return 4 * image  # a, b, omega, phi
+        e, ff, p2 = self.transformer_dim, self.transformer_ff, self.patch_size**2
+        layer = (3 * e * e + 3 * e) + (e * e + e) + (e * ff + ff) + (ff * e + e) + 4 * e  # attention, FFN, 2 norms
+        embed = p2 * self.transformer_in_channels * e + e + self.num_patches * e
+        return embed + self.transformer_layers * layer + e * self.in_channels * p2 + self.in_channels * p2
+
+    def activation_count(self) -> int:
+        c, s, lat = self.in_channels, self.image_size, self.latent_dim
+        convs, side, in_ch = 0, s, c
+        for h in self.hidden_dims:  # conv + activation at full size, then the pooled map
+            convs += 2 * h * side * side + h * (side // 2) ** 2
+            side //= 2
+        decoder, side = self.flat_features * 2, self.feature_size
+        for h in (*self.hidden_dims[-2::-1], c):  # ConvTranspose2d + activation, doubling the side
+            side *= 2
+            decoder += 2 * h * side * side
+        frames = self.num_frames if self.is_video else 1
+        out = 2 * frames * c * s * s  # alpha and tanh(alpha * x)
+        if self.tanh_mode == "transformer":
+            e, n = self.transformer_dim, self.num_patches
+            per_layer = n * (3 * e + 2 * self.transformer_heads * n + 6 * e + 2 * self.transformer_ff)
+            out += self.transformer_in_channels * s * s + 2 * n * e + self.transformer_layers * per_layer \
+                + 2 * c * s * s
+        # encoder and critic (real and fake), decoder, latents; video frames are judged one by one
+        return convs * (1 + 2 * frames) + 3 * lat + decoder + out
 
     @property
     def feature_size(self) -> int:
@@ -268,10 +402,9 @@ CONFIG_CLASSES: dict[str, type[BaseConfig]] = {c.model: c for c in (ConvVAEConfi
 
 def config_from_json(text: str, source: str = "config") -> BaseConfig:
     """Rebuild a config from its JSON form; ``source`` names the file in error messages."""
-    try:
-        values = json.loads(text)
-    except (TypeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{source}: config is not valid JSON ({exc})") from None
+    if not isinstance(text, (str, bytes)):
+        raise ConfigError(f"{source}: config is missing")
+    values = json_loads(text, f"{source}: config", ConfigError)
     if not isinstance(values, dict) or "model" not in values:
         raise ConfigError(f"{source}: config JSON has no 'model' field")
     name = values.pop("model")
