@@ -6,7 +6,6 @@ torch name and converted with its named layout rule from :mod:`spec.layouts`.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from spec.checkpoint import check_tensors, load_checkpoint, read_safetensors, save_checkpoint, save_tensors
+from spec.checkpoint import (check_tensors, load_checkpoint, read_optimizer_state, save_checkpoint,
+                             save_optimizer_state)
 from spec.errors import CheckpointError
 from spec.layouts import rule
 
@@ -68,34 +68,37 @@ def save_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: 
         names[opt_name] = [v.path for v in optimizer.variables]
         for i, var in enumerate(optimizer.variables):
             tensors[f"{opt_name}.{i:05d}"] = np.asarray(var.numpy())
-    save_tensors(path, tensors, {"format": "age-optimizer", "framework": "keras", "step": str(step),
-                                 "names": json.dumps(names)})
+    save_optimizer_state(path, tensors, "keras", step, "names", names)
 
 
 def load_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: str | os.PathLike) -> None:
-    """Restore :func:`save_optimizers`' file into *built* optimizers (trainers build them up front)."""
-    meta, tensors = read_safetensors(path, "optimizer state")
-    if meta.get("framework") != "keras":
-        raise CheckpointError(f"optimizer state {path}: written by {meta.get('framework')!r}, not keras")
-    names = json.loads(meta.get("names", "{}"))
-    if set(names) != set(optimizers):
-        raise CheckpointError(f"optimizer state {path}: holds optimizers {sorted(names)}, "
-                              f"this trainer has {sorted(optimizers)}")
+    """Restore :func:`save_optimizers`' file into *built* optimizers (trainers build them up front),
+    every tensor checked against its variable's shape and dtype before anything is assigned."""
+    state = read_optimizer_state(path, "keras", "names", optimizers)
+    where = state.where
+    assignments = []
     for opt_name, optimizer in optimizers.items():
         if not optimizer.built:
             raise CheckpointError(f"optimizer {opt_name} must be built before its state is loaded")
         variables = optimizer.variables
-        if len(names[opt_name]) != len(variables):
-            raise CheckpointError(f"optimizer state {path}: {opt_name} has {len(names[opt_name])} tensors, "
-                                  f"this optimizer {len(variables)}")
+        names = state.layout[opt_name]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CheckpointError(f"{where}: names.{opt_name} must be a list of variable paths")
+        if len(names) != len(variables):
+            raise CheckpointError(f"{where}: {opt_name} has {len(names)} tensors, this optimizer {len(variables)}")
         for i, var in enumerate(variables):
             key = f"{opt_name}.{i:05d}"
-            if key not in tensors:
-                raise CheckpointError(f"optimizer state {path}: tensor {key} is missing")
-            array = tensors[key]
+            if key not in state.tensors:
+                raise CheckpointError(f"{where}: tensor {key} is missing")
+            array = state.tensors[key]
             if array.size == int(np.prod(var.shape)):
                 array = array.reshape(tuple(var.shape))  # 0-d tensors come back as (1,)
-            if tuple(array.shape) != tuple(var.shape):
-                raise CheckpointError(f"optimizer state {path}: tensor {key} ({var.path}) has shape "
-                                      f"{array.shape}, expected {tuple(var.shape)}")
-            var.assign(array)
+            if tuple(array.shape) != tuple(var.shape) or array.dtype != np.dtype(var.dtype):
+                raise CheckpointError(f"{where}: tensor {key} ({var.path}) is {array.dtype} {array.shape}, "
+                                      f"expected {var.dtype} {tuple(var.shape)}")
+            assignments.append((var, array))
+    extra = sorted(set(state.tensors) - {f"{o}.{i:05d}" for o, opt in optimizers.items() for i in range(len(opt.variables))})
+    if extra:
+        raise CheckpointError(f"{where}: unexpected tensor(s) {extra[:5]}")
+    for var, array in assignments:
+        var.assign(array)

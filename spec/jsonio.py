@@ -60,3 +60,33 @@ def loads(text: str | bytes, source: str, error: type[AgeError] = AgeError, *,
 def finite_number(value: Any) -> bool:
     """A real JSON number (not a bool) that is finite."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_like(where: str, value: Any, template: Any, error: type[AgeError] = AgeError, path: str = "") -> None:
+    """Raise ``error`` unless ``value`` has the structure of ``template`` (same dict keys, same list
+    lengths, a finite number where the template has a number, a bool where it has a bool, an equal
+    string where it has a string). Used for state files whose shape the live program knows, e.g. an
+    optimizer's ``param_groups``: values may differ, structure may not."""
+    here = path or "(top)"
+    if isinstance(template, dict):
+        if not isinstance(value, dict) or set(value) != set(template):
+            got = sorted(value) if isinstance(value, dict) else type(value).__name__
+            raise error(f"{where}: {here} must have the keys {sorted(template)}, got {got}")
+        for key in template:
+            check_like(where, value[key], template[key], error, f"{path}.{key}" if path else str(key))
+    elif isinstance(template, (list, tuple)):
+        if not isinstance(value, list) or len(value) != len(template):
+            raise error(f"{where}: {here} must be a list of {len(template)}, got {str(value)[:60]}")
+        for i, (v, t) in enumerate(zip(value, template)):
+            check_like(where, v, t, error, f"{path}[{i}]")
+    elif isinstance(template, bool):
+        if not isinstance(value, bool):
+            raise error(f"{where}: {here} must be true or false, got {str(value)[:60]}")
+    elif isinstance(template, (int, float)):
+        if not finite_number(value):
+            raise error(f"{where}: {here} must be a finite number, got {str(value)[:60]}")
+    elif template is None:
+        if value is not None:
+            raise error(f"{where}: {here} must be null, got {str(value)[:60]}")
+    elif value != template:
+        raise error(f"{where}: {here} must be {template!r}, got {str(value)[:60]}")

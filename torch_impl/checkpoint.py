@@ -6,7 +6,6 @@ Canonical tensors *are* torch's state dict (minus ``num_batches_tracked``, see
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -16,8 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from spec.checkpoint import check_tensors, load_checkpoint, read_safetensors, save_checkpoint, save_tensors
+from spec.checkpoint import (check_tensors, load_checkpoint, read_optimizer_state, save_checkpoint,
+                             save_optimizer_state)
 from spec.errors import CheckpointError
+from spec.jsonio import check_like
 
 from .models import build
 
@@ -75,24 +76,38 @@ def save_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str |
             for key, value in entry.items():
                 value = value if torch.is_tensor(value) else torch.tensor(value)
                 tensors[f"{opt_name}.state.{idx}.{key}"] = value.detach().cpu().numpy()
-    save_tensors(path, tensors, {"format": "age-optimizer", "framework": "torch", "step": str(step),
-                                 "param_groups": json.dumps(groups)})
+    save_optimizer_state(path, tensors, "torch", step, "param_groups", groups)
+
+
+def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
 
 
 def load_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str | os.PathLike) -> None:
-    meta, tensors = read_safetensors(path, "optimizer state")
-    if meta.get("framework") != "torch":
-        raise CheckpointError(f"optimizer state {path}: written by {meta.get('framework')!r}, not torch")
-    groups = json.loads(meta.get("param_groups", "{}"))
-    if set(groups) != set(optimizers):
-        raise CheckpointError(f"optimizer state {path}: holds optimizers {sorted(groups)}, "
-                              f"this trainer has {sorted(optimizers)}")
+    """Restore :func:`save_optimizers`' file, validated against the live optimizers: the same
+    param_groups structure (finite numbers where they hold numbers), state tensors only for
+    existing parameters with the parameter's shape (``step``: a scalar)."""
+    state = read_optimizer_state(path, "torch", "param_groups", optimizers)
+    where = state.where
+    for opt_name, optimizer in optimizers.items():
+        check_like(where, state.layout[opt_name], optimizer.state_dict()["param_groups"], CheckpointError,
+                   f"param_groups.{opt_name}")
     states: dict[str, dict[int, dict]] = {name: {} for name in optimizers}
-    for name, array in tensors.items():
-        opt_name, _, idx, key = name.split(".", 3)
+    for name, array in state.tensors.items():
+        parts = name.split(".")
+        if len(parts) != 4 or parts[0] not in optimizers or parts[1] != "state" or not parts[2].isdigit():
+            raise CheckpointError(f"{where}: unexpected tensor {name!r} (expected <optimizer>.state.<index>.<key>)")
+        opt_name, _, idx, key = parts
+        params = _optimizer_params(optimizers[opt_name])
+        if int(idx) >= len(params):
+            raise CheckpointError(f"{where}: tensor {name!r} names parameter {idx}; {opt_name} has {len(params)}")
+        want = () if key == "step" else tuple(params[int(idx)].shape)
+        if tuple(array.shape) != want or array.dtype != np.float32:
+            raise CheckpointError(f"{where}: tensor {name!r} is {array.dtype} {tuple(array.shape)}, "
+                                  f"expected float32 {want}")
         states[opt_name].setdefault(int(idx), {})[key] = torch.from_numpy(array.copy())
     for opt_name, optimizer in optimizers.items():
         try:
-            optimizer.load_state_dict({"state": states[opt_name], "param_groups": groups[opt_name]})
-        except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"optimizer state {path}: {opt_name} does not fit this model ({exc})") from None
+            optimizer.load_state_dict({"state": states[opt_name], "param_groups": state.layout[opt_name]})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{where}: {opt_name} does not fit this model ({exc})") from None

@@ -19,6 +19,7 @@ from safetensors.numpy import load_file
 
 import spec.files
 from spec import FORMAT_VERSION
+from spec.errors import OutputError
 from spec.checkpoint import FORMAT_NAME, check_tensors, load_checkpoint, read_safetensors, save_checkpoint, save_tensors
 from spec.configs import ConvVAEConfig
 from spec.errors import AgeError, CheckpointError
@@ -251,7 +252,7 @@ def _wrong_shape(t):
 def _bn_counter(t):
     # torch's num_batches_tracked is deliberately not part of the format
     t = dict(t)
-    t["encoder.0.1.num_batches_tracked"] = np.zeros((), np.int64)
+    t["encoder.0.1.num_batches_tracked"] = np.zeros((), np.float32)  # (an int64 one is refused by the file check already)
     return t, ["unexpected", "encoder.0.1.num_batches_tracked"]
 
 
@@ -331,8 +332,9 @@ def test_failed_overwrite_keeps_the_old_checkpoint(fail_at, good, tiny_tensors, 
     else:
         monkeypatch.setattr(spec.files.os, fail_at, boom)
     changed = {k: v + 1 for k, v in tiny_tensors.items()}
-    with pytest.raises(OSError, match="simulated"):
+    with pytest.raises(OutputError, match="simulated") as err:
         save_checkpoint(target, changed, TINY, "keras", step=999)
+    assert str(target) in str(err.value)
     monkeypatch.undo()
     assert target.read_bytes() == before
     assert _leftovers(tmp_path, target.name) == []
