@@ -68,13 +68,13 @@ def save_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: 
         names[opt_name] = [v.path for v in optimizer.variables]
         for i, var in enumerate(optimizer.variables):
             tensors[f"{opt_name}.{i:05d}"] = np.asarray(var.numpy())
-    save_optimizer_state(path, tensors, "keras", step, "names", names)
+    save_optimizer_state(path, tensors, "keras", step, names)
 
 
 def load_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: str | os.PathLike) -> None:
     """Restore :func:`save_optimizers`' file into *built* optimizers (trainers build them up front),
     every tensor checked against its variable's shape and dtype before anything is assigned."""
-    state = read_optimizer_state(path, "keras", "names", optimizers)
+    state = read_optimizer_state(path, "keras", optimizers)
     where = state.where
     assignments = []
     for opt_name, optimizer in optimizers.items():
@@ -83,7 +83,7 @@ def load_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: 
         variables = optimizer.variables
         names = state.layout[opt_name]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise CheckpointError(f"{where}: names.{opt_name} must be a list of variable paths")
+            raise CheckpointError(f"{where}: layout.{opt_name} must be a list of variable paths")
         if len(names) != len(variables):
             raise CheckpointError(f"{where}: {opt_name} has {len(names)} tensors, this optimizer {len(variables)}")
         for i, var in enumerate(variables):

@@ -88,7 +88,7 @@ def encode_safetensors(tensors: Mapping[str, np.ndarray], metadata: Mapping[str,
     whitespace in the JSON, the header padded with spaces to a multiple of 8."""
     arrays = {}
     for name, value in tensors.items():
-        array = np.ascontiguousarray(value)
+        array = np.asarray(value)  # (not ascontiguousarray: it turns 0-d into (1,); tobytes() is C order anyway)
         if array.dtype not in _NAMES:
             raise CheckpointError(f"tensor {name!r}: dtype {array.dtype} cannot be stored (float32 or int64 only)")
         arrays[name] = array
@@ -255,11 +255,12 @@ OPTIMIZER_FORMAT = "age-optimizer"
 
 
 def save_optimizer_state(path: str | os.PathLike, tensors: Mapping[str, np.ndarray], framework: str, step: int,
-                         layout_key: str, layout: Mapping[str, object]) -> None:
-    """A framework's optimizer state: its tensors, plus ``layout`` (JSON in the metadata under
-    ``layout_key``) describing how they map onto the optimizers, keyed by optimizer name."""
+                         layout: Mapping[str, object]) -> None:
+    """A framework's optimizer state: its tensors, plus ``layout`` (JSON in the metadata key
+    ``layout``) describing how they map onto the optimizers, keyed by optimizer name: torch's
+    ``param_groups``, Keras' variable paths."""
     meta = {"format": OPTIMIZER_FORMAT, "framework": framework, "step": str(int(step)),
-            layout_key: json.dumps(layout, sort_keys=True, separators=(",", ":"))}
+            "layout": json.dumps(layout, sort_keys=True, separators=(",", ":"))}
     save_tensors(path, tensors, meta)
 
 
@@ -275,8 +276,7 @@ class OptimizerState:
         return f"optimizer state {self.path}"
 
 
-def read_optimizer_state(path: str | os.PathLike, framework: str, layout_key: str,
-                         optimizers: Iterable[str]) -> OptimizerState:
+def read_optimizer_state(path: str | os.PathLike, framework: str, optimizers: Iterable[str]) -> OptimizerState:
     """Read and validate :func:`save_optimizer_state`'s file: float32/int64 finite tensors, our
     format, ``framework``'s, a valid step, and a layout JSON object with one entry per optimizer."""
     path = Path(path)
@@ -287,9 +287,9 @@ def read_optimizer_state(path: str | os.PathLike, framework: str, layout_key: st
     if meta.get("framework") != framework:
         raise CheckpointError(f"{where}: written by {meta.get('framework')!r}, not {framework}")
     step = parse_step(where, meta.get("step"))
-    if layout_key not in meta:
-        raise CheckpointError(f"{where}: metadata {layout_key!r} is missing")
-    layout = json_loads(meta[layout_key], f"{where}: {layout_key}", CheckpointError)
+    if "layout" not in meta:
+        raise CheckpointError(f"{where}: metadata 'layout' is missing")
+    layout = json_loads(meta["layout"], f"{where}: layout", CheckpointError)
     names = sorted(optimizers)
     if not isinstance(layout, dict) or sorted(layout) != names:
         held = sorted(layout) if isinstance(layout, dict) else type(layout).__name__

@@ -4,6 +4,11 @@
 class AgeError(Exception):
     """Base class: a user-facing error whose message names the file or field at fault."""
 
+    #: Keras re-raises exceptions from a layer's ``call`` with its argument dump prepended unless
+    #: this attribute is set; our messages are already complete and must read the same in both
+    #: frameworks.
+    _keras_call_info_injected = True
+
 
 class ConfigError(AgeError, ValueError):
     """A config, preset, model name or CLI value is invalid."""
@@ -36,3 +41,25 @@ def os_error_message(exc: OSError, action: str = "") -> str:
         where = f"{where} -> {exc.filename2}"
     what = exc.strerror or type(exc).__name__
     return f"{action + ' ' if action else ''}{where}: {what}"
+
+
+class BatchTooSmall(ConfigError):
+    """BatchNorm in training mode was given a single value per channel (its variance is undefined)."""
+
+
+def require_batch_statistics(batch: int | None, height: int | None, width: int | None) -> None:
+    """Both frameworks' BatchNorm, in training mode, call this with the input's canonical sizes.
+
+    torch refuses one value per channel (its variance is 0/0) and Keras silently wrote NaN into
+    the running variance; both now raise this same :class:`BatchTooSmall`. Unknown (symbolic)
+    sizes are skipped here; the Keras layer checks them in the graph.
+    """
+    if batch is None or height is None or width is None:
+        return
+    if batch * height * width <= 1:
+        raise BatchTooSmall(batch_too_small_message(batch, height, width))
+
+
+def batch_too_small_message(batch: object, height: object, width: object) -> str:
+    return (f"BatchNorm in training mode needs more than 1 value per channel, got batch {batch} of "
+            f"{height}x{width} maps; use a larger --batch-size or more training images")

@@ -6,10 +6,12 @@ fixed noise, resume, TensorBoard, progress bar, PNGs, crash safety - happens her
 
 Run directory ``RUN/``::
 
-    checkpoint.safetensors        latest canonical checkpoint (atomic: temp file + rename)
+    snapshots/step_N/             what --resume reads: checkpoint, optimizer state and
+                                  train_state.json of one step, switched in by one atomic rename
+                                  (:mod:`spec.snapshot`)
+    checkpoint.safetensors        the newest snapshot's checkpoint (a hard link), and beside it
+    optimizer_<framework>.safetensors, train_state.json  the newest snapshot's other files
     checkpoints/step_N.safetensors periodic checkpoints (the last --keep-checkpoints kept)
-    optimizer_<framework>.safetensors  optimizer state for --resume (framework-specific)
-    train_state.json              step, epoch, seed, loss history
     config.json                   the model config
     tb/                           TensorBoard event files
     samples/epoch_NNN.png         fixed-noise sample grid (spec.noise.latents(samples, dim, seed))
@@ -30,11 +32,13 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .checkpoint import load_checkpoint
+from . import snapshot as snapshots
+from .checkpoint import CheckpointError, load_checkpoint, read_optimizer_state
 from .configs import BaseConfig
 from .data import ImageFolder, open_dataset
-from .errors import AgeError, ConfigError
+from .errors import AgeError, ConfigError, OutputError, os_error_message
 from .files import atomic_write_text
+from .jsonio import finite_number, loads as json_loads
 from .images import make_grid, save_grid, to_uint8
 from .noise import latents
 from .registry import get_model_spec, make_config
@@ -98,26 +102,55 @@ class Run:
     def __init__(self, root: str | Path, framework: str):
         self.root = Path(root)
         self.framework = framework
-        self.checkpoint = self.root / "checkpoint.safetensors"
+        self.checkpoint = self.root / snapshots.CHECKPOINT
         self.checkpoints = self.root / "checkpoints"
-        self.optimizer = self.root / f"optimizer_{framework}.safetensors"
-        self.state = self.root / "train_state.json"
+        self.optimizer = self.root / snapshots.optimizer_name(framework)
+        self.state = self.root / snapshots.STATE
         self.config = self.root / "config.json"
         self.samples = self.root / "samples"
         self.reconstructions = self.root / "reconstructions"
         self.loss_png = self.root / "loss.png"
         self.tb = self.root / "tb"
 
-    def read_state(self) -> dict:
-        try:
-            return json.loads(self.state.read_text())
-        except FileNotFoundError:
-            return {}
-        except json.JSONDecodeError as exc:
-            raise AgeError(f"{self.state}: corrupt training state ({exc})") from None
+    def has_run(self) -> bool:
+        return snapshots.latest(self.root) is not None or self.checkpoint.exists()
 
-    def write_state(self, state: dict) -> None:
-        atomic_write_text(self.state, json.dumps(state))
+
+def encode_state(state: dict) -> str:
+    """``train_state.json``: keys sorted, so identical runs write identical bytes."""
+    return json.dumps(state, sort_keys=True)
+
+
+def read_state(path: Path) -> dict:
+    """``train_state.json``, validated: step and epoch non-negative integers, history a list of
+    ``{"step": int, <loss name>: finite number, ...}`` in increasing step order, none past ``step``."""
+    where = f"training state {path}"
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    state = json_loads(text, where, CheckpointError)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{where}: must be a JSON object, got {type(state).__name__}")
+    for key in ("step", "epoch"):
+        value = state.get(key)
+        if type(value) is not int or value < 0:
+            raise CheckpointError(f"{where}: {key!r} must be an integer >= 0, got {str(value)[:40]!r}")
+    history = state.get("history")
+    if not isinstance(history, list):
+        raise CheckpointError(f"{where}: 'history' must be a list, got {type(history).__name__}")
+    previous = 0
+    for i, entry in enumerate(history):
+        if not isinstance(entry, dict) or type(entry.get("step")) is not int:
+            raise CheckpointError(f"{where}: history[{i}] must be an object with an integer 'step'")
+        if not previous < entry["step"] <= state["step"]:
+            raise CheckpointError(f"{where}: history[{i}] has step {entry['step']}, expected one in "
+                                  f"({previous}, {state['step']}]")
+        previous = entry["step"]
+        bad = [k for k, v in entry.items() if k != "step" and not finite_number(v)]
+        if bad:
+            raise CheckpointError(f"{where}: history[{i}] value {bad[0]!r} is not a finite number")
+    return state
 
 
 def plot_losses(history: list[dict], path: Path) -> None:
@@ -153,16 +186,18 @@ def plot_losses(history: list[dict], path: Path) -> None:
 
 def _resolve_config(args: argparse.Namespace, run: Run) -> BaseConfig:
     if args.resume:
-        if not run.checkpoint.exists():
-            raise AgeError(f"--resume: {run.checkpoint} does not exist")
-        config = load_checkpoint(run.checkpoint).config
+        latest = snapshots.latest(run.root)
+        if latest is None:
+            raise AgeError(f"--resume: {run.root} holds no snapshot to resume from "
+                           f"(no {snapshots.SNAPSHOTS}/step_N directory)")
+        config = load_checkpoint(latest.checkpoint).config
         if config.model != args.model:
-            raise ConfigError(f"--resume: {run.checkpoint} holds model {config.model!r}, not --model {args.model!r}")
+            raise ConfigError(f"--resume: {latest.checkpoint} holds model {config.model!r}, not --model {args.model!r}")
         mode = getattr(config, "tanh_mode", None)
         if args.tanh_mode is not None and args.tanh_mode != mode:
-            raise ConfigError(f"--resume: {run.checkpoint} was trained with --tanh-mode {mode}, not {args.tanh_mode}")
+            raise ConfigError(f"--resume: {latest.checkpoint} was trained with --tanh-mode {mode}, not {args.tanh_mode}")
         return config
-    if run.checkpoint.exists():
+    if run.has_run():
         raise AgeError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
     overrides = {}
     if args.tanh_mode is not None:
@@ -191,14 +226,25 @@ class _Loop:
         self.state = {"step": 0, "epoch": 0, "history": []}
 
     def snapshot(self, step: int, periodic: bool) -> None:
+        """Write the resumable state of ``step`` as one snapshot (:mod:`spec.snapshot`), then the
+        periodic checkpoint. Weights or optimizer state that are no longer finite are never
+        written: the run stops and the last good snapshot stays the newest."""
         run, trainer = self.run, self.trainer
-        trainer.save(run.checkpoint, step)
-        trainer.save_optimizer(run.optimizer, step)
         self.state["step"] = step
-        run.write_state(self.state)
+        state_text = encode_state(self.state)
+        writers = {
+            snapshots.CHECKPOINT: lambda path: trainer.save(path, step),
+            snapshots.optimizer_name(run.framework): lambda path: trainer.save_optimizer(path, step),
+            snapshots.STATE: lambda path: atomic_write_text(path, state_text),
+        }
+        try:
+            snapshots.write(run.root, step, writers, run.framework)
+        except CheckpointError as exc:
+            good = snapshots.latest(run.root)
+            kept = f"the last good snapshot ({good.root}, step {good.step}) is kept" if good else "nothing was saved"
+            raise AgeError(f"step {step}: not saving non-finite training state ({exc}); stopping, {kept}") from None
         if periodic:
             path = run.checkpoints / f"step_{step:07d}.safetensors"
-            path.parent.mkdir(parents=True, exist_ok=True)
             trainer.save(path, step)
             kept = sorted(run.checkpoints.glob("step_*.safetensors"))
             for old in kept[: max(0, len(kept) - self.args.keep_checkpoints)]:
@@ -222,6 +268,32 @@ class _Loop:
             plot_losses(self.state["history"], run.loss_png)
 
 
+def resume(run: Run, trainer: Trainer, loop: "_Loop") -> int:
+    """Load the newest snapshot into ``trainer`` and ``loop``; returns its step.
+
+    The checkpoint, the optimizer state (when this framework wrote one) and the training state
+    must all record the snapshot's step, or nothing is resumed.
+    """
+    latest = snapshots.latest(run.root)
+    assert latest is not None  # _resolve_config checked
+    state = read_state(latest.state)
+    recorded = {latest.checkpoint.name: load_checkpoint(latest.checkpoint).step, latest.state.name: state["step"]}
+    optimizer = latest.optimizer(run.framework)
+    if optimizer.exists():
+        recorded[optimizer.name] = read_optimizer_state(optimizer, run.framework, trainer.optimizers).step
+    snapshots.check_steps(latest, recorded)
+    trainer.load(latest.checkpoint)
+    loop.state["history"] = state["history"]
+    loop.state["epoch"] = state["epoch"]
+    trainer.restore_history(loop.state["history"])
+    if optimizer.exists():
+        trainer.load_optimizer(optimizer)
+    else:
+        log.warning("no %s optimizer state in %s: resuming with a fresh optimizer", run.framework, latest.root)
+    log.info("resuming at step %d from %s", latest.step, latest.root)
+    return latest.step
+
+
 def run_training(args: argparse.Namespace, framework: str, make_trainer: TrainerFactory) -> Path:
     """Train as ``args`` say; returns the run directory. Raises :class:`AgeError` on bad input."""
     run = Run(args.out, framework)
@@ -229,8 +301,11 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
     _apply_model_defaults(args)
     if args.n_critic <= 0 or args.gp_weight < 0:
         raise ConfigError("--n-critic must be positive and --gp-weight >= 0")
-    if args.batch_size <= 0 or args.lr <= 0:
-        raise ConfigError("--batch-size and --lr must be positive")
+    if args.batch_size <= 0 or not (math.isfinite(args.lr) and args.lr > 0):
+        raise ConfigError("--batch-size must be positive and --lr a positive finite number")
+    for flag in ("kl_weight", "gp_weight", "adv_weight"):
+        if not math.isfinite(getattr(args, flag)):
+            raise ConfigError(f"--{flag.replace('_', '-')} must be a finite number")
     if args.samples <= 0:  # the sample grid comes before each epoch's checkpoint: fail now, not then
         raise ConfigError(f"--samples must be positive, got {args.samples}")
     if args.keep_checkpoints < 0 or args.checkpoint_every < 0:
@@ -246,8 +321,12 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
         if epochs <= 0:
             raise ConfigError("--epochs must be positive")
         total = epochs * per_epoch
-    run.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.config, json.dumps(json.loads(config.to_json()), indent=2))
+    try:
+        run.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"--out {run.root}: cannot create the run directory ({exc.strerror or exc})") from None
+    snapshots.sweep_orphans(run.root)
+    atomic_write_text(run.config, json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True))
     log.info("%s: %s (%s preset) on %d images from %s, %d steps of batch %d (%d per epoch) -> %s",
              framework, config.model, args.preset, len(data), data.root, total, args.batch_size, per_epoch, run.root)
 
@@ -255,16 +334,7 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
     loop = _Loop(args, trainer, run, data)
     step = 0
     if args.resume:
-        trainer.load(run.checkpoint)
-        state = run.read_state()
-        loop.state["history"] = state.get("history", [])
-        trainer.restore_history(loop.state["history"])
-        step = int(state.get("step", load_checkpoint(run.checkpoint).step))
-        if run.optimizer.exists():
-            trainer.load_optimizer(run.optimizer)
-        else:
-            log.warning("no %s optimizer state in %s: resuming with a fresh optimizer", framework, run.root)
-        log.info("resuming at step %d", step)
+        step = resume(run, trainer, loop)
         if step >= total:
             log.info("run already has %d >= %d steps; nothing to do", step, total)
             return run.root
@@ -321,6 +391,9 @@ def main(framework: str, make_trainer: TrainerFactory, argv: list[str] | None = 
         run_training(args, framework, make_trainer)
     except AgeError as exc:
         log.error("%s", exc)
+        return 2
+    except OSError as exc:  # reading data, TensorBoard files, ...: one line naming the path
+        log.error("%s", os_error_message(exc))
         return 2
     except KeyboardInterrupt:
         return 130

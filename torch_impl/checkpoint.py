@@ -76,7 +76,7 @@ def save_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str |
             for key, value in entry.items():
                 value = value if torch.is_tensor(value) else torch.tensor(value)
                 tensors[f"{opt_name}.state.{idx}.{key}"] = value.detach().cpu().numpy()
-    save_optimizer_state(path, tensors, "torch", step, "param_groups", groups)
+    save_optimizer_state(path, tensors, "torch", step, groups)
 
 
 def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -87,11 +87,11 @@ def load_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str |
     """Restore :func:`save_optimizers`' file, validated against the live optimizers: the same
     param_groups structure (finite numbers where they hold numbers), state tensors only for
     existing parameters with the parameter's shape (``step``: a scalar)."""
-    state = read_optimizer_state(path, "torch", "param_groups", optimizers)
+    state = read_optimizer_state(path, "torch", optimizers)
     where = state.where
     for opt_name, optimizer in optimizers.items():
         check_like(where, state.layout[opt_name], optimizer.state_dict()["param_groups"], CheckpointError,
-                   f"param_groups.{opt_name}")
+                   f"layout.{opt_name}")
     states: dict[str, dict[int, dict]] = {name: {} for name in optimizers}
     for name, array in state.tensors.items():
         parts = name.split(".")
@@ -102,6 +102,8 @@ def load_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str |
         if int(idx) >= len(params):
             raise CheckpointError(f"{where}: tensor {name!r} names parameter {idx}; {opt_name} has {len(params)}")
         want = () if key == "step" else tuple(params[int(idx)].shape)
+        if key == "step" and array.size == 1:
+            array = array.reshape(())  # files written before 0-d tensors kept their shape
         if tuple(array.shape) != want or array.dtype != np.float32:
             raise CheckpointError(f"{where}: tensor {name!r} is {array.dtype} {tuple(array.shape)}, "
                                   f"expected float32 {want}")

@@ -25,6 +25,8 @@ from typing import Iterator
 import keras
 from keras import ops
 
+from spec.errors import batch_too_small_message, require_batch_statistics
+
 
 class TorchLayer(keras.layers.Layer):
     """A Keras layer mirroring one torch module; leaves report their parameters."""
@@ -108,6 +110,7 @@ class BatchNorm2d(TorchLayer):
 
     def call(self, x, training=None):
         if training:
+            self._require_batch_statistics(x)
             axes = tuple(range(len(x.shape) - 1))
             mean = ops.mean(x, axis=axes)
             var = ops.var(x, axis=axes)
@@ -118,6 +121,17 @@ class BatchNorm2d(TorchLayer):
         else:
             mean, var = self.moving_mean, self.moving_variance
         return (x - mean) * ops.rsqrt(var + self.eps) * self.gamma + self.beta
+
+    @staticmethod
+    def _require_batch_statistics(x) -> None:
+        """One value per channel: the same :class:`spec.errors.BatchTooSmall` as torch (Keras would
+        write NaN into the moving variance); checked in the graph when the batch size is symbolic."""
+        b, h, w = x.shape[0], x.shape[1], x.shape[2]
+        require_batch_statistics(b, h, w)
+        if b is None and h is not None and w is not None and h * w == 1:
+            import tensorflow as tf
+
+            tf.debugging.assert_greater(tf.shape(x)[0], 1, message=batch_too_small_message("1", h, w))
 
     def torch_params(self):
         return {

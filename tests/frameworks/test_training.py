@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec.checkpoint import load_checkpoint, read_safetensors
+from spec.checkpoint import OPTIMIZER_DTYPES, load_checkpoint, read_safetensors
 from spec.configs import config_from_json
 from spec.data import ImageFolder, prepare_digits
 from spec.images import to_uint8
@@ -153,7 +153,7 @@ def test_run_directory_holds_every_artefact(trained):
     periodic = sorted((run / "checkpoints").glob("step_*.safetensors"))
     assert [p.name for p in periodic] == [f"step_{STEPS:07d}.safetensors"]
     assert load_checkpoint(periodic[0]).step == STEPS
-    meta, tensors = read_safetensors(run / f"optimizer_{fw}.safetensors", "optimizer state")
+    meta, tensors = read_safetensors(run / f"optimizer_{fw}.safetensors", "optimizer state", OPTIMIZER_DTYPES)
     assert meta["framework"] == fw and meta["step"] == str(STEPS) and tensors
     assert not (run / f"optimizer_{'keras' if fw == 'torch' else 'torch'}.safetensors").exists()
     assert config_from_json((run / "config.json").read_text()) == TINY

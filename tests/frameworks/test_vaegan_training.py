@@ -402,7 +402,7 @@ def split_run(tmp_path_factory) -> Path:
     split = tmp_path_factory.mktemp("split") / "run"
     assert _train("torch", _argv(split, "single", 6)) == 0
     meta, tensors = read_safetensors(split / "optimizer_torch.safetensors", "optimizer state")
-    assert set(json.loads(meta["param_groups"])) == {"generator", "critic"}
+    assert set(json.loads(meta["layout"])) == {"generator", "critic"}
     assert {n.split(".")[0] for n in tensors} == {"generator", "critic"}
     assert _train("torch", _argv(split, "single", STEPS, "--resume")) == 0
     return split
@@ -418,7 +418,7 @@ def test_resume_restores_both_optimizers(trained, split_run):
         np.testing.assert_array_equal(a.tensors[name], b.tensors[name], err_msg=name)
     meta_a, opt_a = read_safetensors(straight.root / "optimizer_torch.safetensors", "optimizer state")
     meta_b, opt_b = read_safetensors(split_run / "optimizer_torch.safetensors", "optimizer state")
-    assert meta_a["param_groups"] == meta_b["param_groups"] and meta_b["step"] == str(STEPS)
+    assert meta_a["layout"] == meta_b["layout"] and meta_b["step"] == str(STEPS)
     assert set(opt_a) == set(opt_b) and any(n.startswith("generator.") for n in opt_b)
     for name in opt_a:
         np.testing.assert_array_equal(opt_a[name], opt_b[name], err_msg=name)

@@ -5,8 +5,9 @@ re-implements each with torch's constructor arguments and numerics, so a model f
 same in both trees.
 """
 
+import torch
+from torch import nn
 from torch.nn import (  # noqa: F401 - re-exported vocabulary
-    BatchNorm2d,
     Conv2d,
     ConvTranspose2d,
     LayerNorm,
@@ -19,5 +20,17 @@ from torch.nn import (  # noqa: F401 - re-exported vocabulary
     Sigmoid,
 )
 
+from spec.errors import require_batch_statistics  # noqa: E402
+
 __all__ = ["BatchNorm2d", "Conv2d", "ConvTranspose2d", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
            "ModuleList", "ReLU", "Sequential", "Sigmoid"]
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that refuses one value per channel in training mode with the same
+    :class:`spec.errors.BatchTooSmall` as the Keras twin (torch's own error is a different text)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            require_batch_statistics(x.shape[0], x.shape[2], x.shape[3])
+        return super().forward(x)

@@ -1,0 +1,188 @@
+"""A run's resumable state, written as one consistent snapshot that a crash cannot tear.
+
+``--resume`` needs three files of the *same* step: the canonical checkpoint, the framework's
+optimizer state and ``train_state.json`` (step, epoch, loss history). Written one after another
+in place, a crash or a full disk between two of them left the checkpoint at step 10 and the
+rest at step 5, and a resumed run replayed steps silently. So every snapshot is a directory::
+
+    RUN/snapshots/step_0000010/checkpoint.safetensors
+                               optimizer_torch.safetensors   (the writing framework's)
+                               train_state.json
+
+built under a temporary name (``RUN/snapshots/.tmp-step_0000010-XXXX``), every file fsync'd, and
+switched into place by **one** atomic ``rename``: a ``step_N`` directory exists complete or not at
+all, so the newest one is always a consistent resume point, whatever was killed when. Each of
+its files also records the step, and :func:`latest` checks that they agree. Older snapshots are
+pruned after the new one is in place, and the newest one's files are hard-linked to
+``RUN/checkpoint.safetensors``, ``RUN/optimizer_<framework>.safetensors`` and
+``RUN/train_state.json`` for people and tools (never read by ``--resume``).
+
+Temporary files and directories left by a killed writer are swept by :func:`sweep_orphans` when
+the next run starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .errors import CheckpointError, OutputError
+from .files import TEMP_SUFFIX, atomic_write_bytes
+
+log = logging.getLogger("age.train")
+
+SNAPSHOTS = "snapshots"
+CHECKPOINT = "checkpoint.safetensors"
+STATE = "train_state.json"
+_STEP_DIR = re.compile(r"^step_(\d{7,})$")
+_TEMP_DIR_PREFIX = ".tmp-"
+#: complete snapshots kept (the newest, and one before it in case the newest is unreadable)
+KEEP = 2
+
+
+def optimizer_name(framework: str) -> str:
+    return f"optimizer_{framework}.safetensors"
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:07d}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One complete ``RUN/snapshots/step_N`` directory."""
+
+    root: Path
+    step: int
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / CHECKPOINT
+
+    @property
+    def state(self) -> Path:
+        return self.root / STATE
+
+    def optimizer(self, framework: str) -> Path:
+        return self.root / optimizer_name(framework)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+#: ``writer(path)`` writes one file of the snapshot at ``path``
+Writer = Callable[[Path], None]
+
+
+def write(run_root: Path, step: int, writers: dict[str, Writer], framework: str) -> Snapshot:
+    """Write ``writers`` (file name -> writer) as the snapshot of ``step`` and publish it.
+
+    Nothing of the new snapshot is visible until every file is written and synced; on any failure
+    the temporary directory is removed and the previous snapshot stays the newest.
+    """
+    folder = run_root / SNAPSHOTS
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{_TEMP_DIR_PREFIX}{step_dir_name(step)}-", dir=folder))
+    except OSError as exc:
+        raise OutputError(f"cannot write a snapshot in {folder}: {exc.strerror or exc}") from None
+    final = folder / step_dir_name(step)
+    try:
+        for name, writer in writers.items():
+            writer(tmp / name)
+        _fsync_dir(tmp)
+        if final.exists():  # the same step saved twice (an interrupt right after an epoch's snapshot)
+            shutil.rmtree(tmp)
+        else:
+            os.rename(tmp, final)
+            _fsync_dir(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    snapshot = Snapshot(final, step)
+    _prune(folder, keep_from=step)
+    _publish(run_root, snapshot, framework)
+    return snapshot
+
+
+def _complete(folder: Path) -> list[Snapshot]:
+    """Complete snapshots, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for entry in folder.iterdir():
+        m = _STEP_DIR.match(entry.name)
+        if m and entry.is_dir() and not entry.is_symlink():
+            found.append(Snapshot(entry, int(m.group(1))))
+    return sorted(found, key=lambda s: s.step)
+
+
+def _prune(folder: Path, keep_from: int) -> None:
+    snapshots = [s for s in _complete(folder) if s.step <= keep_from]
+    for old in snapshots[: max(0, len(snapshots) - KEEP)]:
+        shutil.rmtree(old.root, ignore_errors=True)
+
+
+def _publish(run_root: Path, snapshot: Snapshot, framework: str) -> None:
+    """Hard-link the snapshot's files to the run root (a copy where links are not possible)."""
+    for name in (CHECKPOINT, optimizer_name(framework), STATE):
+        source, target = snapshot.root / name, run_root / name
+        if not source.exists():
+            continue
+        tmp = run_root / f".{name}.link{TEMP_SUFFIX}"
+        try:
+            tmp.unlink(missing_ok=True)
+            os.link(source, tmp)
+            os.replace(tmp, target)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            atomic_write_bytes(target, source.read_bytes())
+
+
+def latest(run_root: Path) -> Snapshot | None:
+    """The newest complete snapshot of the run, or None for a run that has none."""
+    snapshots = _complete(run_root / SNAPSHOTS)
+    return snapshots[-1] if snapshots else None
+
+
+def check_steps(snapshot: Snapshot, recorded: dict[str, int]) -> None:
+    """Every file of a snapshot must record the snapshot's own step (``recorded``: file -> step)."""
+    wrong = {name: step for name, step in recorded.items() if step != snapshot.step}
+    if wrong:
+        detail = ", ".join(f"{name} says step {step}" for name, step in wrong.items())
+        raise CheckpointError(f"snapshot {snapshot.root} is inconsistent: it is step {snapshot.step} but {detail}; "
+                              f"refusing to resume from it (it was edited by hand, or copied together from "
+                              f"different steps)")
+
+
+def sweep_orphans(run_root: Path) -> int:
+    """Remove what killed writes left behind: ``.*.tmp`` files anywhere in the run directory and
+    ``snapshots/.tmp-*`` directories. Returns how many were removed (and logs it)."""
+    if not run_root.is_dir():
+        return 0
+    removed = 0
+    for dirpath, dirnames, filenames in os.walk(run_root):
+        here = Path(dirpath)
+        for name in filenames:
+            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+                (here / name).unlink(missing_ok=True)
+                removed += 1
+        for name in list(dirnames):
+            if here.name == SNAPSHOTS and name.startswith(_TEMP_DIR_PREFIX):
+                shutil.rmtree(here / name, ignore_errors=True)
+                dirnames.remove(name)
+                removed += 1
+    if removed:
+        log.warning("%s: removed %d temporary file(s) left by an interrupted write", run_root, removed)
+    return removed
