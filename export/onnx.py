@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from spec.checkpoint import load_checkpoint
-from spec.errors import AgeError, ExportError
-from spec.files import atomic_write_bytes
+from spec.errors import AgeError, ExportError, OutputError, os_error_message
+from spec.files import atomic_write_many
 from spec.registry import PartSpec, get_model_spec, part_filename
 
 log = logging.getLogger("export.onnx")
@@ -98,6 +98,9 @@ def export_checkpoint(
 
     if via not in VIA:
         raise ExportError(f"--via must be one of {VIA}, got {via!r}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"--out {out_dir}: is a file, not a directory")
     ckpt = load_checkpoint(checkpoint)
     if triton is not None:
         from .triton import check_options
@@ -106,7 +109,6 @@ def export_checkpoint(
     backend = importlib.import_module(f"export.via_{via}")
     model = backend.load(ckpt)
     parts = get_model_spec(ckpt.model).parts(ckpt.config)
-    out_dir = Path(out_dir)
     reports, protos, blobs = [], {}, {}
     for part in parts.values():
         log.info("exporting %s/%s via %s (opset %d)", ckpt.model, part.name, via, opset)
@@ -152,10 +154,7 @@ def export_checkpoint(
                     extra[path] = blob
                     variant_reports.append(report)
         print_variant_table(variant_reports)
-    for report in reports:
-        atomic_write_bytes(report.path, blobs[report.part])
-    for path, blob in extra.items():
-        atomic_write_bytes(path, blob)
+    atomic_write_many({**{report.path: blobs[report.part] for report in reports}, **extra})
     if triton is not None:
         from .triton import write_repository
 
@@ -201,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                                     args.triton, args.triton_name, args.triton_max_batch, args.triton_delay_us)
     except AgeError as exc:
         log.error("%s", exc)
+        return 1
+    except OSError as exc:
+        log.error("%s", os_error_message(exc))
         return 1
     for r in reports:
         print(f"wrote {r.path}")

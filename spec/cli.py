@@ -46,11 +46,13 @@ def variations_parser(prog: str) -> argparse.ArgumentParser:
         prog=prog,
         description="Encode an image, sample N latents around its mean (variance scaled by --scale), decode, save a grid.",
     )
-    p.add_argument("checkpoint", help="canonical checkpoint (.safetensors) of a model with an encoder")
+    p.add_argument("checkpoint", help="canonical checkpoint (.safetensors) of any model with an encoder part")
     p.add_argument("image", help="input image (any Pillow-readable format)")
-    p.add_argument("--n", type=int, default=10, help="number of variations (default 10, seed 002)")
+    p.add_argument("--n", type=int, default=10, help="number of variations, 1..4096 (default 10, seed 002)")
     p.add_argument("--scale", type=float, default=0.01, help="variance scale w (default 0.01, seed 002)")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--out", default="variations.png", help="output PNG grid")
+    p.add_argument("--out", default="variations.png",
+                   help="output: .png grid (a video model's first frames), .gif/.mp4 grid animation, or .npy")
+    p.add_argument("--nrow", type=int, default=None, help="images per grid row, 1..n (default: a square grid)")
     p.add_argument("--log-level", default="INFO")
     return p

@@ -61,3 +61,38 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_many(files: dict[Path, bytes]) -> list[Path]:
+    """Write several files all or nothing: every temp file is written and synced first, and only
+    then are they renamed into place, so a full disk or a bad path halfway through leaves none
+    of the new files (and every old one) behind. Raises :class:`OutputError` naming the path."""
+    staged: list[tuple[str, Path]] = []
+    try:
+        for path, data in files.items():
+            path = Path(path)
+            if path.is_dir():
+                raise OutputError(f"cannot write {path}: is a directory")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+                staged.append((tmp, path))
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.chmod(tmp, _new_file_mode(path))
+            except FileExistsError:
+                raise OutputError(f"cannot write {path}: a parent of it is a file, not a folder") from None
+            except OSError as exc:
+                raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        for tmp, path in staged:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        staged = []
+    finally:
+        for tmp, _ in staged:
+            Path(tmp).unlink(missing_ok=True)
+    return [Path(p) for p in files]

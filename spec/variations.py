@@ -2,34 +2,58 @@
 
 Framework-neutral pipeline; the frameworks supply only "load a checkpoint" and "run a part"
 (``torch_impl/variations.py``, ``keras_impl/variations.py``; the runtime has its own session).
+Any model with an ``encoder`` part works: its latents go through the model's generator part
+(``decoder``, ``generator`` or ``video_generator``: a video model's variations are videos, written
+as a GIF/MP4 grid, or a PNG of their first frames).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from .errors import AgeError, ConfigError
-from .images import load_image, save_grid, to_uint8
+from .errors import AgeError, ConfigError, os_error_message
+from .files import atomic_write_bytes
+from .images import MEDIA_TYPES, check_layout, encode, format_refusal, load_image, to_uint8
 from .noise import variation_latents
+from .registry import ENCODER_PART, get_model_spec, sample_part
 
 log = logging.getLogger("age.variations")
 
 RunPart = Callable[..., list[np.ndarray]]
+#: the most variations one call makes (each is one decoded image or video)
+MAX_N = 4096
 
 
 def variations(model: Any, run_part: RunPart, image, n: int = 10, scale: float = 0.01, seed: int = 0) -> np.ndarray:
-    """float32 (n, C, H, W) decoded variations of ``image`` (a path or encoded bytes)."""
+    """float32 (n, C, H, W) decoded variations of ``image`` (a path or encoded bytes); (n, T, C, H, W)
+    for a video model."""
     cfg = model.config
-    if n <= 0:
-        raise ConfigError(f"--n must be positive, got {n}")
-    if scale < 0:
-        raise ConfigError(f"--scale must be >= 0, got {scale}")
+    if not 1 <= n <= MAX_N:
+        raise ConfigError(f"--n must be between 1 and {MAX_N}, got {n}")
+    if not (math.isfinite(scale) and scale >= 0):
+        raise ConfigError(f"--scale must be a finite number >= 0, got {scale}")
+    if ENCODER_PART not in get_model_spec(cfg.model).parts(cfg):
+        raise ConfigError(f"model {cfg.model!r} has no {ENCODER_PART} part; variations need a model that encodes "
+                          f"images")
     x = load_image(image, cfg.image_size)[None]
-    mu, logvar = run_part(model, "encoder", x)
-    return run_part(model, "decoder", variation_latents(mu, logvar, n, scale, seed))[0]
+    if cfg.in_channels == 1:
+        x = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), x[0], axes=1)[None, None]
+    mu, logvar = run_part(model, ENCODER_PART, x)[:2]
+    return run_part(model, sample_part(cfg), variation_latents(mu, logvar, n, scale, seed))[0]
+
+
+def output_format(out: str | Path) -> str:
+    """The format the ``--out`` suffix asks for (png, gif, mp4, npy)."""
+    fmt = Path(out).suffix.lower().lstrip(".")
+    if fmt not in MEDIA_TYPES:
+        raise ConfigError(f"--out {out}: unsupported extension {Path(out).suffix or '(none)'}; use one of "
+                          f"{', '.join('.' + f for f in MEDIA_TYPES)}")
+    return fmt
 
 
 def main(framework: str, load_model: Callable[[str], Any], run_part: RunPart, argv: list[str] | None = None) -> int:
@@ -38,11 +62,24 @@ def main(framework: str, load_model: Callable[[str], Any], run_part: RunPart, ar
     args = variations_parser(f"python -m {framework}_impl.variations").parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
+        fmt = output_format(args.out)
+        if Path(args.out).is_dir():
+            raise ConfigError(f"--out {args.out}: is a directory")
+        check_layout(args.n, args.nrow, None)
         model = load_model(args.checkpoint)
-        images = variations(model, run_part, args.image, args.n, args.scale, args.seed)
-        save_grid(to_uint8(images), args.out)
+        out = variations(model, run_part, args.image, args.n, args.scale, args.seed)
+        is_video = out.ndim == 5
+        if fmt == "png" and is_video:
+            out, is_video = out[:, 0], False  # a grid of the first frames
+        why = format_refusal(fmt, is_video)
+        if why is not None:
+            raise ConfigError(f"--out {args.out}: model {model.config.model!r} {why}")
+        atomic_write_bytes(args.out, encode(to_uint8(out), fmt, args.nrow))
     except AgeError as exc:
         log.error("%s", exc)
+        return 2
+    except OSError as exc:
+        log.error("%s", os_error_message(exc))
         return 2
     print(f"wrote {args.out}")
     return 0

@@ -126,7 +126,7 @@ def _bad_case(kind: str, ckpt: Path, image: Path, tmp: Path) -> tuple[list[str],
     if kind == "missing_checkpoint":
         return [str(tmp / "none.safetensors"), str(image)], "no such file"
     if kind == "zero_n":
-        return [str(ckpt), str(image), "--n", "0"], "--n must be positive"
+        return [str(ckpt), str(image), "--n", "0"], "--n must be between 1 and"
     raise AssertionError(kind)
 
 
