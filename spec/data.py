@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
+from .errors import DataError, OutputError
 from .images import IMAGE_EXTENSIONS, load_image, open_image
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,24 @@ def prepare_digits(size: int, root: str | os.PathLike | None = None) -> Path:
     """Write the digits as an ImageFolder tree of ``size`` x ``size`` RGB PNGs (once) and return it.
 
     The tree is built in a temp folder and renamed into place, so an interrupted first run
-    never leaves a half-written dataset behind.
+    never leaves a half-written dataset behind. A cache folder that cannot be written is an
+    :class:`~spec.errors.OutputError` naming it.
     """
     target = Path(root or cache_root()) / f"digits-{size}"
     if (target / ".complete").exists():
         return target
-    from sklearn.datasets import load_digits
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError("--data digits needs scikit-learn, which ships the digits: pip install scikit-learn") from None
 
     digits = load_digits()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".digits-{size}.", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".digits-{size}.", dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"cannot prepare the digits in {target.parent}: {exc.strerror or exc} "
+                          f"(set AGE_CACHE_DIR to a writable folder)") from None
     try:
         for index, (image, label) in enumerate(zip(digits.images, digits.target)):
             grey = np.clip(image * (255.0 / 16.0), 0, 255).astype(np.uint8)
@@ -62,6 +71,10 @@ def prepare_digits(size: int, root: str | os.PathLike | None = None) -> Path:
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise OutputError(f"cannot prepare the digits in {target.parent}: {exc.strerror or exc} "
+                          f"(set AGE_CACHE_DIR to a writable folder)") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -69,21 +82,66 @@ def prepare_digits(size: int, root: str | os.PathLike | None = None) -> Path:
     return target
 
 
-def _readable(path: Path) -> bool:
-    """Whether ``path`` decodes completely (``Image.verify`` misses truncated JPEGs, for one)."""
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` is no training image, or None when it decodes completely with
+    :func:`~spec.images.open_image`'s checks (``Image.verify`` misses truncated JPEGs, for one)."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return "not an image file name"
     try:
         open_image(path)
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "skip this file"
+    except DataError as exc:  # open_image turns every decoding and OS failure into one
+        return str(exc)
+    return None
+
+
+def _scan(folder: Path, root: Path) -> list[os.DirEntry]:
+    """The entries of ``folder``; a DataError naming it when it cannot be listed."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError as exc:
+        where = "" if folder == root else f" folder {folder}:"
+        raise DataError(f"data directory {root}:{where} cannot read it ({exc.strerror or type(exc).__name__})") from None
+
+
+def _is_dir(entry: os.DirEntry, follow_symlinks: bool) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=follow_symlinks)
+    except OSError:
         return False
+
+
+def _files_under(folder: Path, root: Path) -> list[Path]:
+    """Every non-hidden entry below ``folder`` that is not a directory, sorted.
+
+    Sub-folders are searched except hidden ones and symlinked ones (no loops; the top-level class
+    folders themselves may be symlinks). A sub-folder that cannot be listed is a DataError naming
+    it: its images would otherwise silently drop out of training.
+    """
+    found: list[Path] = []
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        for entry in _scan(current, root):
+            if entry.name.startswith("."):
+                continue
+            if _is_dir(entry, follow_symlinks=False):
+                pending.append(Path(entry.path))
+            elif _is_dir(entry, follow_symlinks=True):
+                log.debug("data directory %s: not following the symlinked folder %s", root, entry.path)
+            else:
+                found.append(Path(entry.path))
+    return sorted(found)
 
 
 @dataclass
 class ImageFolder:
     """The images under ``root``: one sub-folder per class (or images directly in ``root``).
 
-    Every file is checked once when the dataset is opened; unreadable and non-image files are
-    skipped with one warning that counts them.
+    Every file is checked once when the dataset is opened (with :func:`~spec.images.open_image`,
+    so also against its pixel, aspect-ratio and mode limits); unreadable and non-image files are
+    skipped with one warning that counts them and names the first. A data directory or sub-folder
+    that cannot be read is a :class:`~spec.errors.DataError` naming it.
     """
 
     root: Path
@@ -96,24 +154,30 @@ class ImageFolder:
     @classmethod
     def open(cls, root: str | os.PathLike, image_size: int) -> "ImageFolder":
         root = Path(root)
-        if not root.exists():
-            raise DataError(f"data directory {root}: does not exist")
-        if not root.is_dir():
+        try:
+            mode = root.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            raise DataError(f"data directory {root}: does not exist") from None
+        except OSError as exc:
+            raise DataError(f"data directory {root}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+        if not stat.S_ISDIR(mode):
             raise DataError(f"data directory {root}: not a directory")
-        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        subdirs = sorted(Path(e.path) for e in _scan(root, root) if _is_dir(e, True) and not e.name.startswith("."))
         groups = [(d.name, d) for d in subdirs] or [(root.name, root)]
-        files, labels, skipped = [], [], 0
+        files, labels, skipped, first_skip = [], [], 0, ""
         for label, (_, folder) in enumerate(groups):
-            for path in sorted(folder.rglob("*")):
-                if not path.is_file() or any(part.startswith(".") for part in path.relative_to(root).parts):
-                    continue
-                if path.suffix.lower() in IMAGE_EXTENSIONS and _readable(path):
+            for path in _files_under(folder, root):
+                reason = _unreadable(path)
+                if reason is None:
                     files.append(path)
                     labels.append(label)
-                else:
-                    skipped += 1
+                    continue
+                log.debug("data directory %s: skipping %s: %s", root, path, reason)
+                skipped += 1
+                first_skip = first_skip or f"{path.relative_to(root)}: {reason.removeprefix(f'image {path}: ')}"
         if skipped:
-            log.warning("data directory %s: skipped %d unreadable or non-image file(s)", root, skipped)
+            log.warning("data directory %s: skipped %d unreadable or non-image file(s); the first, %s",
+                        root, skipped, first_skip)
         if not files:
             raise DataError(f"data directory {root}: no readable images found")
         return cls(root, image_size, files, labels, [name for name, _ in groups], skipped)

@@ -141,6 +141,8 @@ def test_image_folder_skips_bad_files_with_one_warning(mixed_folder, caplog):
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "skipped 3" in warnings[0].getMessage() and str(mixed_folder) in warnings[0].getMessage()
+    # it names the first one and why (sorted: cats/broken.png is met first)
+    assert "the first, cats/broken.png: not a readable image" in warnings[0].getMessage()
     # every listed file really loads: training never meets a bad one later
     batch = data.load(np.arange(len(data)))
     assert batch.shape == (5, 3, 16, 16)
@@ -382,3 +384,182 @@ def test_encode_gif_frames(tmp_path):
                 assert np.abs(tile - (40 * f + 10 * i)).max() <= 2, (f, i)
     with pytest.raises(ValueError, match="N, T, H, W, C"):
         encode_gif(videos[0])
+
+
+# --------------------------------------------------------------------------- every mode by its real range
+
+
+def _encoded(im: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+def _raw_tiff(data: bytes, width: int, height: int, bits: int, sample_format: int) -> bytes:
+    """A one-strip greyscale little-endian TIFF, for sample kinds Pillow cannot write (unsigned 32-bit, 12-bit)."""
+    tags = [(256, 4, width), (257, 4, height), (258, 3, bits), (259, 3, 1), (262, 3, 1), (273, 4, 0), (277, 3, 1),
+            (278, 4, height), (279, 4, len(data)), (339, 3, sample_format)]
+    start = 8 + 2 + 12 * len(tags) + 4
+    entries = b"".join(struct.pack("<HHI", tag, kind, 1) + struct.pack("<I" if kind == 4 else "<H2x",
+                                                                       start if tag == 273 else value)
+                       for tag, kind, value in tags)
+    return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(tags)) + entries + struct.pack("<I", 0) + data
+
+
+def _png16_rgb(values: np.ndarray) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow reads it as 8-bit RGB, keeping the high byte)."""
+    h, w, _ = values.shape
+    rows = b"".join(b"\x00" + values[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def _ramp(lo: float, hi: float, shape=(32, 32)) -> np.ndarray:
+    """Float values from lo to hi over the image (a smooth gradient with a known mean)."""
+    return np.linspace(lo, hi, shape[0] * shape[1]).reshape(shape)
+
+
+def _on_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha[..., None] / 255.0
+    return (rgb * a + 255.0 * (1 - a)) / 255.0
+
+
+def _mode_cases() -> dict[str, tuple[bytes, np.ndarray, str]]:
+    """name: (file bytes, the true image as float (H, W, 3) or (H, W) in [0, 1], the mode Pillow opens it in)."""
+    rng = np.random.default_rng(14)
+    cases: dict[str, tuple[bytes, np.ndarray, str]] = {}
+    g16 = np.rint(_ramp(0, 0.54 * 65535)).astype(np.uint16)  # mean 0.27: the report's saturating case
+    cases["png 16-bit grey"] = (_encoded(Image.fromarray(g16), "PNG"), g16 / 65535, "I;16")
+    cases["tiff 16-bit grey"] = (_encoded(Image.fromarray(g16), "TIFF"), g16 / 65535, "I;16")
+    cases["tiff 16-bit big-endian"] = (_encoded(Image.fromarray(g16.astype(">u2")), "TIFF"), g16 / 65535, "I;16B")
+    cases["pgm 16-bit"] = (_encoded(Image.fromarray(g16), "PPM"), g16 / 65535, "I")
+    g12 = np.rint(_ramp(100, 4000, (32, 32))).astype(np.uint16)
+    pgm = f"P5 32 32 4095\n".encode() + g12.astype(">u2").tobytes()
+    cases["pgm maxval 4095"] = (pgm, g12 / 4095, "I")
+    packed = b"".join(((int(a) << 12) | int(b)).to_bytes(3, "big") for a, b in g12.reshape(-1, 2))
+    cases["tiff 12-bit"] = (_raw_tiff(packed, 32, 32, 12, 1), g12 / 4095, "I;16")
+    i32 = np.rint(_ramp(0.1, 0.9) * (2**31 - 1)).astype(np.int32)
+    cases["tiff int32"] = (_encoded(Image.fromarray(i32), "TIFF"), i32 / (2**31 - 1), "I")
+    u32 = np.rint(_ramp(0.05, 1.0) * (2**32 - 1)).astype(np.uint64)  # above 2**31: wraps if read as int32
+    cases["tiff uint32"] = (_raw_tiff(u32.astype("<u4").tobytes(), 32, 32, 32, 1), u32 / (2**32 - 1), "I")
+    s16 = np.rint(_ramp(0, 32767)).astype(np.uint16)
+    cases["tiff int16"] = (_encoded(Image.fromarray(s16), "TIFF", tiffinfo={339: 2}), s16 / 32767, "I")
+    f32 = _ramp(0.0, 1.0).astype(np.float32)
+    cases["tiff float32"] = (_encoded(Image.fromarray(f32), "TIFF"), f32.astype(np.float64), "F")
+    rgb = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+    palette = Image.fromarray(rgb).quantize(16)
+    cases["palette"] = (_encoded(palette, "PNG"), np.asarray(palette.convert("RGB")) / 255.0, "P")
+    keyed = palette.copy()
+    keyed.info["transparency"] = 3
+    index = np.asarray(keyed)
+    want = np.asarray(keyed.convert("RGB")) / 255.0
+    want[index == 3] = 1.0  # the transparent colour shows white
+    cases["palette, one colour transparent"] = (_encoded(keyed, "PNG", transparency=3), want, "P")
+    alpha = (rng.random((32, 32)) * 255).astype(np.uint8)
+    cases["rgba"] = (_encoded(Image.fromarray(np.dstack([rgb, alpha])), "PNG"), _on_white(rgb, alpha), "RGBA")
+    grey = rgb[..., 0]
+    cases["la"] = (_encoded(Image.fromarray(np.dstack([grey, alpha]), "LA"), "PNG"),
+                   _on_white(np.dstack([grey] * 3), alpha), "LA")
+    rgb16 = (rng.random((32, 32, 3)) * 65535).astype(np.uint16)
+    cases["png 16-bit rgb"] = (_png16_rgb(rgb16), rgb16 / 65535, "RGB")
+    cmyk = Image.new("CMYK", (32, 32), (0, 0, 0, 128))  # 50% black
+    cases["cmyk jpeg"] = (_encoded(cmyk, "JPEG", quality=95), np.full((32, 32), 127 / 255), "CMYK")
+    cyan = Image.new("CMYK", (32, 32), (255, 0, 0, 0))
+    cases["cmyk tiff cyan"] = (_encoded(cyan, "TIFF"), np.broadcast_to([0.0, 1.0, 1.0], (32, 32, 3)), "CMYK")
+    checker = (np.indices((32, 32)).sum(0) % 2).astype(bool)
+    cases["1-bit"] = (_encoded(Image.fromarray(checker), "PNG"), checker.astype(np.float64), "1")
+    lab = Image.new("LAB", (32, 32), (255, 128, 128))  # L* = 100, a* = b* = 0: white
+    cases["lab tiff"] = (_encoded(lab, "TIFF"), np.full((32, 32), 1.0), "LAB")
+    cases["grey jpeg"] = (_encoded(Image.fromarray(grey), "JPEG", quality=100), grey / 255.0, "L")
+    return cases
+
+
+MODE_CASES = _mode_cases()
+
+
+@pytest.mark.parametrize("case", sorted(MODE_CASES))
+def test_every_mode_loads_by_its_real_range(case):
+    """The loaded mean matches the true normalised mean within 1/255 (a 16-bit PNG of mean 0.27 once
+    loaded as 0.64), and pixels match within 1/255 (JPEGs: within their compression error)."""
+    data, truth, mode = MODE_CASES[case]
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == mode  # the case really exercises that mode
+    x = load_image(data, 32)  # the image's own size: no resampling, only the conversion
+    want = np.broadcast_to(truth[..., None] if truth.ndim == 2 else truth, (32, 32, 3)).transpose(2, 0, 1)
+    assert abs(float(x.mean()) - float(want.mean())) <= 1 / 255, (float(x.mean()), float(want.mean()))
+    tolerance = 3 / 255 if "jpeg" in case else 1 / 255 + 1e-6
+    assert float(np.max(np.abs(x - want))) <= tolerance
+
+
+def test_deep_images_are_resized_after_conversion():
+    g16 = np.rint(_ramp(0, 0.54 * 65535, (48, 64))).astype(np.uint16)
+    x = load_image(_encoded(Image.fromarray(g16), "PNG"), 24)
+    assert x.shape == (3, 24, 24)
+    centre = g16[:, 8:56] / 65535  # the centre crop of the 64 x 48 image, before resampling
+    assert abs(float(x.mean()) - float(centre.mean())) <= 1 / 255
+
+
+# --------------------------------------------------------------------------- the bounded resize
+
+
+def _resize_then_crop(im: Image.Image, size: int) -> Image.Image:
+    """The loader before the crop box: torchvision's Resize(size) + CenterCrop(size), in full."""
+    w, h = im.size
+    new_w, new_h = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
+    if (new_w, new_h) != (w, h):
+        im = im.resize((new_w, new_h), Image.BILINEAR)
+    left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+    return im.crop((left, top, left + size, top + size))
+
+
+def test_resampling_the_crop_box_matches_resize_then_crop():
+    """Same arithmetic as resizing in full and cropping: within 1/255 (an exact rounding tie may fall
+    the other way), identical where nothing is resampled."""
+    rng = np.random.default_rng(2)
+    shapes = [(int(rng.integers(1, 200)), int(rng.integers(1, 200))) for _ in range(60)]
+    shapes += [(24, 24), (24, 90), (90, 24), (1, 1), (3, 250), (250, 3)]
+    differing = total = 0
+    for w, h in shapes:
+        for size in (8, 24, 32):
+            im = Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8))
+            ours = np.asarray(resize_center_crop(im, size)).astype(int)
+            full = np.asarray(_resize_then_crop(im, size)).astype(int)
+            assert ours.shape == full.shape == (size, size, 3)
+            assert np.abs(ours - full).max() <= 1, (w, h, size)
+            if size in (w, h) and min(w, h) == size:
+                np.testing.assert_array_equal(ours, full)
+            differing += int(np.count_nonzero(ours != full))
+            total += ours.size
+    assert differing < total * 0.05  # ties are rare: nearly every value is identical
+
+
+def test_resize_center_crop_refuses_a_size_below_one():
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        resize_center_crop(Image.new("RGB", (4, 4)), 0)
+
+
+# --------------------------------------------------------------------------- OS errors preparing the digits
+
+
+def test_an_unwritable_digits_cache_names_the_folder(tmp_path, monkeypatch):
+    from spec.errors import OutputError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    monkeypatch.setenv("AGE_CACHE_DIR", str(blocker / "cache"))
+    with pytest.raises(OutputError, match=rf"cannot prepare the digits in {blocker / 'cache'}: .*AGE_CACHE_DIR"):
+        open_dataset("digits", 8)
+    assert blocker.read_text() == "x"
+
+
+def test_digits_without_scikit_learn_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # an import of it raises ImportError
+    with pytest.raises(DataError, match="--data digits needs scikit-learn"):
+        prepare_digits(8, tmp_path)
+    assert list(tmp_path.iterdir()) == []
