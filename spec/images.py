@@ -10,7 +10,6 @@ import io
 import math
 import os
 import stat
-import struct
 import tempfile
 from pathlib import Path
 from typing import BinaryIO
@@ -39,8 +38,6 @@ _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _DEEP_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 #: TIFF tags that say what a sample is
 _TIFF_BITS_PER_SAMPLE, _TIFF_SAMPLE_FORMAT = 258, 339
-#: what malformed files make Pillow's decoders raise (its plugins are not uniform about it)
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
 
 
 class ImageTooLarge(DataError):
@@ -100,19 +97,26 @@ def _open_file(path: Path, label: str) -> BinaryIO:
 
 
 def _decode(fh: BinaryIO, label: str, max_pixels: int) -> Image.Image:
+    """Header checks, decoding and conversion of untrusted bytes: any failure is a DataError.
+
+    Pillow's plugins raise whatever a malformed file leads them to (OSError, ValueError,
+    SyntaxError, EOFError, struct.error, and TypeError for a TIFF tag of the wrong type among
+    others), so every exception but MemoryError is "not a readable image" here; the code in this
+    block only reads the file and converts what Pillow decoded from it.
+    """
     try:
         im = Image.open(fh)
         _check_header(im, label, max_pixels)
         im.load()
-    except DataError:
+        return _to_rgb(im, label)
+    except (DataError, MemoryError):
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own guard, far above any sane max_pixels
         raise ImageTooLarge(f"image {label}: {exc}") from None
     except UnidentifiedImageError:
         raise DataError(f"image {label}: not a readable image (not a format Pillow knows)") from None
-    except _DECODE_ERRORS as exc:
+    except Exception as exc:  # noqa: BLE001 - see the docstring
         raise DataError(f"image {label}: not a readable image ({type(exc).__name__}: {exc})") from None
-    return _to_rgb(im, label)
 
 
 def _check_header(im: Image.Image, label: str, max_pixels: int) -> None:
@@ -132,11 +136,13 @@ def _check_header(im: Image.Image, label: str, max_pixels: int) -> None:
         raise DataError(f"image {label}: unsupported image mode {im.mode}")
 
 
-def _first(value: object, default: int) -> int:
-    """A TIFF tag's first value (tags hold one value per sample)."""
+def _first(value: object, default: int) -> int | None:
+    """A TIFF tag's first value (tags hold one value per sample); None when it is not an integer."""
+    if value is None:
+        return default
     if isinstance(value, (tuple, list)):
-        value = value[0] if value else default
-    return int(value) if isinstance(value, (int, float)) else default
+        value = value[0] if value else None
+    return value if isinstance(value, int) else None
 
 
 def _integer_depth(im: Image.Image, label: str) -> tuple[int, bool]:
@@ -151,7 +157,7 @@ def _integer_depth(im: Image.Image, label: str) -> tuple[int, bool]:
         tags = getattr(im, "tag_v2", {})
         bits = _first(tags.get(_TIFF_BITS_PER_SAMPLE), 1)
         sample_format = _first(tags.get(_TIFF_SAMPLE_FORMAT), 1)
-        if sample_format in (1, 2) and 8 < bits <= 32:
+        if sample_format in (1, 2) and bits is not None and 8 < bits <= 32:
             return bits, sample_format == 2
         raise DataError(f"image {label}: TIFF with {bits}-bit samples of format {sample_format} is not supported")
     if (im.format == "PNG" and im.mode.startswith("I;16")) or (im.format == "PPM" and im.mode == "I"):

@@ -422,6 +422,15 @@ def _seeds() -> dict[str, bytes]:
     return out
 
 
+def test_a_tiff_tag_of_the_wrong_type_is_a_data_error():
+    """Found by the fuzz below: StripOffsets typed RATIONAL makes Pillow raise TypeError while loading."""
+    data = bytearray(_seeds()["tiff"])
+    entry = data.index(struct.pack("<HH", 273, 4))  # the StripOffsets entry, type LONG
+    data[entry + 2] = 5  # RATIONAL
+    with pytest.raises(DataError, match=r"^image odd\.tif: not a readable image \(TypeError: "):
+        load_image(bytes(data), 8, name="odd.tif")
+
+
 FUZZ_CASES = 1_500
 
 
