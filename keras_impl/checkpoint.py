@@ -62,13 +62,19 @@ def load_model(path: str | os.PathLike, expected_model: str | None = None) -> ke
 def save_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: str | os.PathLike,
                     step: int = 0) -> None:
     """Optimizer variables as one safetensors file: ``<name>.<index>`` in ``optimizer.variables``
-    order, the variable paths as JSON in the metadata."""
-    tensors, names = {}, {}
+    order; the layout lists each variable's shape and dtype (not its path: Keras numbers layer
+    names per process, and identical runs must write identical bytes)."""
+    tensors, layout = {}, {}
     for opt_name, optimizer in optimizers.items():
-        names[opt_name] = [v.path for v in optimizer.variables]
+        layout[opt_name] = _variable_layout(optimizer)
         for i, var in enumerate(optimizer.variables):
             tensors[f"{opt_name}.{i:05d}"] = np.asarray(var.numpy())
-    save_optimizer_state(path, tensors, "keras", step, names)
+    save_optimizer_state(path, tensors, "keras", step, layout)
+
+
+def _variable_layout(optimizer: keras.optimizers.Optimizer) -> list[list]:
+    """[[dtype, *shape], ...] of the optimizer's variables, in order."""
+    return [[str(np.dtype(v.dtype)), *map(int, v.shape)] for v in optimizer.variables]
 
 
 def load_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: str | os.PathLike) -> None:
@@ -81,11 +87,11 @@ def load_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: 
         if not optimizer.built:
             raise CheckpointError(f"optimizer {opt_name} must be built before its state is loaded")
         variables = optimizer.variables
-        names = state.layout[opt_name]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise CheckpointError(f"{where}: layout.{opt_name} must be a list of variable paths")
-        if len(names) != len(variables):
-            raise CheckpointError(f"{where}: {opt_name} has {len(names)} tensors, this optimizer {len(variables)}")
+        layout = state.layout[opt_name]
+        if layout != _variable_layout(optimizer):
+            count = len(layout) if isinstance(layout, list) else "?"
+            raise CheckpointError(f"{where}: {opt_name} holds {count} variables that do not match this optimizer's "
+                                  f"{len(variables)} (dtype and shape of each)")
         for i, var in enumerate(variables):
             key = f"{opt_name}.{i:05d}"
             if key not in state.tensors:

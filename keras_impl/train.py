@@ -2,7 +2,9 @@
 
 The loop, run directory and logging live in :mod:`spec.training`, the shared trainer plumbing in
 :mod:`spec.trainer_base`; this file holds the Keras trainers, one per model family. Steps run as
-``tf.function`` graphs with ``GradientTape``.
+``tf.function`` graphs with ``GradientTape``, without AutoGraph: the steps have no tensor-dependent
+Python control flow, and our own errors raised while tracing (e.g. :class:`spec.errors.BatchTooSmall`)
+then reach the CLI as they are instead of wrapped in a StagingError.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class VAETrainer(FrameworkTrainer):
         optimizer.build(self.model.trainable_variables)
         self.optimizers = {"model": optimizer}
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _step(self, x, eps, beta):
         with tf.GradientTape() as tape:
             recon, mu, logvar = self.model(x, eps=eps, training=True)
@@ -84,7 +86,7 @@ class VAEGANTrainer(WGANGPTrainer):
         """Real images repeated once per generated frame (video models are judged frame by frame)."""
         return ops.repeat(x, self.frames, axis=0) if self.frames > 1 else x
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _critic_step(self, real, prior, coeffs):
         model = self.model
         fake = tf.stop_gradient(model.generate_images(prior, training=True))
@@ -96,7 +98,7 @@ class VAEGANTrainer(WGANGPTrainer):
         self.optimizers["critic"].apply_gradients(zip(grads, self.critic_vars))
         return losses
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def _generator_step(self, real, prior, eps, beta):
         model = self.model
         with tf.GradientTape() as tape:

@@ -140,14 +140,17 @@ def _publish(run_root: Path, snapshot: Snapshot, framework: str) -> None:
         source, target = snapshot.root / name, run_root / name
         if not source.exists():
             continue
+        if target.exists() and os.path.samefile(source, target):
+            continue
         tmp = run_root / f".{name}.link{TEMP_SUFFIX}"
         try:
             tmp.unlink(missing_ok=True)
             os.link(source, tmp)
-            os.replace(tmp, target)
+            os.replace(tmp, target)  # (a no-op that leaves tmp when both name one file: POSIX rename)
         except OSError:
-            tmp.unlink(missing_ok=True)
             atomic_write_bytes(target, source.read_bytes())
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def latest(run_root: Path) -> Snapshot | None:
