@@ -4,8 +4,10 @@ Writes a PNG grid of generated images (an animated GIF for video generators, or 
 ends in ``.mp4`` and imageio-ffmpeg is installed; ``.npy`` keeps the raw uint8 array), then prints the output path. With
 ``--variations IMAGE`` the grid shows ``n`` (default 10) variations of that image instead.
 
-Every user error (bad model file, unreadable image, bad argument) ends as one line on stderr and
-exit status 2, before anything is written: the output appears complete or not at all.
+Every user error (bad model file, unreadable image, bad argument, an output that cannot be
+written: missing or read-only folder, ``--out`` naming a directory, a full disk) ends as one line
+on stderr naming the flag or the path, and exit status 2; arguments are checked before the model
+is loaded. The output is written atomically: it appears complete or not at all.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from spec import images as spec_images
-from spec.errors import AgeError
+from spec.errors import AgeError, os_error_message
 from spec.files import atomic_write_bytes
 from spec.registry import PRECISIONS
 
-from .session import GeneratorSession, load
+from .session import DEFAULT_BATCH_SIZE, SCALE_RANGE, GeneratorSession, check_scale, check_seed, load
 
 log = logging.getLogger("runtime.generate")
 
@@ -41,13 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m runtime.generate", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="exported model directory or <part>.onnx file (decoder/generator)")
     parser.add_argument("--out", required=True, help="output file: .png grid, .gif animation, .mp4 video (needs imageio-ffmpeg) or .npy array")
-    parser.add_argument("--n", type=int, default=None, help=f"number of images (default {DEFAULT_N}; {DEFAULT_N_VARIATIONS} with --variations)")
-    parser.add_argument("--seed", type=int, default=0, help="noise seed (default 0; same seed -> same images)")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per inference call (default 64)")
-    parser.add_argument("--nrow", type=int, default=None, help="images per grid row (default: square grid)")
+    parser.add_argument("--n", type=int, default=None, help=f"number of images, 1..{MAX_N} and at most what the model's "
+                        f"output size allows (default {DEFAULT_N}; {DEFAULT_N_VARIATIONS} with --variations)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed, 0..2**63-1 (default 0; same seed -> same images)")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"images per inference call, 1..n (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--nrow", type=int, default=None, help="images per grid row, 1..n (default: square grid)")
     parser.add_argument("--variations", metavar="IMAGE", default=None, help="make variations of this image (needs encoder.onnx)")
-    parser.add_argument("--scale", type=float, default=0.01, help="variation strength: fraction of the posterior variance (default 0.01)")
-    parser.add_argument("--fps", type=float, default=8.0, help="GIF frame rate (default 8)")
+    parser.add_argument("--scale", type=float, default=0.01, help=f"variation strength: fraction of the posterior variance, "
+                        f"{SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g} (default 0.01)")
+    parser.add_argument("--fps", type=float, default=8.0, help=f"GIF/MP4 frame rate, {spec_images.FPS_RANGE[0]:g}..{spec_images.FPS_RANGE[1]:g} (default 8)")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                         help="which export to run from a directory: <part>.onnx, <part>.fp16.onnx or <part>.int8.onnx")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
@@ -76,12 +80,13 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--n must be between 1 and {MAX_N}, got {args.n}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.nrow is not None and args.nrow < 1:
-        raise UsageError(f"--nrow must be >= 1, got {args.nrow}")
-    if not (np.isfinite(args.scale) and args.scale >= 0):
-        raise UsageError(f"--scale must be a finite number >= 0, got {args.scale}")
-    if not (np.isfinite(args.fps) and args.fps > 0):
-        raise UsageError(f"--fps must be > 0, got {args.fps}")
+    # the shared validators' messages start with the field name: prefix it with "--"
+    try:
+        spec_images.check_layout(args.n, nrow=args.nrow, fps=args.fps)
+        check_scale(args.scale)
+        check_seed(args.seed)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
 
 
 def make_images(session: GeneratorSession, args: argparse.Namespace) -> np.ndarray:
@@ -99,6 +104,10 @@ def run(args: argparse.Namespace) -> Path:
     if why is not None:
         hint = "" if session.is_video else "; or export a video generator (vaegan trained with --tanh-mode time)"
         raise UsageError(f"--out {out}: {session.path.name} ({session.model}, part {session.part!r}) {why}{hint}")
+    try:
+        session.check_n(args.n)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
     # encoded fully in memory, then written atomically: no half-written file on failure
     return atomic_write_bytes(out, spec_images.encode(make_images(session, args), fmt, args.nrow, args.fps))
 
@@ -110,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         path = run(args)
     except (AgeError, ValueError) as exc:
         log.error("error: %s", " ".join(str(exc).split()))
+        return 2
+    except OSError as exc:  # any OS failure not already turned into an AgeError: still one line
+        log.error("error: %s", os_error_message(exc))
         return 2
     print(path)
     return 0

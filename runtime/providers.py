@@ -103,9 +103,17 @@ def requested_mode(providers: Providers = None) -> str | list[str]:
 SPIN_ENV_VAR = "AGE_RUNTIME_SPIN"
 
 
-def session_options(severity: int = _SESSION_SEVERITY) -> ort.SessionOptions:
+#: onnxruntime's session config key (``kOrtSessionOptionsModelExternalInitializersFileFolderPath``):
+#: the folder that external data of a model loaded *from bytes* is resolved against. Without it
+#: ORT resolves a relative location against the process's working directory.
+EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
+
+
+def session_options(severity: int = _SESSION_SEVERITY, external_data_dir: str | None = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = severity
+    if external_data_dir is not None:
+        options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, external_data_dir)
     spin = os.environ.get(SPIN_ENV_VAR, "").strip()
     if spin:
         if spin not in ("0", "1"):
@@ -142,7 +150,7 @@ def _preload_cuda_libraries() -> None:
         log.debug("ort.preload_dlls said: %s", " ".join(sink.getvalue().split()))
 
 
-def _try_cuda(model: str | bytes) -> tuple[ort.InferenceSession | None, str, bool]:
+def _try_cuda(model: str | bytes, folder: str | None) -> tuple[ort.InferenceSession | None, str, bool]:
     """One muted attempt at a ``[CUDA, CPU]`` session.
 
     Returns ``(session, why, cuda_loaded)``: ``session`` is None only when ORT raised (which may
@@ -152,7 +160,7 @@ def _try_cuda(model: str | bytes) -> tuple[ort.InferenceSession | None, str, boo
     _preload_cuda_libraries()
     ort.set_default_logger_severity(_PROBE_SEVERITY)
     try:
-        session = ort.InferenceSession(model, session_options(_PROBE_SEVERITY), providers=[CUDA, CPU])
+        session = ort.InferenceSession(model, session_options(_PROBE_SEVERITY, folder), providers=[CUDA, CPU])
     except Exception as exc:  # noqa: BLE001 - CUDA init failures come as assorted ORT errors
         return None, f"CUDA session failed: {ort_message(exc)}", False
     finally:
@@ -183,8 +191,12 @@ def ort_message(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def create_session(model: str | bytes, providers: Providers = None) -> tuple[ort.InferenceSession, ProviderChoice]:
+def create_session(model: str | bytes, providers: Providers = None,
+                   external_data_dir: str | os.PathLike | None = None) -> tuple[ort.InferenceSession, ProviderChoice]:
     """An ``InferenceSession`` for ``model`` (a path or serialised bytes) on the chosen provider.
+
+    ``external_data_dir``: the folder external data of a model given as bytes resolves against
+    (the model file's own folder; checking the locations is :mod:`runtime.modelfile`'s job).
 
     Exceptions from loading the *model* propagate unchanged (the caller turns them into
     :class:`~spec.errors.ModelFileError`); provider trouble raises :class:`ProviderError` only
@@ -192,12 +204,13 @@ def create_session(model: str | bytes, providers: Providers = None) -> tuple[ort
     """
     global _cuda_state
     mode = requested_mode(providers)
+    folder = None if external_data_dir is None else os.fspath(external_data_dir)
     if isinstance(mode, list):
-        session = ort.InferenceSession(model, session_options(), providers=mode)
+        session = ort.InferenceSession(model, session_options(external_data_dir=folder), providers=mode)
         return session, ProviderChoice(session.get_providers()[0], f"requested {mode}")
     if mode == "cpu":
         why = f"forced by {ENV_VAR}" if providers is None else "requested"
-        return _cpu_session(model), ProviderChoice(CPU, why)
+        return _cpu_session(model, folder), ProviderChoice(CPU, why)
 
     if CUDA not in ort.get_available_providers():
         loaded, why = False, "this onnxruntime build has no CUDA provider"
@@ -206,13 +219,13 @@ def create_session(model: str | bytes, providers: Providers = None) -> tuple[ort
     else:
         loaded, why = _driver_present()
         if loaded:
-            session, why, loaded = _try_cuda(model)
+            session, why, loaded = _try_cuda(model, folder)
             if loaded:
                 _cuda_state = (True, why)
                 return session, ProviderChoice(CUDA, why if mode == "auto" else "required and loaded")
             if session is None:
                 # ORT raised: if CPU raises too, it is the model's fault - nothing learnt about CUDA.
-                session = _cpu_session(model)
+                session = _cpu_session(model, folder)
             _cuda_state = (False, why)
             if mode == "auto":
                 return session, ProviderChoice(CPU, why)
@@ -221,8 +234,8 @@ def create_session(model: str | bytes, providers: Providers = None) -> tuple[ort
     if mode == "cuda":
         where = f"{ENV_VAR}=cuda" if providers is None else "provider 'cuda'"
         raise ProviderError(f"{where} was requested but CUDA is unavailable ({why})")
-    return _cpu_session(model), ProviderChoice(CPU, why)
+    return _cpu_session(model, folder), ProviderChoice(CPU, why)
 
 
-def _cpu_session(model: str | bytes) -> ort.InferenceSession:
-    return ort.InferenceSession(model, session_options(), providers=[CPU])
+def _cpu_session(model: str | bytes, folder: str | None = None) -> ort.InferenceSession:
+    return ort.InferenceSession(model, session_options(external_data_dir=folder), providers=[CPU])

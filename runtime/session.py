@@ -15,8 +15,8 @@ TensorFlow, not even indirectly, so the runtime installs with ``pip install .[ru
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from spec import FORMAT_VERSION
+from spec import FORMAT_VERSION, jsonio
 from spec import images as spec_images
 from spec import noise as spec_noise
-from spec.errors import ModelFileError
+from spec.errors import ModelFileError, os_error_message
 from spec.registry import ENCODER_PART, GENERATOR_PARTS, PRECISIONS, part_filename
 
+from . import modelfile
 from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
 from .providers import ort_message as _one_line
 
@@ -115,21 +116,63 @@ class Part:
 # --------------------------------------------------------------------------- loading
 
 
+#: Bounds on what a model file's metadata and graph can make the runtime allocate, checked when
+#: it is loaded, before anything runs. One sample (an image, or a whole video) may have at most
+#: MAX_SAMPLE_ELEMENTS values (64 MiB as float32; a 32-frame 3x256x256 video is 6.3 M) ...
+MAX_SAMPLE_ELEMENTS = 2**24
+#: ... a latent vector at most MAX_LATENT_DIM values ...
+MAX_LATENT_DIM = 65_536
+#: ... and one generate/variations call at most MAX_OUTPUT_ELEMENTS output values in total (its
+#: uint8 result then takes at most 256 MiB: n is capped per model, see GeneratorSession.max_images).
+MAX_OUTPUT_ELEMENTS = 2**28
+#: One inference call decodes at most this many output values (chunks are cut to fit).
+MAX_CHUNK_ELEMENTS = 2**26
+#: Largest JSON text accepted in one age.* metadata entry (a config is a few KB).
+MAX_META_JSON_BYTES = 1024 * 1024
+#: Latent values are refused beyond this magnitude (standard-normal latents stay within +-7).
+MAX_LATENT_ABS = 1e4
+#: Seeds accepted by generate and variations (the server draws 63-bit seeds).
+MAX_SEED = 2**63 - 1
+#: Variation strength, a fraction of the posterior variance (seed 002 uses 0.01).
+SCALE_RANGE = (0.0, 100.0)
+
+
+def _meta_json(path: Path, key: str, text: str) -> Any:
+    return jsonio.loads(text, f"{path}: metadata {META_PREFIX}{key}", ModelFileError, max_bytes=MAX_META_JSON_BYTES)
+
+
 def _parse_tensors(path: Path, key: str, text: str) -> tuple[TensorInfo, ...]:
+    items = _meta_json(path, key, text)
     try:
-        items = json.loads(text)
-        tensors = tuple(TensorInfo(str(t["name"]), tuple(t["shape"]), str(t.get("kind", "vector"))) for t in items)
-        for t in tensors:
-            if not t.shape or t.shape[0] != "batch" or not all(isinstance(d, int) and d > 0 for d in t.shape[1:]):
-                raise ValueError(f"bad shape {list(t.shape)} for {t.name!r}")
+        if not isinstance(items, list):
+            raise ValueError("not a list")
+        tensors = []
+        for t in items:
+            if not isinstance(t, dict) or not isinstance(t.get("shape"), list):
+                raise ValueError(f"entry {str(t)[:80]} is not an object with a shape list")
+            info = TensorInfo(str(t["name"]), tuple(t["shape"]), str(t.get("kind", "vector")))
+            dims = info.shape[1:]
+            if (not info.shape or info.shape[0] != "batch" or len(info.shape) > 8
+                    or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims)):
+                raise ValueError(f"bad shape {list(info.shape)[:9]} for {info.name[:80]!r}")
+            if math.prod(dims) > MAX_SAMPLE_ELEMENTS:
+                raise ValueError(f"{info.name[:80]!r} has {math.prod(dims)} values per sample "
+                                 f"(shape {list(info.shape)}); the limit is {MAX_SAMPLE_ELEMENTS}")
+            tensors.append(info)
     except (TypeError, KeyError, ValueError) as exc:
         raise ModelFileError(f"{path}: metadata {META_PREFIX}{key} is malformed ({exc})") from None
     if not tensors:
         raise ModelFileError(f"{path}: metadata {META_PREFIX}{key} lists no tensors")
-    return tensors
+    return tuple(tensors)
 
 
-def _parse_metadata(path: Path, raw: dict[str, str]) -> dict[str, Any]:
+def _parse_metadata(path: Path, entries: list[tuple[str, str]]) -> dict[str, Any]:
+    """The ``age.*`` entries of a model file, every JSON value parsed with bounds (spec.jsonio)."""
+    raw: dict[str, str] = {}
+    for key, value in entries:
+        if key in raw and key.startswith(META_PREFIX) and raw[key] != value:
+            raise ModelFileError(f"{path}: metadata {key} appears twice with different values")
+        raw[key] = value
     meta = {k[len(META_PREFIX) :]: v for k, v in raw.items() if k.startswith(META_PREFIX)}
     if not meta:
         raise ModelFileError(f"{path}: not an A.G.E. model (no {META_PREFIX}* metadata); export it with python -m export.onnx")
@@ -138,33 +181,40 @@ def _parse_metadata(path: Path, raw: dict[str, str]) -> dict[str, Any]:
         raise ModelFileError(f"{path}: metadata is missing {', '.join(META_PREFIX + k for k in missing)}")
     version = meta.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: format version {version!r}; this runtime reads version {FORMAT_VERSION!r}")
+        raise ModelFileError(f"{path}: format version {version[:40]!r}; this runtime reads version {FORMAT_VERSION!r}")
+    config = _meta_json(path, "config", meta["config"])
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: metadata {META_PREFIX}config is not a JSON object")
+    vr = _meta_json(path, "value_range", meta.get("value_range", "null"))
     try:
-        config = json.loads(meta["config"])
-        if not isinstance(config, dict):
-            raise ValueError("not an object")
-    except ValueError as exc:
-        raise ModelFileError(f"{path}: metadata {META_PREFIX}config is not a JSON object ({exc})") from None
-    try:
-        vr = json.loads(meta.get("value_range", "null"))
         value_range = None if vr is None else (float(vr[0]), float(vr[1]))
-        if value_range is not None and not value_range[0] < value_range[1]:
-            raise ValueError(f"empty range {list(value_range)}")
-    except (TypeError, ValueError, IndexError) as exc:
+        if value_range is not None and not (len(vr) == 2 and all(map(math.isfinite, value_range))
+                                            and value_range[0] < value_range[1]):
+            raise ValueError(f"not a finite [low, high] range: {str(vr)[:80]}")
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
         raise ModelFileError(f"{path}: metadata {META_PREFIX}value_range is malformed ({exc})") from None
+    inputs = _parse_tensors(path, "inputs", meta["inputs"])
+    for t in inputs:
+        if t.kind == "vector" and math.prod(t.dims) > MAX_LATENT_DIM:
+            raise ModelFileError(f"{path}: metadata {META_PREFIX}inputs: {t.name[:80]!r} is a {math.prod(t.dims)}-value "
+                                 f"vector; latent_dim is limited to {MAX_LATENT_DIM}")
     return {
         "model": meta["model"],
         "part": meta["part"],
         "config": config,
-        "inputs": _parse_tensors(path, "inputs", meta["inputs"]),
+        "inputs": inputs,
         "outputs": _parse_tensors(path, "outputs", meta["outputs"]),
         "value_range": value_range,
-        "metadata": dict(raw),
+        "metadata": raw,
     }
 
 
 def _check_graph_matches(path: Path, kind: str, declared: tuple[TensorInfo, ...], actual: list[Any]) -> None:
-    """The graph's real inputs/outputs must be the ones the metadata promises (names, dtype, dims)."""
+    """The graph's real inputs/outputs must be the ones the metadata promises (names, dtype, dims).
+
+    Only the batch axis may be symbolic: a graph whose other dims are symbolic could return
+    tensors of any size, whatever the metadata (and its bounds) say.
+    """
     names = [a.name for a in actual]
     if sorted(names) != sorted(t.name for t in declared):
         raise ModelFileError(
@@ -176,32 +226,48 @@ def _check_graph_matches(path: Path, kind: str, declared: tuple[TensorInfo, ...]
         if arg.type != "tensor(float)":
             raise ModelFileError(f"{path}: {kind[:-1]} {t.name!r} is {arg.type}, expected tensor(float)")
         shape = list(arg.shape)
-        if len(shape) != len(t.shape) or any(
-            isinstance(got, int) and got != want for got, want in zip(shape[1:], t.shape[1:])
-        ):
-            raise ModelFileError(f"{path}: {kind[:-1]} {t.name!r} has shape {shape}, metadata says {list(t.shape)}")
+        if len(shape) != len(t.shape) or any(got != want for got, want in zip(shape[1:], t.shape[1:])):
+            symbolic = len(shape) == len(t.shape) and any(not isinstance(d, int) for d in shape[1:])
+            why = "; only the batch axis may be symbolic" if symbolic else ""
+            raise ModelFileError(f"{path}: {kind[:-1]} {t.name!r} has shape {shape}, metadata says {list(t.shape)}{why}")
+
+
+def _read_model(path: Path) -> bytes:
+    """The bytes of one model file; every OS failure becomes a ModelFileError naming it."""
+    try:
+        if not path.exists():
+            raise ModelFileError(f"{path}: no such file")
+        if not path.is_file():
+            raise ModelFileError(f"{path}: not a file")
+        size = path.stat().st_size
+        if size > modelfile.MAX_MODEL_BYTES:
+            raise ModelFileError(f"{path}: {size} bytes is larger than any ONNX file can be")
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(os_error_message(exc, "cannot read model")) from None
+    if not blob:
+        raise ModelFileError(f"{path}: empty file, not an ONNX model")
+    return blob
 
 
 def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
-    """Open one ``<part>.onnx`` and validate it against its own metadata."""
+    """Open one ``<part>.onnx`` and validate it against its own metadata.
+
+    The file is read once; the same bytes are checked (external data stays inside the model's
+    folder, metadata parses within bounds) and then handed to onnxruntime, with external data
+    resolving against the model's own folder rather than the working directory.
+    """
     path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such file")
-    if not path.is_file():
-        raise ModelFileError(f"{path}: not a file")
+    blob = _read_model(path)
+    scan = modelfile.scan(blob, str(path))
+    modelfile.check_external_data(path, scan.external)
+    meta = _parse_metadata(path, scan.metadata)
     try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if not blob:
-        raise ModelFileError(f"{path}: empty file, not an ONNX model")
-    try:
-        session, choice = create_session(blob, providers)
+        session, choice = create_session(blob, providers, external_data_dir=path.parent.resolve())
     except (ModelFileError, ProviderError):
         raise
     except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, ...
         raise ModelFileError(f"{path}: not a loadable ONNX model ({_one_line(exc)})") from None
-    meta = _parse_metadata(path, session.get_modelmeta().custom_metadata_map)
     _check_graph_matches(path, "inputs", meta["inputs"], session.get_inputs())
     _check_graph_matches(path, "outputs", meta["outputs"], session.get_outputs())
     return Part(path=path, session=session, choice=choice, name=meta.pop("part"),
@@ -251,6 +317,13 @@ def _resolve(path: Path, precision: str = "fp32") -> tuple[Path, Path | None]:
     """(generator file, encoder file or None) for a directory or a file path."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    try:
+        return _find_parts(path, precision)
+    except OSError as exc:  # a folder we may not list, a name too long, ...
+        raise ModelFileError(os_error_message(exc, "cannot open model")) from None
+
+
+def _find_parts(path: Path, precision: str) -> tuple[Path, Path | None]:
     if not path.exists():
         raise ModelFileError(f"{path}: no such file or directory")
     folder = path if path.is_dir() else path.parent
@@ -353,6 +426,16 @@ class GeneratorSession:
         return self._gen.choice.reason
 
     @property
+    def sample_elements(self) -> int:
+        """Output values per sample (C*H*W, or T*C*H*W for video)."""
+        return math.prod(self.output_shape)
+
+    @property
+    def max_images(self) -> int:
+        """Most images (or videos) one call may produce: MAX_OUTPUT_ELEMENTS / sample_elements."""
+        return max(1, MAX_OUTPUT_ELEMENTS // self.sample_elements)
+
+    @property
     def has_encoder(self) -> bool:
         return self._enc is not None
 
@@ -372,7 +455,8 @@ class GeneratorSession:
     def decode(self, latents: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Raw generator output, float32 ``(N, C, H, W)`` or ``(N, T, C, H, W)``, in chunks."""
         z = self._check_latents(latents)
-        step = _batch_size(batch_size)
+        # at most MAX_CHUNK_ELEMENTS output values per inference call, whatever batch_size says
+        step = min(_batch_size(batch_size), max(1, MAX_CHUNK_ELEMENTS // self.sample_elements))
         name = self._gen.inputs[0].name
         out_name = self._gen.outputs[0].name
         index = self._gen.output_names.index(out_name)
@@ -402,13 +486,14 @@ class GeneratorSession:
         """``n`` images from ``spec.noise.latents(n, latent_dim, seed)`` or from explicit ``latents``.
 
         The same seed gives the same images here, in the torch and the Keras trainers.
-        ``seed=None`` draws fresh entropy.
+        ``seed=None`` draws fresh entropy; otherwise 0 <= seed <= MAX_SEED. ``n`` is at most
+        :attr:`max_images`.
         """
         if latents is None:
             if n is None:
                 raise ValueError("generate: give n (and optionally seed) or latents")
-            n = _count(n, "n")
-            latents = spec_noise.latents(n, self.latent_dim, seed)
+            n = self.check_n(n)
+            latents = spec_noise.latents(n, self.latent_dim, check_seed(seed))
         elif n is not None and _count(n, "n") != len(np.asarray(latents)):
             raise ValueError(f"generate: n={n} but {len(np.asarray(latents))} latents were given")
         return self.to_uint8(self.decode(latents, batch_size))
@@ -464,12 +549,16 @@ class GeneratorSession:
     def variation_latents(self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0,
                           max_pixels: int | None = None) -> np.ndarray:
         """Latents around one encoded image: ``spec.noise.variation_latents`` on the encoder's output."""
-        n = _count(n, "n")
-        scale = float(scale)
-        if not np.isfinite(scale) or scale < 0:
-            raise ValueError(f"variations: scale must be a finite number >= 0, got {scale}")
+        n = self.check_n(n)
+        scale = check_scale(scale)
+        seed = check_seed(seed)
         mu, logvar = self.encode(self.load_image(image, max_pixels)[None])
-        return spec_noise.variation_latents(mu[0], logvar[0], n, scale, seed)
+        with np.errstate(over="ignore", invalid="ignore"):  # a wild logvar is refused just below
+            z = spec_noise.variation_latents(mu[0], logvar[0], n, scale, seed)
+        try:
+            return self._check_latents(z)
+        except ValueError as exc:
+            raise ValueError(f"variations: the encoder's posterior for this image gives unusable latents ({exc})") from None
 
     def variations(
         self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0, batch_size: int | None = None
@@ -490,13 +579,47 @@ class GeneratorSession:
             )
         if not np.all(np.isfinite(z)):
             raise ValueError("latents: contain NaN or infinity")
+        if z.size and float(np.abs(z).max()) > MAX_LATENT_ABS:
+            raise ValueError(f"latents: values must lie within +-{MAX_LATENT_ABS:g}")
+        if len(z) > self.max_images:
+            raise ValueError(f"latents: {len(z)} rows; {self.model} allows at most {self.max_images} per call "
+                             f"({self.sample_elements} values per sample)")
         return np.ascontiguousarray(z)
+
+    def check_n(self, n: Any, what: str = "n") -> int:
+        """``n`` as an int in 0..:attr:`max_images`, else ValueError naming ``what``."""
+        n = _count(n, what)
+        if n > self.max_images:
+            raise ValueError(f"{what} must be at most {self.max_images} for {self.model} "
+                             f"({self.sample_elements} values per sample), got {n}")
+        return n
 
 
 def _count(n: Any, what: str) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"{what} must be an integer >= 0, got {n!r}")
     return int(n)
+
+
+def check_seed(seed: Any) -> int | None:
+    """None (fresh entropy) or an integer 0..MAX_SEED, else ValueError naming ``seed``."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed must be an integer between 0 and {MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
+def check_scale(scale: Any) -> float:
+    """A variation strength in SCALE_RANGE, else ValueError naming ``scale``."""
+    low, high = SCALE_RANGE
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(scale, bool) or not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(f"scale must be a number between {low:g} and {high:g}, got {scale!r}")
+    return value
 
 
 def _batch_size(batch_size: int | None) -> int:

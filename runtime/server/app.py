@@ -94,7 +94,9 @@ class ServerState:
             def run(z: np.ndarray, batch_size: int, session=session) -> np.ndarray:
                 return session.generate(latents=z, batch_size=batch_size)
 
-            batcher = Batcher(name, run, self.executor, self.metrics, s.max_batch, s.max_delay_s, s.max_queue)
+            # never coalesce more latents than one session call may produce (GeneratorSession.max_images)
+            max_batch = min(s.max_batch, session.max_images)
+            batcher = Batcher(name, run, self.executor, self.metrics, max_batch, s.max_delay_s, s.max_queue)
             batcher.start()
             self.batchers[name] = batcher
 
@@ -170,12 +172,14 @@ _VARIATIONS_DOC = {"requestBody": {"required": True, "content": {"multipart/form
     "required": ["image"],
     "properties": {
         "image": {"type": "string", "format": "binary", "description": "the picture to vary"},
-        "n": {"type": "integer", "default": schemas.DEFAULT_VARIATIONS_N},
-        "scale": {"type": "number", "default": schemas.DEFAULT_SCALE, "description": "fraction of the posterior variance"},
-        "seed": {"type": "integer", "description": "absent: a fresh seed, reported in X-AGE-Seed"},
-        "format": {"type": "string", "enum": list(schemas.FORMATS)},
-        "nrow": {"type": "integer"},
-        "fps": {"type": "number", "default": schemas.DEFAULT_FPS},
+        "n": {"type": "integer", "default": schemas.DEFAULT_VARIATIONS_N, "minimum": 1, "description": schemas.FIELD_DOCS["n"]},
+        "scale": {"type": "number", "default": schemas.DEFAULT_SCALE, "minimum": schemas.SCALE_RANGE[0],
+                  "maximum": schemas.SCALE_RANGE[1], "description": schemas.FIELD_DOCS["scale"]},
+        "seed": {"type": "integer", "minimum": 0, "maximum": schemas.MAX_SEED, "description": schemas.FIELD_DOCS["seed"]},
+        "format": {"type": "string", "enum": list(schemas.FORMATS), "description": schemas.FIELD_DOCS["format"]},
+        "nrow": {"type": "integer", "minimum": 1, "description": schemas.FIELD_DOCS["nrow"]},
+        "fps": {"type": "number", "default": schemas.DEFAULT_FPS, "minimum": schemas.FPS_LOW, "maximum": schemas.FPS_HIGH,
+                "description": schemas.FIELD_DOCS["fps"]},
     },
 }}}}}
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {

@@ -1,8 +1,10 @@
 """The model repository: one subfolder of MODEL_DIR per exported checkpoint, named by the folder.
 
 Every subfolder is loaded with :func:`runtime.load` (generator/decoder/video_generator plus an
-optional encoder). Folders that fail validation are skipped, logged and listed with the reason,
-so one bad export does not take the others down; a repository with nothing servable is an error.
+optional encoder). A folder that fails to load for any reason (a clear ModelFileError, or a crash
+a crafted file provokes: RecursionError, MemoryError, an onnxruntime error we did not foresee) is
+skipped, logged in one line and listed with the reason under ``unavailable``, so one bad export
+never takes the others down or stops start-up; a repository with nothing servable is an error.
 """
 
 from __future__ import annotations
@@ -123,6 +125,11 @@ class Repository:
                     session = load(folder, providers, precision)
             except AgeError as exc:
                 repo.skip(name, " ".join(str(exc).split()))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a crafted folder must not stop the server
+                log.debug("model %s: loading failed", name, exc_info=True)
+                detail = " ".join(str(exc).split())[:300]
+                repo.skip(name, f"{folder}: could not be loaded ({type(exc).__name__}{': ' + detail if detail else ''})")
                 continue
             repo.models[name] = ModelEntry(name, session)
             log.info(

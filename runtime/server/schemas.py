@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
-import math
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from spec import images as spec_images
 from spec import noise as spec_noise
 
-from ..session import GeneratorSession
+from ..session import MAX_LATENT_ABS, MAX_SEED, SCALE_RANGE, GeneratorSession, check_scale
 from .errors import ApiError, bad_request
 
 #: the keys of :data:`spec.images.MEDIA_TYPES` (a Literal must be spelled out for the JSON schema)
 Format = Literal["png", "gif", "mp4", "npy"]
 FORMATS = get_args(Format)
-#: Seeds drawn for requests that give none (reported back in the X-AGE-Seed header).
+#: Seeds drawn for requests that give none (reported back in the X-AGE-Seed header); MAX_SEED is 2**63 - 1.
 SEED_BITS = 63
-MAX_SEED = 2**SEED_BITS - 1
 DEFAULT_VARIATIONS_N = 10
 DEFAULT_SCALE = 0.01
 DEFAULT_FPS = 8.0
+
+
+FPS_LOW, FPS_HIGH = spec_images.FPS_RANGE
+
+#: What the request schema (``/openapi.json``, ``/docs``) says about each field's range; the
+#: checks themselves are the functions below (``spec.images.check_layout`` for nrow and fps).
+FIELD_DOCS = {
+    "n": "number of images, 1..--max-n (and at most what the model's output size allows)",
+    "seed": f"noise seed, 0..{MAX_SEED}; absent: a fresh seed, reported in X-AGE-Seed",
+    "latents": f"explicit latents instead of n/seed: 1..--max-n rows of latent_dim numbers within +-{MAX_LATENT_ABS:g}",
+    "format": "png | npy (image models), gif | mp4 | npy (video models); default png / gif",
+    "nrow": "images per grid row, 1..n (default: a square grid)",
+    "fps": f"frames per second of a gif/mp4, {FPS_LOW:g}..{FPS_HIGH:g}",
+    "scale": f"variation strength, a fraction of the posterior variance, {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}",
+}
 
 
 class GenerateBody(BaseModel):
@@ -32,12 +45,12 @@ class GenerateBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    n: StrictInt | None = None
-    seed: StrictInt | None = None
-    latents: list[list[float]] | None = None
-    format: Format | None = None
-    nrow: StrictInt | None = None
-    fps: float = DEFAULT_FPS
+    n: StrictInt | None = Field(None, description=FIELD_DOCS["n"])
+    seed: StrictInt | None = Field(None, description=FIELD_DOCS["seed"])
+    latents: list[list[float]] | None = Field(None, description=FIELD_DOCS["latents"])
+    format: Format | None = Field(None, description=FIELD_DOCS["format"])
+    nrow: StrictInt | None = Field(None, description=FIELD_DOCS["nrow"])
+    fps: float = Field(DEFAULT_FPS, description=FIELD_DOCS["fps"])
 
 
 @dataclass
@@ -70,26 +83,39 @@ def parse_generate(raw: bytes, session: GeneratorSession, name: str, max_n: int)
     except ValidationError as exc:
         raise _first_error(exc) from None
     fmt = check_format(body.format, session, name)
-    nrow = check_nrow(body.nrow)
-    fps = check_fps(body.fps)
     if body.latents is not None:
         if body.seed is not None:
             raise bad_request("give either latents or seed, not both", "seed")
         z = check_latents(body.latents, session, name, max_n)
         if body.n is not None and body.n != len(z):
             raise bad_request(f"n={body.n} but {len(z)} latents were given", "n")
-        return Job(z, None, fmt, nrow, fps)
+        check_layout(len(z), body.nrow, body.fps)
+        return Job(z, None, fmt, body.nrow, body.fps)
     if body.n is None:
         raise bad_request("give n (the number of images) or latents", "n")
-    n = check_n(body.n, max_n)
+    n = check_n(body.n, max_n, session)
+    check_layout(n, body.nrow, body.fps)
     seed = check_seed(body.seed)
-    return Job(spec_noise.latents(n, session.latent_dim, seed), seed, fmt, nrow, fps)
+    return Job(spec_noise.latents(n, session.latent_dim, seed), seed, fmt, body.nrow, body.fps)
 
 
-def check_n(n: int, max_n: int, field: str = "n") -> int:
+def check_n(n: int, max_n: int, session: GeneratorSession, field: str = "n") -> int:
+    """1..max_n, and no more than the model's output size allows (``session.max_images``)."""
     if not 1 <= n <= max_n:
         raise bad_request(f"{field} must be between 1 and {max_n} (--max-n), got {n}", field)
-    return n
+    try:
+        return session.check_n(n, field)
+    except ValueError as exc:
+        raise bad_request(str(exc), field) from None
+
+
+def check_layout(n: int, nrow: int | None, fps: float) -> None:
+    """``spec.images.check_layout``, one field at a time so that the 422 names the right one."""
+    for field, kwargs in (("nrow", {"nrow": nrow}), ("fps", {"fps": fps})):
+        try:
+            spec_images.check_layout(n, **kwargs)
+        except ValueError as exc:
+            raise bad_request(str(exc), field) from None
 
 
 def check_seed(seed: int | None) -> int:
@@ -99,18 +125,6 @@ def check_seed(seed: int | None) -> int:
     if not 0 <= seed <= MAX_SEED:
         raise bad_request(f"seed must be between 0 and {MAX_SEED}, got {seed}", "seed")
     return seed
-
-
-def check_nrow(nrow: int | None) -> int | None:
-    if nrow is not None and nrow < 1:
-        raise bad_request(f"nrow must be >= 1, got {nrow}", "nrow")
-    return nrow
-
-
-def check_fps(fps: float) -> float:
-    if not (math.isfinite(fps) and 0 < fps <= 100):
-        raise bad_request(f"fps must be in (0, 100], got {fps}", "fps")
-    return fps
 
 
 def check_format(fmt: str | None, session: GeneratorSession, name: str) -> str:
@@ -123,14 +137,14 @@ def check_format(fmt: str | None, session: GeneratorSession, name: str) -> str:
 
 
 def check_latents(rows: list[list[float]], session: GeneratorSession, name: str, max_n: int) -> np.ndarray:
-    check_n(len(rows), max_n, "latents")
+    check_n(len(rows), max_n, session, "latents")
     dim = session.latent_dim
     for i, row in enumerate(rows):
         if len(row) != dim:
             raise bad_request(f"latents: row {i} has {len(row)} values; model {name!r} takes {dim}", "latents")
     z = np.asarray(rows, dtype=np.float64)
-    if not np.all(np.isfinite(z)) or np.abs(z).max() > np.finfo(np.float32).max:
-        raise bad_request("latents: contain NaN or infinity (or values beyond float32)", "latents")
+    if not np.all(np.isfinite(z)) or np.abs(z).max() > MAX_LATENT_ABS:
+        raise bad_request(f"latents: values must be finite numbers within +-{MAX_LATENT_ABS:g}", "latents")
     return z.astype(np.float32)
 
 
@@ -180,14 +194,16 @@ async def parse_variations(form: Any, session: GeneratorSession, name: str, max_
         raise bad_request("image: missing; upload the picture as multipart form field 'image'", "image")
     if isinstance(upload, str) or not hasattr(upload, "read"):
         raise bad_request("image: expected a file upload (curl -F image=@face.png), got a plain value", "image")
-    n = check_n(_form_int(form, "n", DEFAULT_VARIATIONS_N), max_n)  # type: ignore[arg-type]
-    scale = _form_float(form, "scale", DEFAULT_SCALE)
-    if not (math.isfinite(scale) and scale >= 0):
-        raise bad_request(f"scale must be a finite number >= 0, got {scale}", "scale")
+    n = check_n(_form_int(form, "n", DEFAULT_VARIATIONS_N), max_n, session)  # type: ignore[arg-type]
+    try:
+        scale = check_scale(_form_float(form, "scale", DEFAULT_SCALE))
+    except ValueError as exc:
+        raise bad_request(str(exc), "scale") from None
     seed = check_seed(_form_int(form, "seed", None))
     fmt_text = form.get("format")
     fmt = check_format(fmt_text.strip() if isinstance(fmt_text, str) and fmt_text.strip() else None, session, name)
-    nrow = check_nrow(_form_int(form, "nrow", None))
-    fps = check_fps(_form_float(form, "fps", DEFAULT_FPS))
+    nrow = _form_int(form, "nrow", None)
+    fps = _form_float(form, "fps", DEFAULT_FPS)
+    check_layout(n, nrow, fps)
     data = await upload.read()
     return VariationsForm(data, n, scale, seed, fmt, nrow, fps)

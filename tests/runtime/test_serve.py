@@ -33,6 +33,8 @@ from runtime.server import Settings, create_app
 from spec import images as spec_images
 from spec import noise as spec_noise
 
+pytestmark = pytest.mark.serving
+
 REPO = Path(__file__).resolve().parents[2]
 LATENT, SIZE = 16, 8
 VIDEO_SHAPE = (2, 3, 4, 4)  # frames, C, H, W
@@ -459,11 +461,16 @@ def test_variations_upload(server, solo, photo):
         ("vae", {"n": 2, "colour": "red"}, 422, "colour", "unknown field"),
         ("vae", {"n": 2, "seed": -1}, 422, "seed", "between 0"),
         ("vae", {"n": 2, "format": "jpg"}, 422, "format", "png"),
-        ("vae", {"n": 2, "nrow": 0}, 422, "nrow", ">= 1"),
+        ("vae", {"n": 2, "nrow": 0}, 422, "nrow", "between 1 and n (2)"),
+        ("vae", {"n": 2, "nrow": 10**6}, 422, "nrow", "between 1 and n (2)"),
+        ("vae", {"n": 2, "fps": 0.001}, 422, "fps", "between 0.1 and 100"),
+        ("vae", {"n": 2, "seed": 2**63}, 422, "seed", "between 0"),
         ("vae", {"latents": [[0.0] * 3]}, 422, "latents", f"takes {LATENT}"),
         ("vae", {"latents": [[0.0] * LATENT], "seed": 1}, 422, "seed", "not both"),
         ("vae", {"latents": [[0.0] * LATENT], "n": 2}, 422, "n", "1 latents"),
-        ("vae", {"latents": [[1e39] * LATENT]}, 422, "latents", "infinity"),
+        ("vae", {"latents": [[1e39] * LATENT]}, 422, "latents", "finite numbers within"),
+        ("vae", {"latents": [[1e5] * LATENT]}, 422, "latents", "finite numbers within +-10000"),
+        ("vae", {"latents": [[0.0] * LATENT], "nrow": 2}, 422, "nrow", "between 1 and n (1)"),
         ("nope", {"n": 1}, 404, "name", "unknown model 'nope'"),
     ],
 )
