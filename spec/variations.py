@@ -62,9 +62,9 @@ def main(framework: str, load_model: Callable[[str], Any], run_part: RunPart, ar
     args = variations_parser(f"python -m {framework}_impl.variations").parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
-        fmt = output_format(args.out)
         if Path(args.out).is_dir():
             raise ConfigError(f"--out {args.out}: is a directory")
+        fmt = output_format(args.out)
         check_layout(args.n, args.nrow, None)
         model = load_model(args.checkpoint)
         out = variations(model, run_part, args.image, args.n, args.scale, args.seed)
