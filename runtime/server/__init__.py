@@ -6,9 +6,11 @@ package imports neither torch nor TensorFlow.
 
 Modules, one concern each: :mod:`.settings` (limits), :mod:`.repository` (loading the model
 folders), :mod:`.batcher` (micro-batching), :mod:`.schemas` (request validation),
-:mod:`.limits` (body size, upload pixels), :mod:`.metrics`
-(Prometheus text format), :mod:`.errors` (the JSON error shape), :mod:`.app` (routes); response
-bodies are :func:`spec.images.encode`, shared with the CLI.
+:mod:`.limits` (body size, upload pixels), :mod:`.disconnect` (clients that went away),
+:mod:`.metrics` (Prometheus text format), :mod:`.errors` (the JSON error shape), :mod:`.app`
+(routes), :mod:`.protocol` (the HTTP connection layer: header timeout, connection limit, JSON
+protocol errors, the uvicorn config); response bodies are :func:`spec.images.encode`, shared
+with the CLI.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from spec.errors import DataError, ModelFileError
 
 from . import schemas
 from .batcher import Batcher, BatcherClosed, QueueFull
+from .disconnect import DisconnectMiddleware
 from .errors import ApiError, error_body, error_response
 from .limits import BodyLimitMiddleware
 from .metrics import CONTENT_TYPE, MetricsMiddleware, ServerMetrics
@@ -219,6 +220,7 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
     )
     app.state.server = state
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(DisconnectMiddleware)  # raises ClientGone for the metrics middleware
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, classify=state.classify)  # outermost
     _install_error_handlers(app)
 

@@ -6,11 +6,16 @@ them, and an ASGI middleware that counts and times every HTTP request.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from bisect import bisect_left
 from typing import Any, Callable, Iterable
+
+from .disconnect import ClientGone
+
+log = logging.getLogger("runtime.serve")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -164,6 +169,14 @@ class ServerMetrics:
         self.batch_duration = r.add(Histogram("age_batch_duration_seconds", "Seconds one coalesced session call took.", ("model",), LATENCY_BUCKETS))
         self.rejected = r.add(Counter("age_queue_rejected_total", "Requests refused because the model's queue was full.", ("model",)))
         self.ready = r.add(Gauge("age_model_ready", "1 once the model answered its warm-up call, else 0.", ("model",)))
+        self.disconnects = r.add(Counter(
+            "age_client_disconnects_total",
+            "Requests whose client went away before its response was complete (dropped, not in age_requests_total).",
+            ("model", "endpoint")))
+        self.connection_errors = r.add(Counter(
+            "age_connection_errors_total",
+            "Connections the HTTP layer answered itself and closed: bad_request (malformed HTTP), "
+            "header_timeout (--header-timeout-s), too_many_connections (--max-connections).", ("reason",)))
 
     def render(self) -> str:
         return self.registry.render()
@@ -173,7 +186,9 @@ class MetricsMiddleware:
     """ASGI middleware: count and time every HTTP request (outermost, so refusals are counted too).
 
     ``classify(path) -> (model, endpoint)`` keeps label values bounded (unknown models and paths
-    collapse to fixed values).
+    collapse to fixed values). A request whose client went away (:class:`ClientGone`, raised by
+    :class:`~runtime.server.disconnect.DisconnectMiddleware`) is a normal event: one info line,
+    ``age_client_disconnects_total``, no status code, no traceback.
     """
 
     def __init__(self, app: Any, metrics: ServerMetrics, classify: Callable[[str], tuple[str, str]]):
@@ -195,10 +210,23 @@ class MetricsMiddleware:
                 status = int(message["status"])
             await send(message)
 
+        gone = False
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_and_watch)
+        except ClientGone as exc:
+            gone = True
+            log.info("client %s went away before the response to %s %s was complete (%s); dropped",
+                     _client(scope), scope.get("method"), scope.get("path"), exc)
         finally:
             self.metrics.in_flight.dec()
-            self.metrics.requests.inc(model=model, endpoint=endpoint, status=str(status))
-            self.metrics.latency.observe(time.perf_counter() - start, model=model, endpoint=endpoint)
+            if gone:
+                self.metrics.disconnects.inc(model=model, endpoint=endpoint)
+            else:
+                self.metrics.requests.inc(model=model, endpoint=endpoint, status=str(status))
+                self.metrics.latency.observe(time.perf_counter() - start, model=model, endpoint=endpoint)
+
+
+def _client(scope: dict) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "?"

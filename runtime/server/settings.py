@@ -27,6 +27,16 @@ class Settings:
     max_image_pixels: int = 4_000_000
     #: Wall-clock limit for one request (reading the body, queueing, inference, encoding): 504.
     request_timeout_s: float = 30.0
+    #: Seconds a connection has to deliver a request's complete headers, counted from when it
+    #: opened or its previous response ended; then 408 (or a silent close if it sent nothing).
+    #: uvicorn alone never times out headers: half-sent ones would hold a connection forever.
+    header_timeout_s: float = 10.0
+    #: Seconds an idle keep-alive connection stays open after a response (uvicorn's timeout_keep_alive).
+    keep_alive_s: float = 5.0
+    #: Open connections beyond this are answered 503 (JSON, Retry-After) and closed.
+    max_connections: int = 512
+    #: Largest request line + headers in bytes (h11's limit); beyond it, 431.
+    max_header_bytes: int = 16 * 1024
     #: Execution provider for every model: None ($AGE_RUNTIME_PROVIDER / auto), "auto", "cpu", "cuda".
     provider: str | None = None
     #: Which export of each model to serve: "fp32" (<part>.onnx), "fp16" or "int8" (<part>.<precision>.onnx).
@@ -35,16 +45,18 @@ class Settings:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"{_flag('precision')} must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        positive_ints = ("max_batch", "max_queue", "max_n", "max_body_bytes", "max_image_pixels")
+        positive_ints = ("max_batch", "max_queue", "max_n", "max_body_bytes", "max_image_pixels", "max_connections",
+                         "max_header_bytes")
         for name in positive_ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{_flag(name)} must be an integer >= 1, got {value!r}")
         if not (isinstance(self.max_delay_ms, (int, float)) and math.isfinite(self.max_delay_ms) and self.max_delay_ms >= 0):
             raise ConfigError(f"{_flag('max_delay_ms')} must be a number >= 0, got {self.max_delay_ms!r}")
-        timeout = self.request_timeout_s
-        if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-            raise ConfigError(f"{_flag('request_timeout_s')} must be a number > 0, got {timeout!r}")
+        for name in ("request_timeout_s", "header_timeout_s", "keep_alive_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{_flag(name)} must be a number > 0, got {value!r}")
 
     @property
     def max_delay_s(self) -> float:

@@ -184,10 +184,11 @@ class LiveServer:
     def __init__(self, app):
         import uvicorn
 
+        from runtime.server.protocol import uvicorn_config
+
         self.app = app
         self.state = app.state.server
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=20)
+        config = uvicorn_config(app, self.state.settings, "127.0.0.1", 0, access_log=False, timeout_graceful_shutdown=20)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
