@@ -168,7 +168,8 @@ class GuardedH11Protocol(H11Protocol):
             message, field = f"malformed HTTP request: {detail}", match.group(0).lower() if match else None
         self._count("bad_request")
         self._cancel_header_timer()
-        self.transport.write(_json_error_bytes(status, message, field))
+        if not (self.cycle is not None and self.cycle.response_started):  # never inside a response
+            self.transport.write(_json_error_bytes(status, message, field))
         self.transport.close()
 
     def _count(self, reason: str) -> None:

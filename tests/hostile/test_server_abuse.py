@@ -265,6 +265,7 @@ def test_a_client_that_leaves_mid_body_is_a_normal_event(server, caplog, endpoin
     (b"POST /v1/models/vae/generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "transfer-encoding", ""),
     (b"GET /healthz HTTP/1.1\r\n\r\n", 400, "host", "Host"),
     (b"GARBAGE\r\n\r\n", 400, None, "malformed HTTP request"),
+    (b"POST /v1/models/vae/generate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, None, "chunk"),
     (b"GET /\xff HTTP/1.1\r\nHost: x\r\n\r\n", 400, None, "malformed HTTP request"),
     (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n", 431, "headers", "exceed 16384 bytes"),
     (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000, 431, "headers", "exceed 16384 bytes"),  # incomplete
