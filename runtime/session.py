@@ -529,12 +529,10 @@ class GeneratorSession:
             return x
         if h != w:
             raise ModelFileError(f"{self._require_encoder().path}: encoder input {h}x{w} is not square")
-        x = spec_images.load_image(image, h, max_pixels=max_pixels)  # (3, h, h), raises DataError on bad files
-        if c == 1:
-            x = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), x, axes=1)[None]
-        elif c != 3:
-            raise ModelFileError(f"{self._require_encoder().path}: encoder wants {c} channels; images give 3")
-        return x.astype(np.float32, copy=False)
+        if c not in (1, 3):
+            raise ModelFileError(f"{self._require_encoder().path}: encoder wants {c} channels; images give 1 or 3")
+        # (c, h, h); raises DataError on bad files
+        return spec_images.load_image(image, h, max_pixels=max_pixels, channels=c).astype(np.float32, copy=False)
 
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Float ``(N, C, H, W)`` images in [0, 1] -> ``(mu, logvar)``, each ``(N, latent_dim)``."""

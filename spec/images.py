@@ -238,15 +238,23 @@ def resize_center_crop(im: Image.Image, size: int) -> Image.Image:
     return im.resize((size, size), Image.BILINEAR, box=box)
 
 
+#: ITU-R BT.601 luma weights: how a 1-channel model sees an RGB picture
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def load_image(source: str | os.PathLike | bytes, size: int, name: str | None = None,
-               max_pixels: int | None = None) -> np.ndarray:
-    """A model input: float32 (3, size, size) in [0, 1], resized and centre-cropped.
+               max_pixels: int | None = None, channels: int = 3) -> np.ndarray:
+    """A model input: float32 (channels, size, size) in [0, 1], resized and centre-cropped.
 
     Every image the toolkit reads (training data, the variations CLIs, the runtime and the server)
     comes through here: :func:`open_image`'s header checks, then :func:`resize_center_crop`.
+    ``channels`` is 3 (RGB) or 1 (the :data:`LUMA` of the RGB picture).
     """
+    if channels not in (1, 3):
+        raise ValueError(f"load_image: channels must be 1 or 3, got {channels}")
     im = resize_center_crop(open_image(source, name, max_pixels), size)
-    return np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    x = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    return np.tensordot(LUMA, x, axes=1)[None] if channels == 1 else x
 
 
 def to_uint8(x: np.ndarray, channels_first: bool = True) -> np.ndarray:

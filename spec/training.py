@@ -364,8 +364,8 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
             epoch_done = step % per_epoch == 0 or step >= total
             loop.state["epoch"] = epoch + 1 if step % per_epoch == 0 else epoch
             if epoch_done:
+                loop.snapshot(step, periodic=not args.checkpoint_every)  # first: refuses non-finite state
                 loop.grids(epoch + 1, step)
-                loop.snapshot(step, periodic=not args.checkpoint_every)
                 log.info("epoch %d done (step %d/%d, %s)", epoch + 1, step, total,
                          ", ".join(f"{k}={v:.4g}" for k, v in losses.items()))
             epoch += 1

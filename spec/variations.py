@@ -40,9 +40,7 @@ def variations(model: Any, run_part: RunPart, image, n: int = 10, scale: float =
     if ENCODER_PART not in get_model_spec(cfg.model).parts(cfg):
         raise ConfigError(f"model {cfg.model!r} has no {ENCODER_PART} part; variations need a model that encodes "
                           f"images")
-    x = load_image(image, cfg.image_size)[None]
-    if cfg.in_channels == 1:
-        x = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), x[0], axes=1)[None, None]
+    x = load_image(image, cfg.image_size, channels=cfg.in_channels)[None]
     mu, logvar = run_part(model, ENCODER_PART, x)[:2]
     return run_part(model, sample_part(cfg), variation_latents(mu, logvar, n, scale, seed))[0]
 
