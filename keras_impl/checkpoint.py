@@ -14,8 +14,8 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from spec.checkpoint import (check_tensors, load_checkpoint, read_optimizer_state, save_checkpoint,
-                             save_optimizer_state)
+from spec.checkpoint import (check_optimizer_value, check_tensors, load_checkpoint, read_optimizer_state,
+                             save_checkpoint, save_optimizer_state)
 from spec.errors import CheckpointError
 from spec.layouts import rule
 
@@ -77,6 +77,17 @@ def _variable_layout(optimizer: keras.optimizers.Optimizer) -> list[list]:
     return [[str(np.dtype(v.dtype)), *map(int, v.shape)] for v in optimizer.variables]
 
 
+def _role(optimizer: keras.optimizers.Optimizer, var: keras.Variable) -> str | None:
+    """What ``var`` of an Adam optimizer holds (:data:`spec.checkpoint.OPTIMIZER_VALUE_RULES`)."""
+    if var is optimizer.iterations:
+        return "count"
+    if var is getattr(optimizer, "_learning_rate", None):
+        return "learning_rate"
+    if any(var is v for v in getattr(optimizer, "_velocities", ())):
+        return "second_moment"
+    return None
+
+
 def load_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: str | os.PathLike) -> None:
     """Restore :func:`save_optimizers`' file into *built* optimizers (trainers build them up front),
     every tensor checked against its variable's shape and dtype before anything is assigned."""
@@ -102,6 +113,9 @@ def load_optimizers(optimizers: Mapping[str, keras.optimizers.Optimizer], path: 
             if tuple(array.shape) != tuple(var.shape) or array.dtype != np.dtype(var.dtype):
                 raise CheckpointError(f"{where}: tensor {key} ({var.path}) is {array.dtype} {array.shape}, "
                                       f"expected {var.dtype} {tuple(var.shape)}")
+            role = _role(optimizer, var)
+            if role is not None:
+                check_optimizer_value(where, key, role, array)
             assignments.append((var, array))
     extra = sorted(set(state.tensors) - {f"{o}.{i:05d}" for o, opt in optimizers.items() for i in range(len(opt.variables))})
     if extra:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -159,7 +160,8 @@ def _tensor_entry(where: str, name: str, info: object, buffer_len: int, allowed:
         accepted = ", ".join(allowed + CONVERTIBLE_DTYPES)
         raise CheckpointError(f"{where}: tensor {name!r} is {dtype}; only {accepted} tensors are accepted")
     if not (isinstance(shape, list) and len(shape) <= MAX_RANK
-            and all(type(d) is int and 0 <= d < 2**40 for d in shape)):
+            and all(type(d) is int and 0 <= d < 2**40 for d in shape)
+            and math.prod(d for d in shape if d) < 2**40):  # (an empty tensor may not claim 2**120 slots)
         raise CheckpointError(f"{where}: tensor {name!r} has an invalid shape {str(shape)[:80]}")
     if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
             and 0 <= offsets[0] <= offsets[1]):
@@ -300,6 +302,35 @@ def read_optimizer_state(path: str | os.PathLike, framework: str, optimizers: It
     return OptimizerState(path, step, layout, tensors)
 
 
+#: What an optimizer tensor must hold, by role (each framework maps its names onto these): counts
+#: are whole numbers >= 0, Adam's second moments (squared gradients) >= 0, learning rates > 0.
+OPTIMIZER_VALUE_RULES = {
+    "count": (lambda a: bool(np.all(a >= 0) and np.all(a == np.floor(a))), "a whole number >= 0"),
+    "second_moment": (lambda a: bool(np.all(a >= 0)), ">= 0"),
+    "learning_rate": (lambda a: bool(np.all(a > 0)), "> 0"),
+}
+
+
+def check_optimizer_value(where: str, name: str, role: str, array: np.ndarray) -> None:
+    """Refuse optimizer tensor ``name`` unless its values suit ``role`` (:data:`OPTIMIZER_VALUE_RULES`)."""
+    ok, what = OPTIMIZER_VALUE_RULES[role]
+    if not ok(np.asarray(array)):
+        raise CheckpointError(f"{where}: tensor {name!r} must hold {what} (it is a {role.replace('_', ' ')})")
+
+
+def check_adam_hyperparameters(where: str, lr: object, betas: object, eps: object) -> None:
+    """Adam's numbers from a state file: lr > 0, both betas in [0, 1), eps > 0, all finite."""
+    def number(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not (number(lr) and lr > 0):
+        raise CheckpointError(f"{where}: learning rate {lr!r} must be a finite number > 0")
+    if not (isinstance(betas, (list, tuple)) and len(betas) == 2 and all(number(b) and 0 <= b < 1 for b in betas)):
+        raise CheckpointError(f"{where}: betas {betas!r} must be two numbers in [0, 1)")
+    if not (number(eps) and eps > 0):
+        raise CheckpointError(f"{where}: eps {eps!r} must be a finite number > 0")
+
+
 def load_checkpoint(path: str | os.PathLike, expected_model: str | None = None) -> Checkpoint:
     """Read and validate a canonical checkpoint's file and metadata (tensors: :func:`check_tensors`)."""
     path = Path(path)
@@ -324,6 +355,9 @@ def load_checkpoint(path: str | os.PathLike, expected_model: str | None = None) 
     if framework not in FRAMEWORKS:
         raise CheckpointError(f"checkpoint {path}: unknown writer framework {framework!r}")
     step = parse_step(f"checkpoint {path}", meta.get("step", "0"))
+    for name in sorted(tensors):
+        if name.endswith(".running_var") and (tensors[name] < 0).any():
+            raise CheckpointError(f"checkpoint {path}: tensor {name!r} (a BatchNorm variance) holds negative values")
     return Checkpoint(path, model, config, framework, step, tensors)
 
 

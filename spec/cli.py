@@ -18,7 +18,7 @@ def train_parser(prog: str) -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
     length.add_argument("--steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="batch size (default: the model's; conv_vae 64 (seed 004), vaegan 16 (seeds 000/001))")
+                   help="batch size, 1..4096 (default: the model's; conv_vae 64 (seed 004), vaegan 16 (seeds 000/001))")
     p.add_argument("--lr", type=float, default=None,
                    help="Adam learning rate (default: the model's; conv_vae 1e-3 (seed 004), vaegan 1e-4 (WGAN-GP))")
     p.add_argument("--out", required=True, help="run directory")
@@ -35,7 +35,7 @@ def train_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also write RUN/checkpoints/step_N.safetensors every N steps (0: once per epoch)")
     p.add_argument("--keep-checkpoints", type=int, default=5, help="periodic checkpoints to keep (default 5)")
-    p.add_argument("--samples", type=int, default=16, help="images in the fixed-noise grid")
+    p.add_argument("--samples", type=int, default=16, help="images in the fixed-noise grid, 1..1024 (default 16)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
     return p

@@ -12,13 +12,14 @@ rest at step 5, and a resumed run replayed steps silently. So every snapshot is 
 built under a temporary name (``RUN/snapshots/.tmp-step_0000010-XXXX``), every file fsync'd, and
 switched into place by **one** atomic ``rename``: a ``step_N`` directory exists complete or not at
 all, so the newest one is always a consistent resume point, whatever was killed when. Each of
-its files also records the step, and :func:`latest` checks that they agree. Older snapshots are
-pruned after the new one is in place, and the newest one's files are hard-linked to
+its files also records the step, and :func:`check_steps` refuses a snapshot whose files disagree.
+Older snapshots are pruned after the new one is in place, and the newest one's files are copied
+(atomically; copies, not hard links, so editing them can never touch the snapshot) to
 ``RUN/checkpoint.safetensors``, ``RUN/optimizer_<framework>.safetensors`` and
 ``RUN/train_state.json`` for people and tools (never read by ``--resume``).
 
 Temporary files and directories left by a killed writer are swept by :func:`sweep_orphans` when
-the next run starts.
+the next run starts, in the run's own folders only.
 """
 
 from __future__ import annotations
@@ -135,22 +136,11 @@ def _prune(folder: Path, keep_from: int) -> None:
 
 
 def _publish(run_root: Path, snapshot: Snapshot, framework: str) -> None:
-    """Hard-link the snapshot's files to the run root (a copy where links are not possible)."""
+    """Copy the snapshot's files to the run root, each atomically."""
     for name in (CHECKPOINT, optimizer_name(framework), STATE):
-        source, target = snapshot.root / name, run_root / name
-        if not source.exists():
-            continue
-        if target.exists() and os.path.samefile(source, target):
-            continue
-        tmp = run_root / f".{name}.link{TEMP_SUFFIX}"
-        try:
-            tmp.unlink(missing_ok=True)
-            os.link(source, tmp)
-            os.replace(tmp, target)  # (a no-op that leaves tmp when both name one file: POSIX rename)
-        except OSError:
-            atomic_write_bytes(target, source.read_bytes())
-        finally:
-            tmp.unlink(missing_ok=True)
+        source = snapshot.root / name
+        if source.exists():
+            atomic_write_bytes(run_root / name, source.read_bytes())
 
 
 def latest(run_root: Path) -> Snapshot | None:
@@ -169,22 +159,34 @@ def check_steps(snapshot: Snapshot, recorded: dict[str, int]) -> None:
                               f"different steps)")
 
 
+#: the folders of a run directory that hold files written through temp files
+RUN_FOLDERS = (".", SNAPSHOTS, "checkpoints", "samples", "reconstructions")
+
+
+def is_run(run_root: Path) -> bool:
+    """Whether ``run_root`` was written by a trainer (it has a config.json or snapshots)."""
+    return (run_root / "config.json").is_file() or (run_root / SNAPSHOTS).is_dir()
+
+
 def sweep_orphans(run_root: Path) -> int:
-    """Remove what killed writes left behind: ``.*.tmp`` files anywhere in the run directory and
-    ``snapshots/.tmp-*`` directories. Returns how many were removed (and logs it)."""
-    if not run_root.is_dir():
+    """Remove what killed writes left behind in a run directory: ``.*.tmp`` files in the run's own
+    folders (:data:`RUN_FOLDERS`, not recursively) and ``snapshots/.tmp-*`` directories. A folder
+    that is not a run (:func:`is_run`) is left alone. Returns how many were removed (and logs it)."""
+    if not is_run(run_root):
         return 0
     removed = 0
-    for dirpath, dirnames, filenames in os.walk(run_root):
-        here = Path(dirpath)
-        for name in filenames:
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
-                (here / name).unlink(missing_ok=True)
+    for folder in RUN_FOLDERS:
+        here = run_root / folder
+        if not here.is_dir():
+            continue
+        for entry in here.iterdir():
+            if entry.is_symlink():
+                continue
+            if entry.is_file() and entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
+                entry.unlink(missing_ok=True)
                 removed += 1
-        for name in list(dirnames):
-            if here.name == SNAPSHOTS and name.startswith(_TEMP_DIR_PREFIX):
-                shutil.rmtree(here / name, ignore_errors=True)
-                dirnames.remove(name)
+            elif folder == SNAPSHOTS and entry.is_dir() and entry.name.startswith(_TEMP_DIR_PREFIX):
+                shutil.rmtree(entry, ignore_errors=True)
                 removed += 1
     if removed:
         log.warning("%s: removed %d temporary file(s) left by an interrupted write", run_root, removed)

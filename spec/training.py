@@ -25,10 +25,13 @@ import argparse
 import json
 import logging
 import math
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import numpy as np
 
@@ -47,6 +50,9 @@ from .tblog import EventWriter
 log = logging.getLogger("age.train")
 
 DEFAULT_EPOCHS = 10
+#: Largest fixed-noise grid and batch a run may ask for (each is decoded or trained in one call).
+MAX_SAMPLES = 1024
+MAX_BATCH_SIZE = 4096
 
 
 class Trainer(Protocol):
@@ -116,6 +122,11 @@ class Run:
         return snapshots.latest(self.root) is not None or self.checkpoint.exists()
 
 
+#: Largest ``train_state.json`` read back: its loss history grows ~100-300 bytes a step, so this is
+#: about a million steps (the whole history is rewritten with every snapshot).
+MAX_STATE_BYTES = 256 * 1024 * 1024
+
+
 def encode_state(state: dict) -> str:
     """``train_state.json``: keys sorted, so identical runs write identical bytes."""
     return json.dumps(state, sort_keys=True)
@@ -129,7 +140,7 @@ def read_state(path: Path) -> dict:
         text = path.read_bytes()
     except OSError as exc:
         raise CheckpointError(f"{where}: cannot read ({exc.strerror or exc})") from None
-    state = json_loads(text, where, CheckpointError)
+    state = json_loads(text, where, CheckpointError, max_bytes=MAX_STATE_BYTES)
     if not isinstance(state, dict):
         raise CheckpointError(f"{where}: must be a JSON object, got {type(state).__name__}")
     for key in ("step", "epoch"):
@@ -160,11 +171,11 @@ def plot_losses(history: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in history[0] if k != "step"] if history else []
+    keys = list(dict.fromkeys(k for h in history for k in h if k != "step"))
     fig, axes = plt.subplots(len(keys) or 1, 1, figsize=(7, 2.2 * max(1, len(keys))), squeeze=False)
     steps = np.array([h["step"] for h in history])
     for ax, key in zip(axes[:, 0], keys):
-        values = np.array([h[key] for h in history], dtype=np.float64)
+        values = np.array([h.get(key, np.nan) for h in history], dtype=np.float64)
         ax.plot(steps, values, lw=0.6, alpha=0.5, label=key)
         if len(values) >= 20:
             k = max(5, len(values) // 50)
@@ -242,7 +253,7 @@ class _Loop:
         except CheckpointError as exc:
             good = snapshots.latest(run.root)
             kept = f"the last good snapshot ({good.root}, step {good.step}) is kept" if good else "nothing was saved"
-            raise AgeError(f"step {step}: not saving non-finite training state ({exc}); stopping, {kept}") from None
+            raise AgeError(f"step {step}: cannot save the training state ({exc}); stopping, {kept}") from None
         if periodic:
             path = run.checkpoints / f"step_{step:07d}.safetensors"
             trainer.save(path, step)
@@ -266,6 +277,44 @@ class _Loop:
         self.trainer.log_extras(self.tb, run.root, epoch, step, self.fixed_z)
         if self.state["history"]:
             plot_losses(self.state["history"], run.loss_png)
+
+
+class StepBoundaryInterrupts:
+    """Ctrl-C (SIGINT) takes effect between training steps, never inside one.
+
+    A step may apply several updates (a GAN's critic, then its generator): an interrupt between
+    them, saved as the previous step, would replay half a step on ``--resume``. Inside
+    :meth:`deferred` a SIGINT is only noted, and :meth:`check` raises it at the next step boundary;
+    a second Ctrl-C inside the same step stops at once without saving (``mid_step``). Outside the
+    main thread (where signal handlers cannot be set) interrupts behave as usual.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.mid_step = False
+
+    def _note(self, signum: int, frame: object) -> None:
+        if self.pending:
+            self.mid_step = True
+            raise KeyboardInterrupt
+        self.pending = True
+        log.warning("interrupt: finishing step and saving a snapshot (Ctrl-C again to stop without saving)")
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, self._note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def check(self) -> None:
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
 
 
 def resume(run: Run, trainer: Trainer, loop: "_Loop") -> int:
@@ -306,8 +355,10 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
     for flag in ("kl_weight", "gp_weight", "adv_weight"):
         if not math.isfinite(getattr(args, flag)):
             raise ConfigError(f"--{flag.replace('_', '-')} must be a finite number")
-    if args.samples <= 0:  # the sample grid comes before each epoch's checkpoint: fail now, not then
-        raise ConfigError(f"--samples must be positive, got {args.samples}")
+    if not 1 <= args.samples <= MAX_SAMPLES:  # the grid is drawn every epoch: fail now, not then
+        raise ConfigError(f"--samples must be between 1 and {MAX_SAMPLES}, got {args.samples}")
+    if args.batch_size > MAX_BATCH_SIZE:
+        raise ConfigError(f"--batch-size must be at most {MAX_BATCH_SIZE}, got {args.batch_size}")
     if args.keep_checkpoints < 0 or args.checkpoint_every < 0:
         raise ConfigError("--keep-checkpoints and --checkpoint-every must be >= 0")
     data = open_dataset(args.data, config.image_size)
@@ -345,34 +396,42 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
                file=sys.stderr, mininterval=1.0)
     started = time.time()
     epoch = step // per_epoch
+    interrupts = StepBoundaryInterrupts()
     try:
         while step < total:
             for batch in data.batches(args.batch_size, args.seed, epoch, skip=step - epoch * per_epoch):
-                losses = trainer.train_step(batch, step)
-                step += 1
-                if not all(math.isfinite(v) for v in losses.values()):
-                    raise AgeError(f"step {step}: non-finite loss {losses}; stopping (last good checkpoint kept)")
-                loop.state["history"].append({"step": step, **{k: float(v) for k, v in losses.items()}})
-                for key, value in losses.items():
-                    loop.tb.scalar(f"loss/{key}", value, step)
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.4g}" for k, v in list(losses.items())[:3]}, refresh=False)
-                if args.checkpoint_every and step % args.checkpoint_every == 0:
-                    loop.snapshot(step, periodic=True)
+                interrupts.check()
+                with interrupts.deferred():  # the step and its bookkeeping happen whole or not at all
+                    losses = trainer.train_step(batch, step)
+                    step += 1
+                    if not all(math.isfinite(v) for v in losses.values()):
+                        raise AgeError(f"step {step}: non-finite loss {losses}; stopping (last good snapshot kept)")
+                    loop.state["history"].append({"step": step, **{k: float(v) for k, v in losses.items()}})
+                    for key, value in losses.items():
+                        loop.tb.scalar(f"loss/{key}", value, step)
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in list(losses.items())[:3]}, refresh=False)
+                    if args.checkpoint_every and step % args.checkpoint_every == 0:
+                        loop.snapshot(step, periodic=True)
                 if step >= total:
                     break
             epoch_done = step % per_epoch == 0 or step >= total
-            loop.state["epoch"] = epoch + 1 if step % per_epoch == 0 else epoch
-            if epoch_done:
-                loop.snapshot(step, periodic=not args.checkpoint_every)  # first: refuses non-finite state
-                loop.grids(epoch + 1, step)
-                log.info("epoch %d done (step %d/%d, %s)", epoch + 1, step, total,
-                         ", ".join(f"{k}={v:.4g}" for k, v in losses.items()))
+            with interrupts.deferred():
+                loop.state["epoch"] = epoch + 1 if step % per_epoch == 0 else epoch
+                if epoch_done:
+                    loop.snapshot(step, periodic=not args.checkpoint_every)  # first: refuses non-finite state
+                    loop.grids(epoch + 1, step)
+                    log.info("epoch %d done (step %d/%d, %s)", epoch + 1, step, total,
+                             ", ".join(f"{k}={v:.4g}" for k, v in losses.items()))
             epoch += 1
+        interrupts.check()  # a Ctrl-C during the last step: the run is complete and saved; say so
     except KeyboardInterrupt:
         bar.close()
-        log.warning("interrupted at step %d: saving checkpoint", step)
-        loop.snapshot(step, periodic=False)
+        if interrupts.mid_step:
+            log.warning("interrupted twice: not saving a half-done step; the last snapshot is kept")
+        else:
+            log.warning("interrupted after step %d: saving a snapshot", step)
+            loop.snapshot(step, periodic=False)
         raise
     finally:
         bar.close()

@@ -27,6 +27,8 @@ log = logging.getLogger("age.variations")
 RunPart = Callable[..., list[np.ndarray]]
 #: the most variations one call makes (each is one decoded image or video)
 MAX_N = 4096
+#: latents decoded per call, so --n 4096 of a 150x150 model never needs one 12 GB activation
+DECODE_BATCH = 64
 
 
 def variations(model: Any, run_part: RunPart, image, n: int = 10, scale: float = 0.01, seed: int = 0) -> np.ndarray:
@@ -42,7 +44,9 @@ def variations(model: Any, run_part: RunPart, image, n: int = 10, scale: float =
                           f"images")
     x = load_image(image, cfg.image_size, channels=cfg.in_channels)[None]
     mu, logvar = run_part(model, ENCODER_PART, x)[:2]
-    return run_part(model, sample_part(cfg), variation_latents(mu, logvar, n, scale, seed))[0]
+    z = variation_latents(mu, logvar, n, scale, seed)
+    part = sample_part(cfg)
+    return np.concatenate([run_part(model, part, z[i : i + DECODE_BATCH])[0] for i in range(0, n, DECODE_BATCH)])
 
 
 def output_format(out: str | Path) -> str:

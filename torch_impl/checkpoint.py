@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from spec.checkpoint import (check_tensors, load_checkpoint, read_optimizer_state, save_checkpoint,
-                             save_optimizer_state)
+from spec.checkpoint import (check_adam_hyperparameters, check_optimizer_value, check_tensors, load_checkpoint,
+                             read_optimizer_state, save_checkpoint, save_optimizer_state)
 from spec.errors import CheckpointError
 from spec.jsonio import check_like
 
@@ -83,15 +83,33 @@ def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
+#: The param_groups numbers a state file may set (checked by range); every other entry (the
+#: parameter indices, amsgrad, maximize, capturable, ...) must equal the live optimizer's.
+_TUNABLE = ("lr", "betas", "eps")
+#: Adam's per-parameter state, and the role of each tensor (:data:`spec.checkpoint.OPTIMIZER_VALUE_RULES`)
+_ADAM_STATE = {"step": "count", "exp_avg": None, "exp_avg_sq": "second_moment"}
+
+
+def _check_groups(where: str, name: str, groups: object, optimizer: torch.optim.Optimizer) -> None:
+    live = optimizer.state_dict()["param_groups"]
+    check_like(where, groups, live, CheckpointError, f"layout.{name}")
+    for i, (group, want) in enumerate(zip(groups, live)):  # type: ignore[arg-type]
+        check_adam_hyperparameters(f"{where}: layout.{name}[{i}]", group["lr"], group["betas"], group["eps"])
+        for key, value in want.items():
+            if key not in _TUNABLE and group[key] != (list(value) if isinstance(value, tuple) else value):
+                raise CheckpointError(f"{where}: layout.{name}[{i}].{key} is {group[key]!r}; this optimizer "
+                                      f"has {value!r}")
+
+
 def load_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str | os.PathLike) -> None:
     """Restore :func:`save_optimizers`' file, validated against the live optimizers: the same
-    param_groups structure (finite numbers where they hold numbers), state tensors only for
-    existing parameters with the parameter's shape (``step``: a scalar)."""
+    param_groups (only lr, betas and eps may differ, within their ranges), and for every parameter
+    of an optimizer that has stepped exactly Adam's state (``step`` a whole number >= 0,
+    ``exp_avg``, and ``exp_avg_sq`` >= 0, of the parameter's shape)."""
     state = read_optimizer_state(path, "torch", optimizers)
     where = state.where
     for opt_name, optimizer in optimizers.items():
-        check_like(where, state.layout[opt_name], optimizer.state_dict()["param_groups"], CheckpointError,
-                   f"layout.{opt_name}")
+        _check_groups(where, opt_name, state.layout[opt_name], optimizer)
     states: dict[str, dict[int, dict]] = {name: {} for name in optimizers}
     for name, array in state.tensors.items():
         parts = name.split(".")
@@ -101,14 +119,25 @@ def load_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str |
         params = _optimizer_params(optimizers[opt_name])
         if int(idx) >= len(params):
             raise CheckpointError(f"{where}: tensor {name!r} names parameter {idx}; {opt_name} has {len(params)}")
+        if key not in _ADAM_STATE:
+            raise CheckpointError(f"{where}: tensor {name!r}: {key!r} is not part of Adam's state "
+                                  f"({', '.join(_ADAM_STATE)})")
         want = () if key == "step" else tuple(params[int(idx)].shape)
         if key == "step" and array.size == 1:
             array = array.reshape(())  # files written before 0-d tensors kept their shape
         if tuple(array.shape) != want or array.dtype != np.float32:
             raise CheckpointError(f"{where}: tensor {name!r} is {array.dtype} {tuple(array.shape)}, "
                                   f"expected float32 {want}")
+        if _ADAM_STATE[key] is not None:
+            check_optimizer_value(where, name, _ADAM_STATE[key], array)
         states[opt_name].setdefault(int(idx), {})[key] = torch.from_numpy(array.copy())
     for opt_name, optimizer in optimizers.items():
+        held = [set(states[opt_name].get(i, {})) for i in range(len(_optimizer_params(optimizer)))]
+        if any(held):  # an optimizer that has stepped holds Adam's full state for every parameter
+            for idx, have in enumerate(held):
+                if have != set(_ADAM_STATE):
+                    raise CheckpointError(f"{where}: {opt_name} parameter {idx} has state {sorted(have)}; "
+                                          f"every parameter needs {sorted(_ADAM_STATE)}")
         try:
             optimizer.load_state_dict({"state": states[opt_name], "param_groups": state.layout[opt_name]})
         except (ValueError, KeyError, TypeError) as exc:

@@ -72,7 +72,7 @@ CONFIGS = {
     "momentum_2": ({"bn_momentum": 2.0}, "'bn_momentum' must be in [0, 1]"),
     "long_list": ({"hidden_dims": [8] * 100}, "at most 32"),
     "string_size": ({"image_size": "150"}, "must be an integer"),
-    "deep": ("__raw__" + "[" * 100000 + "]" * 100000, "nested 100000 levels deep"),
+    "deep": ("__raw__" + "[" * 100000 + "]" * 100000, "nested more than 64 levels deep"),
     "not_json": ("__raw__" + "{model: conv_vae", "not valid JSON"),
     "not_object": ("__raw__" + "[1, 2]", "no 'model' field"),
     "unknown_field": ({"latent": 4}, "unknown field(s) ['latent']"),
@@ -297,7 +297,35 @@ def test_deeply_nested_header_is_refused(tmp_path):
     text = b'{"a": ' + b"[" * 100000 + b"]" * 100000 + b"}"
     path = tmp_path / "deep.safetensors"
     path.write_bytes(len(text).to_bytes(8, "little") + text)
-    with pytest.raises(CheckpointError, match="nested 100001 levels deep"):
+    with pytest.raises(CheckpointError, match="nested more than 64 levels deep"):
+        load_checkpoint(path)
+
+
+def test_crafted_json_costs_linear_time(tmp_path):
+    """An unterminated string of escaped quotes (quadratic for a naive pre-scan) and a deep header:
+    both refused at once."""
+    for text in (b'{"a": "' + b'\\"' * 300000, b"[" * 300000 + b"]" * 300000):
+        path = tmp_path / "slow.safetensors"
+        path.write_bytes(len(text).to_bytes(8, "little") + text)
+        start = time.perf_counter()
+        with pytest.raises(CheckpointError, match="slow.safetensors: header"):
+            load_checkpoint(path)
+        assert time.perf_counter() - start < 2.0
+
+
+def test_an_empty_tensor_cannot_claim_a_huge_shape(tiny, tmp_path):
+    path = _header_edit(tiny, tmp_path, lambda h: h.__setitem__("empty", {"dtype": "F32", "shape": [0, 2**39, 2**39],
+                                                                          "data_offsets": [0, 0]}))
+    with pytest.raises(CheckpointError, match="tensor 'empty' has an invalid shape"):
+        load_checkpoint(path)
+
+
+def test_a_negative_batchnorm_variance_is_refused(tiny, tmp_path):
+    meta, tensors = _meta_and_tensors(tiny)
+    name = next(n for n in sorted(tensors) if n.endswith("running_var"))
+    tensors = {**tensors, name: -np.ones_like(tensors[name])}
+    path = _write(tmp_path / "var.safetensors", tensors, meta)
+    with pytest.raises(CheckpointError, match=f"tensor '{name}' \\(a BatchNorm variance\\) holds negative values"):
         load_checkpoint(path)
 
 

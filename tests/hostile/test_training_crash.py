@@ -195,11 +195,45 @@ def test_non_finite_weights_never_overwrite_the_last_good_snapshot(data, tmp_pat
     monkeypatch.setattr(torch_train.VAETrainer, "train_step", poisoned)
     caplog.set_level(logging.ERROR, logger="age.train")
     assert _train("torch", _argv(run, data, 4, "--resume")) == 2
-    assert "non-finite" in caplog.text and "NaN" in caplog.text and "encoder.0.0.weight" in caplog.text
+    assert "cannot save the training state" in caplog.text and "NaN or infinite" in caplog.text
+    assert "encoder.0.0.weight" in caplog.text
     assert "last good snapshot" in caplog.text and "step 2" in caplog.text
     assert (run / "checkpoint.safetensors").read_bytes() == good
     assert latest(run) == good_snapshot
     assert not list(run.rglob("*.tmp")) and not list((run / "snapshots").glob(".tmp-*"))
+
+
+# --------------------------------------------------------------------------- Ctrl-C inside a step
+
+
+def test_ctrl_c_inside_a_step_finishes_the_step_then_saves(data, tmp_path, caplog, monkeypatch):
+    """vaegan trains its critic, then its generator, in one step: a SIGINT between the two must not
+    save the half-done step (resuming would replay the critic update)."""
+    from torch_impl import train as torch_train
+
+    argv = ["--model", "vaegan", "--preset", "tiny", "--batch-size", "4", "--n-critic", "1", "--data", str(data),
+            "--no-progress", "--samples", "4"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert _train("torch", [*argv, "--steps", "5", "--out", str(straight)]) == 0
+    real_update = torch_train.VAEGANTrainer.generator_update
+    calls = []
+
+    def interrupted(self, batch, noise, beta):
+        calls.append(1)
+        if len(calls) == 3:  # inside step 3, after its critic update
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_update(self, batch, noise, beta)
+
+    monkeypatch.setattr(torch_train.VAEGANTrainer, "generator_update", interrupted)
+    caplog.set_level(logging.WARNING, logger="age.train")
+    assert _train("torch", [*argv, "--steps", "5", "--out", str(split)]) == 130
+    assert "interrupted after step 3" in caplog.text
+    assert latest(split).step == 3
+    monkeypatch.undo()
+    assert _train("torch", [*argv, "--steps", "5", "--out", str(split), "--resume"]) == 0
+    a, b = _tensors(straight), _tensors(split)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
 # --------------------------------------------------------------------------- corrupt state files
@@ -293,6 +327,65 @@ def test_torch_param_groups_of_another_shape_are_refused(trained_pair, data, tmp
     assert "layout.model[0].lr must be a finite number" in caplog.text
 
 
+def _torch_edit(edit):
+    def change(meta, tensors):
+        groups = json.loads(meta["layout"])
+        edit(groups["model"][0], tensors)
+        meta["layout"] = json.dumps(groups)
+        return meta, tensors
+    return change
+
+
+def _drop(key):
+    return lambda group, tensors: [tensors.pop(n) for n in list(tensors) if n.endswith(key)][:1]
+
+
+def _scale(key, factor):
+    def edit(group, tensors):
+        name = next(n for n in sorted(tensors) if n.endswith(key))
+        tensors[name] = tensors[name] * np.float32(factor)
+    return edit
+
+
+TORCH_CASES = {
+    "missing_moment": (_drop(".exp_avg_sq"), "every parameter needs"),
+    "params_permuted": (lambda g, t: g.__setitem__("params", g["params"][::-1]), "layout.model[0].params"),
+    "amsgrad": (lambda g, t: g.__setitem__("amsgrad", True), "layout.model[0].amsgrad is True"),
+    "maximize": (lambda g, t: g.__setitem__("maximize", True), "layout.model[0].maximize is True"),
+    "negative_lr": (lambda g, t: g.__setitem__("lr", -5), "learning rate -5"),
+    "bad_betas": (lambda g, t: g.__setitem__("betas", [7, -3]), "betas [7, -3]"),
+    "negative_step": (_scale(".step", -1), "must hold a whole number >= 0"),
+    "negative_second_moment": (_scale(".exp_avg_sq", -1), "must hold >= 0"),
+    "unknown_key": (lambda g, t: t.__setitem__("model.state.0.bogus", np.zeros(1, np.float32)),
+                    "'bogus' is not part of Adam's state"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_CASES))
+def test_torch_adam_state_is_checked_against_the_live_optimizer(case, trained_pair, data, tmp_path, caplog):
+    run = _copy(trained_pair["torch"], tmp_path)
+    edit, fragment = TORCH_CASES[case]
+    _rewrite_safetensors(latest(run).optimizer("torch"), _torch_edit(edit))
+    caplog.set_level(logging.ERROR, logger="age.train")
+    assert _train("torch", _argv(run, data, 4, "--resume")) == 2
+    assert fragment in caplog.text and "optimizer_torch.safetensors" in caplog.text
+
+
+@pytest.mark.parametrize("role, fragment", [(1, "learning rate"), (-1, "second moment")])
+def test_keras_adam_values_are_checked(role, fragment, trained_pair, data, tmp_path, caplog):
+    run = _copy(trained_pair["keras"], tmp_path)
+
+    def change(meta, tensors):  # variables: iteration, learning_rate, then (momentum, velocity) pairs
+        name = sorted(tensors)[role if role > 0 else -1]
+        tensors[name] = -np.abs(tensors[name]) - 1
+        return meta, tensors
+
+    _rewrite_safetensors(latest(run).optimizer("keras"), change)
+    caplog.set_level(logging.ERROR, logger="age.train")
+    assert _train("keras", _argv(run, data, 4, "--resume")) == 2
+    assert fragment in caplog.text and "optimizer_keras.safetensors" in caplog.text
+
+
 STATE_CASES = {
     "step_text": ({"step": "abc"}, "'step' must be an integer >= 0"),
     "step_negative": ({"step": -5}, "'step' must be an integer >= 0"),
@@ -316,6 +409,33 @@ def test_corrupt_train_state_is_refused_by_name(case, trained_pair, data, tmp_pa
     caplog.set_level(logging.ERROR, logger="age.train")
     assert _train("torch", _argv(run, data, 4, "--resume")) == 2
     assert fragment in caplog.text and "train_state.json" in caplog.text
+
+
+def test_the_sweep_leaves_folders_that_are_not_runs_alone(data, tmp_path):
+    project = tmp_path / "project"
+    (project / "notes").mkdir(parents=True)
+    foreign = [project / ".draft.tmp", project / "notes" / ".draft.tmp"]
+    for path in foreign:
+        path.write_text("someone else's")
+    assert _train("torch", _argv(project, data, 1)) == 0
+    assert all(p.exists() for p in foreign)
+
+
+def test_root_copies_are_not_links_into_the_snapshot(data, tmp_path):
+    run = tmp_path / "run"
+    assert _train("torch", _argv(run, data, 1)) == 0  # (not a copytree: that would break links itself)
+    snap = latest(run)
+    before = snap.state.read_bytes()
+    with open(run / "train_state.json", "w") as fh:  # an in-place edit of the published copy
+        fh.write("{}")
+    assert snap.state.read_bytes() == before
+
+
+def test_a_history_with_uneven_keys_still_plots(tmp_path):
+    from spec.training import plot_losses
+
+    plot_losses([{"step": 1, "a": 1.0}, {"step": 2, "a": 0.5, "b": 2.0}], tmp_path / "loss.png")
+    assert (tmp_path / "loss.png").stat().st_size > 0
 
 
 def test_a_snapshot_whose_files_disagree_is_refused(trained_pair, data, tmp_path, caplog):
