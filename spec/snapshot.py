@@ -149,6 +149,22 @@ def latest(run_root: Path) -> Snapshot | None:
     return snapshots[-1] if snapshots else None
 
 
+def adopt_legacy(run_root: Path, checkpoint_step: int, state_step: int, framework: str) -> Snapshot:
+    """Make a snapshot of a run written before snapshots existed (checkpoint.safetensors and
+    train_state.json in the run root), if both record the same step; its optimizer state (an older
+    format) is left out, so the run resumes with a fresh optimizer."""
+    checkpoint, state = run_root / CHECKPOINT, run_root / STATE
+    if checkpoint_step != state_step:
+        raise CheckpointError(f"{run_root}: a run from before snapshots whose {CHECKPOINT} is at step "
+                              f"{checkpoint_step} but {STATE} at step {state_step} (torn by a crash); it "
+                              f"cannot be resumed without replaying or skipping steps")
+    data = {CHECKPOINT: checkpoint.read_bytes(), STATE: state.read_bytes()}
+    log.warning("%s: adopting a run written before snapshots at step %d (its optimizer restarts fresh)",
+                run_root, checkpoint_step)
+    return write(run_root, checkpoint_step, {name: (lambda path, b=b: atomic_write_bytes(path, b))
+                                             for name, b in data.items()}, framework)
+
+
 def check_steps(snapshot: Snapshot, recorded: dict[str, int]) -> None:
     """Every file of a snapshot must record the snapshot's own step (``recorded``: file -> step)."""
     wrong = {name: step for name, step in recorded.items() if step != snapshot.step}

@@ -198,6 +198,9 @@ def plot_losses(history: list[dict], path: Path) -> None:
 def _resolve_config(args: argparse.Namespace, run: Run) -> BaseConfig:
     if args.resume:
         latest = snapshots.latest(run.root)
+        if latest is None and run.checkpoint.is_file() and run.state.is_file():
+            latest = snapshots.adopt_legacy(run.root, load_checkpoint(run.checkpoint).step,
+                                            read_state(run.state)["step"], run.framework)
         if latest is None:
             raise AgeError(f"--resume: {run.root} holds no snapshot to resume from "
                            f"(no {snapshots.SNAPSHOTS}/step_N directory)")

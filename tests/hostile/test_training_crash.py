@@ -512,3 +512,24 @@ def test_two_identical_runs_write_identical_files(framework, data, tmp_path):
     for name in ("checkpoint.safetensors", f"optimizer_{framework}.safetensors", "train_state.json", "config.json",
                  "checkpoints/step_0000002.safetensors"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("torn", [False, True])
+def test_a_run_from_before_snapshots_is_adopted_only_when_consistent(torn, trained_pair, data, tmp_path, caplog):
+    import shutil
+
+    from spec.snapshot import SNAPSHOTS
+
+    run = _copy(trained_pair["torch"], tmp_path)
+    shutil.rmtree(run / SNAPSHOTS)  # the old layout: the three files in the run root only
+    if torn:
+        state = json.loads((run / "train_state.json").read_text())
+        (run / "train_state.json").write_text(json.dumps({**state, "step": 1, "history": state["history"][:1]}))
+    caplog.set_level(logging.WARNING, logger="age.train")
+    rc = _train("torch", _argv(run, data, 4, "--resume"))
+    if torn:
+        assert rc == 2 and "checkpoint.safetensors is at step 2 but train_state.json at step 1" in caplog.text
+        assert not (run / SNAPSHOTS).exists() or latest(run) is None
+    else:
+        assert rc == 0 and "adopting a run written before snapshots at step 2" in caplog.text
+        assert latest(run).step == 4
