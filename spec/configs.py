@@ -356,7 +356,7 @@ class VAEGANConfig(BaseConfig):
 
     def activation_count(self) -> int:
         c, s, lat = self.in_channels, self.image_size, self.latent_dim
-        convs, side, in_ch = 0, s, c
+        convs, side = 0, s
         for h in self.hidden_dims:  # conv + activation at full size, then the pooled map
             convs += 2 * h * side * side + h * (side // 2) ** 2
             side //= 2

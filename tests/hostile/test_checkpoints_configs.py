@@ -143,7 +143,6 @@ def test_budget_counts_match_the_built_models():
     from spec.configs import TANH_MODES
     from spec.registry import MODELS
     from torch_impl.checkpoint import model_tensors
-    from torch_impl.parts import run_part
 
     variants = [("conv_vae", {}), ("conv_vae", {"image_size": 37, "hidden_dims": (5, 7)})]
     variants += [("vaegan", {"tanh_mode": m}) for m in TANH_MODES]

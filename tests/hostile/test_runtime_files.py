@@ -94,7 +94,6 @@ def weight(name: str = "w"):
 
 
 def save(proto, folder: Path, **meta) -> Path:
-    import onnx
 
     _meta(proto, **meta)
     folder.mkdir(parents=True, exist_ok=True)
@@ -261,7 +260,6 @@ def test_server_lists_leaking_models_as_unavailable(tmp_path, secret):
 
 
 def test_malformed_and_deeply_nested_files_are_refused_clearly(tmp_path):
-    from onnx import TensorProto, helper
 
     folder = tmp_path / "m"
     path = save(_decoder(weight()), folder)

@@ -13,8 +13,6 @@ import os
 import re
 import select
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +24,8 @@ import pytest
 
 from runtime.server import Settings, create_app
 from spec import noise as spec_noise
-from tests.runtime.test_serve import LiveServer, assert_error, build_vae, build_video, free_port, metric_value, wait_for
+from tests.runtime.test_serve import (LiveServer, assert_error, build_vae, build_video, metric_value,
+                                      start_cli_server, wait_for)
 
 pytestmark = pytest.mark.serving
 
@@ -337,26 +336,9 @@ HEADER_TIMEOUT_S = 2.5
 @pytest.fixture(scope="module")
 def cli_server(repo):
     """``python -m runtime.serve`` with short timeouts and a small connection limit."""
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("AGE_RUNTIME_PROVIDER", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.serve", str(repo), "--port", str(port), "--provider", "cpu",
-         "--header-timeout-s", str(HEADER_TIMEOUT_S), "--keep-alive-s", "1", "--max-connections", "150", "--no-access-log"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, port, url = start_cli_server(repo, "--header-timeout-s", str(HEADER_TIMEOUT_S), "--keep-alive-s", "1",
+                                       "--max-connections", "150", "--no-access-log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server never became ready"
-            time.sleep(0.1)
         yield port, url, proc
     finally:
         proc.terminate()

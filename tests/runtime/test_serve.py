@@ -697,26 +697,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cli_serves_and_stops_on_sigterm(repo):
+def start_cli_server(repo: Path, *flags: str) -> tuple[subprocess.Popen, int, str]:
+    """``python -m runtime.serve REPO --port P --provider cpu FLAGS`` in a subprocess, once /readyz is 200."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("AGE_RUNTIME_PROVIDER", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.serve", str(repo), "--port", str(port), "--max-delay-ms", "2", "--provider", "cpu"],
+        [sys.executable, "-m", "runtime.serve", str(repo), "--port", str(port), "--provider", "cpu", *flags],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, proc.communicate()[1]
             try:
                 if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
+                    return proc, port, url
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "server never became ready"
             time.sleep(0.1)
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+
+
+def test_cli_serves_and_stops_on_sigterm(repo):
+    proc, port, url = start_cli_server(repo, "--max-delay-ms", "2")
+    try:
         r = httpx.post(url + "/v1/models/vae/generate", json={"n": 4, "seed": 0}, timeout=30)
         assert r.status_code == 200 and r.content.startswith(b"\x89PNG")
         assert "age_requests_total" in httpx.get(url + "/metrics", timeout=10).text
