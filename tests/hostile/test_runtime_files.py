@@ -94,7 +94,6 @@ def weight(name: str = "w"):
 
 
 def save(proto, folder: Path, **meta) -> Path:
-
     _meta(proto, **meta)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "decoder.onnx"
