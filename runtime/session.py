@@ -28,6 +28,7 @@ import onnxruntime as ort
 from spec import FORMAT_VERSION, jsonio
 from spec import images as spec_images
 from spec import noise as spec_noise
+from spec.noise import MAX_SEED, SCALE_RANGE, check_scale, check_seed  # noqa: F401 - part of this API
 from spec.errors import ModelFileError, os_error_message
 from spec.registry import ENCODER_PART, GENERATOR_PARTS, PRECISIONS, part_filename
 
@@ -131,10 +132,6 @@ MAX_CHUNK_ELEMENTS = 2**26
 MAX_META_JSON_BYTES = 1024 * 1024
 #: Latent values are refused beyond this magnitude (standard-normal latents stay within +-7).
 MAX_LATENT_ABS = 1e4
-#: Seeds accepted by generate and variations (the server draws 63-bit seeds).
-MAX_SEED = 2**63 - 1
-#: Variation strength, a fraction of the posterior variance (seed 002 uses 0.01).
-SCALE_RANGE = (0.0, 100.0)
 
 
 def _meta_json(path: Path, key: str, text: str) -> Any:
@@ -597,27 +594,6 @@ def _count(n: Any, what: str) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"{what} must be an integer >= 0, got {n!r}")
     return int(n)
-
-
-def check_seed(seed: Any) -> int | None:
-    """None (fresh entropy) or an integer 0..MAX_SEED, else ValueError naming ``seed``."""
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise ValueError(f"seed must be an integer between 0 and {MAX_SEED}, got {seed!r}")
-    return int(seed)
-
-
-def check_scale(scale: Any) -> float:
-    """A variation strength in SCALE_RANGE, else ValueError naming ``scale``."""
-    low, high = SCALE_RANGE
-    try:
-        value = float(scale)
-    except (TypeError, ValueError):
-        value = math.nan
-    if isinstance(scale, bool) or not (math.isfinite(value) and low <= value <= high):
-        raise ValueError(f"scale must be a number between {low:g} and {high:g}, got {scale!r}")
-    return value
 
 
 def _batch_size(batch_size: int | None) -> int:

@@ -7,7 +7,38 @@ and the runtime's ``generate(seed=...)`` agree bit for bit.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
+
+from .errors import ConfigError
+
+#: Seeds accepted everywhere a user gives one (the server draws 63-bit seeds).
+MAX_SEED = 2**63 - 1
+#: Variation strength, a fraction of the posterior variance (seed 002 uses 0.01).
+SCALE_RANGE = (0.0, 100.0)
+
+
+def check_seed(seed: Any) -> int | None:
+    """None (fresh entropy) or an integer 0..MAX_SEED, else :class:`ConfigError` naming ``seed``."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed must be an integer between 0 and {MAX_SEED}, got {seed!r}")
+    return int(seed)
+
+
+def check_scale(scale: Any) -> float:
+    """A variation strength in SCALE_RANGE, else :class:`ConfigError` naming ``scale``."""
+    low, high = SCALE_RANGE
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(scale, bool) or not (math.isfinite(value) and low <= value <= high):
+        raise ConfigError(f"scale must be a number between {low:g} and {high:g}, got {scale!r}")
+    return value
 
 
 def latents(n: int, dim: int, seed: int | None = 0) -> np.ndarray:

@@ -10,7 +10,6 @@ as a GIF/MP4 grid, or a PNG of their first frames).
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +18,7 @@ import numpy as np
 from .errors import AgeError, ConfigError, os_error_message
 from .files import atomic_write_bytes
 from .images import MEDIA_TYPES, check_layout, encode, format_refusal, load_image, to_uint8
-from .noise import variation_latents
+from .noise import check_scale, check_seed, variation_latents
 from .registry import ENCODER_PART, get_model_spec, sample_part
 
 log = logging.getLogger("age.variations")
@@ -37,8 +36,10 @@ def variations(model: Any, run_part: RunPart, image, n: int = 10, scale: float =
     cfg = model.config
     if not 1 <= n <= MAX_N:
         raise ConfigError(f"--n must be between 1 and {MAX_N}, got {n}")
-    if not (math.isfinite(scale) and scale >= 0):
-        raise ConfigError(f"--scale must be a finite number >= 0, got {scale}")
+    try:
+        scale, seed = check_scale(scale), check_seed(seed)
+    except ConfigError as exc:
+        raise ConfigError(f"--{exc}") from None
     if ENCODER_PART not in get_model_spec(cfg.model).parts(cfg):
         raise ConfigError(f"model {cfg.model!r} has no {ENCODER_PART} part; variations need a model that encodes "
                           f"images")

@@ -423,7 +423,8 @@ def test_variations_refuse_bad_requests_by_field(tiny, picture, tmp_path, caplog
     caplog.set_level(logging.ERROR, logger="age.variations")
     cases = [(["--n", "4", "--nrow", "9"], "nrow must be an integer between 1 and n (4)"),
              (["--n", "0"], "--n must be between 1 and"),
-             (["--scale", "nan"], "--scale must be a finite number"),
+             (["--scale", "nan"], "--scale must be a number between 0 and 100"),
+             (["--seed", "-1"], "--seed must be an integer between 0 and"),
              (["--out", str(tmp_path / "grid.gif")], "generates still images, not videos"),
              (["--out", str(tmp_path / "grid.bmp")], "unsupported extension .bmp"),
              (["--out", str(tmp_path)], "is a directory")]
