@@ -262,7 +262,7 @@ def generator_fns(tmodel, kmodel, session, part: str,
                   keras_paths: Iterable[str] = tuple(KERAS_PATHS)) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Each framework's z (N, latent_dim) -> materialised NumPy output of ``part``, by label.
 
-    The method is the registry's (``spec.registry``: the part's ``.method``) on both twins:
+    The method is the registry's (``core.registry``: the part's ``.method``) on both twins:
 
     * ``ort``      ``session.decode(z, batch_size=len(z))``: raw float output, one session call;
     * ``torch``    the torch model's method in ``eval()`` under ``torch.no_grad()``, ``.numpy()``'d;
@@ -276,7 +276,7 @@ def generator_fns(tmodel, kmodel, session, part: str,
     import torch
 
     from keras_impl.parts import run_part
-    from spec.registry import get_model_spec
+    from core.registry import get_model_spec
 
     config = tmodel.config
     method = get_model_spec(config.model).parts(config)[part].method
@@ -309,8 +309,8 @@ def check_outputs(fns: dict[str, Callable[[np.ndarray], np.ndarray]], config, pa
     """max |diff| of every framework's output vs torch's on the same latents (canonical layout);
     a warning for any above ``tolerance``."""
     from keras_impl.parts import to_canonical_array
-    from spec.noise import latents
-    from spec.registry import get_model_spec
+    from core.noise import latents
+    from core.registry import get_model_spec
 
     kind = get_model_spec(config.model).parts(config)[part].outputs[0].kind
     z = latents(4, config.latent_dim, 0)

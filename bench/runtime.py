@@ -8,7 +8,7 @@ For each model (``MODEL`` or ``MODEL:PRESET``; an entry without a preset gets ev
 preset; default: tiny and seed ``conv_vae``, tiny ``vaegan``), a torch model is built from fresh
 seeded weights (``torch.manual_seed(--seed)`` then ``torch_impl.build``), saved with
 ``torch_impl.save_model`` and exported with ``export.onnx.export_checkpoint(ckpt, dir, "torch")``.
-Its generator part (``decoder`` / ``generator`` / ``video_generator``, :func:`spec.registry.sample_part`)
+Its generator part (``decoder`` / ``generator`` / ``video_generator``, :func:`core.registry.sample_part`)
 is then timed, on the same latents, as
 
 * ``ort``         ``runtime.load(dir, providers="cpu").decode(z, batch_size=len(z))``: raw float
@@ -63,9 +63,9 @@ import torch  # noqa: E402
 import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
 import runtime  # noqa: E402
 import torch_impl  # noqa: E402
-from spec.noise import latents  # noqa: E402
-from spec.registry import MODELS, get_model_spec, make_config, sample_part  # noqa: E402
-from spec.trainer_base import frames_per_sample  # noqa: E402
+from core.noise import latents  # noqa: E402
+from core.registry import MODELS, get_model_spec, make_config, sample_part  # noqa: E402
+from core.trainer_base import frames_per_sample  # noqa: E402
 
 log = logging.getLogger("bench.runtime")
 

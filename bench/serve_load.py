@@ -63,8 +63,8 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import runtime  # noqa: E402
-from spec import images as spec_images  # noqa: E402
-from spec.noise import latents as seeded_latents  # noqa: E402
+from core import images as spec_images  # noqa: E402
+from core.noise import latents as seeded_latents  # noqa: E402
 
 log = logging.getLogger("bench.serve_load")
 

@@ -6,7 +6,7 @@
 For each ``tanh_mode``:
 
 1. training: a torch and a Keras ``VAEGANTrainer`` built from the same config and trainer args
-   (``spec.cli.train_parser``) step on one fixed random (B, 3, S, S) batch. Critic-only steps and
+   (``core.cli.train_parser``) step on one fixed random (B, 3, S, S) batch. Critic-only steps and
    critic + generator steps are timed separately (``--n-critic 2``, so steps alternate), and the
    per-step cost at the trainers' default ``--n-critic`` is derived from the two. Warm-up steps
    (one of each kind at least) absorb Keras' ``tf.function`` tracing.
@@ -52,11 +52,11 @@ import torch  # noqa: E402
 import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
 from keras_impl.checkpoint import load_tensors as keras_load_tensors  # noqa: E402
 from keras_impl.train import VAEGANTrainer as KerasTrainer  # noqa: E402
-from spec.cli import train_parser  # noqa: E402
-from spec.configs import TANH_MODES  # noqa: E402
-from spec.noise import latents  # noqa: E402
-from spec.registry import get_model_spec, make_config, sample_part  # noqa: E402
-from spec.trainer_base import frames_per_sample, is_generator_step  # noqa: E402
+from core.cli import train_parser  # noqa: E402
+from core.configs import TANH_MODES  # noqa: E402
+from core.noise import latents  # noqa: E402
+from core.registry import get_model_spec, make_config, sample_part  # noqa: E402
+from core.trainer_base import frames_per_sample, is_generator_step  # noqa: E402
 from torch_impl.checkpoint import model_tensors  # noqa: E402
 from torch_impl.train import VAEGANTrainer as TorchTrainer  # noqa: E402
 
@@ -74,7 +74,7 @@ def trainer_args(preset: str, mode: str, batch_size: int) -> argparse.Namespace:
     args = train_parser("bench/vaegan.py").parse_args(
         ["--out", "unused", "--model", MODEL, "--preset", preset, "--tanh-mode", mode,
          "--batch-size", str(batch_size), "--n-critic", str(TIMING_N_CRITIC)])
-    if args.lr is None:  # as spec.training._apply_model_defaults
+    if args.lr is None:  # as core.training._apply_model_defaults
         args.lr = float(get_model_spec(MODEL).train_defaults["lr"])
     return args
 

@@ -15,9 +15,9 @@ from dataclasses import asdict
 
 import onnx
 
-from spec import FORMAT_VERSION
-from spec.checkpoint import Checkpoint
-from spec.registry import PartSpec
+from core import FORMAT_VERSION
+from core.checkpoint import Checkpoint
+from core.registry import PartSpec
 
 META_PREFIX = "age."
 

@@ -1,7 +1,7 @@
 """``python -m export.onnx CKPT --out DIR [--via torch|keras] [--opset N]``.
 
 Reads a canonical checkpoint written by either framework, exports every part of the model
-(:mod:`spec.registry`) to ``DIR/<part>.onnx`` with a dynamic batch axis, runs the ONNX checker
+(:mod:`core.registry`) to ``DIR/<part>.onnx`` with a dynamic batch axis, runs the ONNX checker
 (``full_check=True``), compares onnxruntime's outputs with the framework's on the same random
 inputs (batch 3, while the export traced batch 2, so the dynamic axis is exercised), embeds
 the metadata of :mod:`export.graph`, prints a table and exits non-zero if any part misses the
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spec.checkpoint import load_checkpoint
-from spec.errors import AgeError, ExportError, OutputError, os_error_message
-from spec.files import atomic_write_many
-from spec.registry import PartSpec, get_model_spec, part_filename
+from core.checkpoint import load_checkpoint
+from core.errors import AgeError, ExportError, OutputError, os_error_message
+from core.files import atomic_write_many
+from core.registry import PartSpec, get_model_spec, part_filename
 
 log = logging.getLogger("export.onnx")
 

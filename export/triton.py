@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from spec.errors import ExportError
-from spec.files import atomic_write_bytes, atomic_write_text
-from spec.registry import PartSpec, TensorSpec
+from core.errors import ExportError
+from core.files import atomic_write_bytes, atomic_write_text
+from core.registry import PartSpec, TensorSpec
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 

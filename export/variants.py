@@ -9,7 +9,7 @@ onnxruntime CPU speed of both, timed interleaved in one process.
 * fp16: every float initializer and activation in float16 (onnxconverter-common's converter,
   ``keep_io_types=True``), ops without fp16 kernels left in fp32 by that converter.
 * int8: onnxruntime's static quantization in QDQ format, per-channel weights, calibrated on
-  inputs drawn like the real ones (latents N(0, 1) from :mod:`spec.noise`; images uniform).
+  inputs drawn like the real ones (latents N(0, 1) from :mod:`core.noise`; images uniform).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from spec.errors import ExportError
-from spec.registry import PRECISIONS, PartSpec
+from core.errors import ExportError
+from core.registry import PRECISIONS, PartSpec
 
 from .onnx import cpu_session, random_feed
 

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import onnx
 
-from spec.checkpoint import Checkpoint
-from spec.registry import PartSpec
+from core.checkpoint import Checkpoint
+from core.registry import PartSpec
 
 
 def load(ckpt: Checkpoint):

@@ -1,7 +1,7 @@
 """Keras model <-> canonical checkpoint (twin: ``torch_impl/checkpoint.py``).
 
 Every mirrored variable is found by :func:`keras_impl.layers.core.torch_named_params` under its
-torch name and converted with its named layout rule from :mod:`spec.layouts`.
+torch name and converted with its named layout rule from :mod:`core.layouts`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Mapping
 import keras
 import numpy as np
 
-from spec.checkpoint import (check_optimizer_value, check_tensors, load_checkpoint, read_optimizer_state,
+from core.checkpoint import (check_optimizer_value, check_tensors, load_checkpoint, read_optimizer_state,
                              save_checkpoint, save_optimizer_state)
-from spec.errors import CheckpointError
-from spec.layouts import rule
+from core.errors import CheckpointError
+from core.layouts import rule
 
 from .layers.core import torch_named_params
 from .models import build
@@ -78,7 +78,7 @@ def _variable_layout(optimizer: keras.optimizers.Optimizer) -> list[list]:
 
 
 def _role(optimizer: keras.optimizers.Optimizer, var: keras.Variable) -> str | None:
-    """What ``var`` of an Adam optimizer holds (:data:`spec.checkpoint.OPTIMIZER_VALUE_RULES`)."""
+    """What ``var`` of an Adam optimizer holds (:data:`core.checkpoint.OPTIMIZER_VALUE_RULES`)."""
     if var is optimizer.iterations:
         return "count"
     if var is getattr(optimizer, "_learning_rate", None):

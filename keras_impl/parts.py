@@ -10,7 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from spec.registry import PartSpec, get_model_spec
+from core.registry import PartSpec, get_model_spec
 
 
 def part_specs(model: keras.Model) -> dict[str, PartSpec]:

@@ -1,9 +1,9 @@
-"""``python -m keras_impl.train`` (twin: ``torch_impl/train.py``; flags: :mod:`spec.cli`).
+"""``python -m keras_impl.train`` (twin: ``torch_impl/train.py``; flags: :mod:`core.cli`).
 
-The loop, run directory and logging live in :mod:`spec.training`, the shared trainer plumbing in
-:mod:`spec.trainer_base`; this file holds the Keras trainers, one per model family. Steps run as
+The loop, run directory and logging live in :mod:`core.training`, the shared trainer plumbing in
+:mod:`core.trainer_base`; this file holds the Keras trainers, one per model family. Steps run as
 ``tf.function`` graphs with ``GradientTape``, without AutoGraph: the steps have no tensor-dependent
-Python control flow, and our own errors raised while tracing (e.g. :class:`spec.errors.BatchTooSmall`)
+Python control flow, and our own errors raised while tracing (e.g. :class:`core.errors.BatchTooSmall`)
 then reach the CLI as they are instead of wrapped in a StagingError.
 """
 
@@ -21,10 +21,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import ops  # noqa: E402
 
-from spec.configs import BaseConfig  # noqa: E402
-from spec.layouts import nchw_to_nhwc  # noqa: E402
-from spec.trainer_base import Backend, FrameworkTrainer, GANStepNoise, WGANGPTrainer  # noqa: E402
-from spec.training import kl_weight, main as train_main, step_noise  # noqa: E402
+from core.configs import BaseConfig  # noqa: E402
+from core.layouts import nchw_to_nhwc  # noqa: E402
+from core.trainer_base import Backend, FrameworkTrainer, GANStepNoise, WGANGPTrainer  # noqa: E402
+from core.training import kl_weight, main as train_main, step_noise  # noqa: E402
 
 from .checkpoint import load_optimizers, load_tensors, save_model, save_optimizers  # noqa: E402
 from .losses import critic_loss, gradient_penalty, vae_loss, vaegan_generator_loss  # noqa: E402
@@ -65,7 +65,7 @@ class VAETrainer(FrameworkTrainer):
 
 
 class VAEGANTrainer(WGANGPTrainer):
-    """``vaegan``: the Keras updates of :class:`spec.trainer_base.WGANGPTrainer` (``tf.function``
+    """``vaegan``: the Keras updates of :class:`core.trainer_base.WGANGPTrainer` (``tf.function``
     graphs); the generator step trains on adversarial + ELBO terms (:func:`losses.vaegan_generator_loss`);
     Adam betas (0, 0.9) for both optimizers."""
 

@@ -1,8 +1,8 @@
-"""``python -m keras_impl.variations CKPT IMAGE --n 10 --scale 0.01 --out grid.png`` (pipeline: :mod:`spec.variations`)."""
+"""``python -m keras_impl.variations CKPT IMAGE --n 10 --scale 0.01 --out grid.png`` (pipeline: :mod:`core.variations`)."""
 
 import sys
 
-from spec.variations import main as variations_main
+from core.variations import main as variations_main
 
 from .checkpoint import load_model
 from .parts import run_part

@@ -8,7 +8,7 @@
 CLI: ``python -m runtime.generate DIR --n 16 --seed 0 --out grid.png``.
 """
 
-from spec.errors import AgeError, DataError, ModelFileError
+from core.errors import AgeError, DataError, ModelFileError
 
 from .providers import ProviderChoice, ProviderError
 from .session import GeneratorSession, load

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from spec import images as spec_images
-from spec.errors import AgeError, os_error_message
-from spec.files import atomic_write_bytes
-from spec.registry import PRECISIONS
+from core import images as spec_images
+from core.errors import AgeError, os_error_message
+from core.files import atomic_write_bytes
+from core.registry import PRECISIONS
 
 from .session import DEFAULT_BATCH_SIZE, SCALE_RANGE, GeneratorSession, check_scale, check_seed, load
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Iterator
 
-from spec.errors import ModelFileError
+from core.errors import ModelFileError
 
 #: protobuf refuses messages of 2 GiB or more, so no valid ONNX file (without external data) is larger.
 MAX_MODEL_BYTES = 2**31 - 1

@@ -31,7 +31,7 @@ from typing import Sequence, Union
 
 import onnxruntime as ort
 
-from spec.errors import AgeError
+from core.errors import AgeError
 
 log = logging.getLogger("runtime")
 
@@ -199,7 +199,7 @@ def create_session(model: str | bytes, providers: Providers = None,
     (the model file's own folder; checking the locations is :mod:`runtime.modelfile`'s job).
 
     Exceptions from loading the *model* propagate unchanged (the caller turns them into
-    :class:`~spec.errors.ModelFileError`); provider trouble raises :class:`ProviderError` only
+    :class:`~core.errors.ModelFileError`); provider trouble raises :class:`ProviderError` only
     when CUDA was explicitly required.
     """
     global _cuda_state

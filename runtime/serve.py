@@ -25,8 +25,8 @@ import logging
 import resource
 import sys
 
-from spec.errors import AgeError
-from spec.registry import PRECISIONS
+from core.errors import AgeError
+from core.registry import PRECISIONS
 
 from .server.settings import Settings
 

@@ -9,7 +9,7 @@ config), so new models work here without code changes as long as they export:
   ``(batch, T, C, H, W)``;
 * optionally an ``encoder`` part next to it: ``image`` ``(batch, C, H, W)`` -> ``mu``, ``logvar``.
 
-Only onnxruntime, NumPy and Pillow (through :mod:`spec.images`) are used: no torch, no
+Only onnxruntime, NumPy and Pillow (through :mod:`core.images`) are used: no torch, no
 TensorFlow, not even indirectly, so the runtime installs with ``pip install .[runtime]``.
 """
 
@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from spec import FORMAT_VERSION, jsonio
-from spec import images as spec_images
-from spec import noise as spec_noise
-from spec.noise import MAX_SEED, SCALE_RANGE, check_scale, check_seed  # noqa: F401 - part of this API
-from spec.errors import ModelFileError, os_error_message
-from spec.registry import ENCODER_PART, GENERATOR_PARTS, PRECISIONS, part_filename
+from core import FORMAT_VERSION, jsonio
+from core import images as spec_images
+from core import noise as spec_noise
+from core.noise import MAX_SEED, SCALE_RANGE, check_scale, check_seed  # noqa: F401 - part of this API
+from core.errors import ModelFileError, os_error_message
+from core.registry import ENCODER_PART, GENERATOR_PARTS, PRECISIONS, part_filename
 
 from . import modelfile
 from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
@@ -164,7 +164,7 @@ def _parse_tensors(path: Path, key: str, text: str) -> tuple[TensorInfo, ...]:
 
 
 def _parse_metadata(path: Path, entries: list[tuple[str, str]]) -> dict[str, Any]:
-    """The ``age.*`` entries of a model file, every JSON value parsed with bounds (spec.jsonio)."""
+    """The ``age.*`` entries of a model file, every JSON value parsed with bounds (core.jsonio)."""
     raw: dict[str, str] = {}
     for key, value in entries:
         if key in raw and key.startswith(META_PREFIX) and raw[key] != value:
@@ -480,7 +480,7 @@ class GeneratorSession:
         latents: np.ndarray | None = None,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """``n`` images from ``spec.noise.latents(n, latent_dim, seed)`` or from explicit ``latents``.
+        """``n`` images from ``core.noise.latents(n, latent_dim, seed)`` or from explicit ``latents``.
 
         The same seed gives the same images here, in the torch and the Keras trainers.
         ``seed=None`` draws fresh entropy; otherwise 0 <= seed <= MAX_SEED. ``n`` is at most
@@ -512,8 +512,8 @@ class GeneratorSession:
 
     def load_image(self, image: ImageSource, max_pixels: int | None = None) -> np.ndarray:
         """An encoder input ``(C, H, W)`` float32 in [0, 1] from a path, encoded bytes or an array;
-        a file or bytes over ``max_pixels`` (default ``spec.images.MAX_IMAGE_PIXELS``) is refused
-        with :class:`spec.images.ImageTooLarge` before it is decoded."""
+        a file or bytes over ``max_pixels`` (default ``core.images.MAX_IMAGE_PIXELS``) is refused
+        with :class:`core.images.ImageTooLarge` before it is decoded."""
         c, h, w = self._require_encoder().inputs[0].dims
         if isinstance(image, np.ndarray):
             x = np.asarray(image, dtype=np.float32)
@@ -543,7 +543,7 @@ class GeneratorSession:
 
     def variation_latents(self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0,
                           max_pixels: int | None = None) -> np.ndarray:
-        """Latents around one encoded image: ``spec.noise.variation_latents`` on the encoder's output."""
+        """Latents around one encoded image: ``core.noise.variation_latents`` on the encoder's output."""
         n = self.check_n(n)
         scale = check_scale(scale)
         seed = check_seed(seed)

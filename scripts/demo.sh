@@ -22,7 +22,7 @@ echo "== exporting to ONNX (torch checkpoint via torch, keras checkpoint via ker
 python -m export.onnx "$OUT/run_torch/checkpoint.safetensors" --out "$OUT/onnx_torch" --via torch --log-level WARNING
 python -m export.onnx "$OUT/run_keras/checkpoint.safetensors" --out "$OUT/onnx_keras" --via keras --log-level WARNING
 
-digit=$(python -c "from spec.data import prepare_digits; print(prepare_digits(32) / '3' / '0003.png')")
+digit=$(python -c "from core.data import prepare_digits; print(prepare_digits(32) / '3' / '0003.png')")
 for fw in torch keras; do
     echo "== runtime (onnxruntime only): $fw export"
     python -m runtime.generate "$OUT/onnx_$fw/decoder.onnx" --n 16 --seed 0 --out "$OUT/generated_$fw.png"

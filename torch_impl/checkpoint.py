@@ -1,7 +1,7 @@
 """torch model <-> canonical checkpoint (twin: ``keras_impl/checkpoint.py``).
 
 Canonical tensors *are* torch's state dict (minus ``num_batches_tracked``, see
-:mod:`spec.checkpoint`), so no layout rule is needed on this side.
+:mod:`core.checkpoint`), so no layout rule is needed on this side.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from spec.checkpoint import (check_adam_hyperparameters, check_optimizer_value, check_tensors, load_checkpoint,
+from core.checkpoint import (check_adam_hyperparameters, check_optimizer_value, check_tensors, load_checkpoint,
                              read_optimizer_state, save_checkpoint, save_optimizer_state)
-from spec.errors import CheckpointError
-from spec.jsonio import check_like
+from core.errors import CheckpointError
+from core.jsonio import check_like
 
 from .models import build
 
@@ -86,7 +86,7 @@ def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
 #: The param_groups numbers a state file may set (checked by range); every other entry (the
 #: parameter indices, amsgrad, maximize, capturable, ...) must equal the live optimizer's.
 _TUNABLE = ("lr", "betas", "eps")
-#: Adam's per-parameter state, and the role of each tensor (:data:`spec.checkpoint.OPTIMIZER_VALUE_RULES`)
+#: Adam's per-parameter state, and the role of each tensor (:data:`core.checkpoint.OPTIMIZER_VALUE_RULES`)
 _ADAM_STATE = {"step": "count", "exp_avg": None, "exp_avg_sq": "second_moment"}
 
 

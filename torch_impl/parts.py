@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from spec.registry import PartSpec, get_model_spec
+from core.registry import PartSpec, get_model_spec
 
 
 def part_specs(model: nn.Module) -> dict[str, PartSpec]:

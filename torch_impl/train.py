@@ -1,7 +1,7 @@
-"""``python -m torch_impl.train`` (twin: ``keras_impl/train.py``; flags: :mod:`spec.cli`).
+"""``python -m torch_impl.train`` (twin: ``keras_impl/train.py``; flags: :mod:`core.cli`).
 
-The loop, run directory and logging live in :mod:`spec.training`, the shared trainer plumbing in
-:mod:`spec.trainer_base`; this file holds the torch trainers, one per model family.
+The loop, run directory and logging live in :mod:`core.training`, the shared trainer plumbing in
+:mod:`core.trainer_base`; this file holds the torch trainers, one per model family.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import sys
 import numpy as np
 import torch
 
-from spec.configs import BaseConfig
-from spec.trainer_base import Backend, FrameworkTrainer, GANStepNoise, WGANGPTrainer
-from spec.training import kl_weight, main as train_main, step_noise
+from core.configs import BaseConfig
+from core.trainer_base import Backend, FrameworkTrainer, GANStepNoise, WGANGPTrainer
+from core.training import kl_weight, main as train_main, step_noise
 
 from .checkpoint import load_optimizers, load_tensors, save_model, save_optimizers
 from .losses import critic_loss, gradient_penalty, vae_loss, vaegan_generator_loss
@@ -50,7 +50,7 @@ class VAETrainer(FrameworkTrainer):
 
 
 class VAEGANTrainer(WGANGPTrainer):
-    """``vaegan``: the torch updates of :class:`spec.trainer_base.WGANGPTrainer`; the generator step
+    """``vaegan``: the torch updates of :class:`core.trainer_base.WGANGPTrainer`; the generator step
     trains on adversarial + ELBO terms (:func:`losses.vaegan_generator_loss`); Adam betas (0, 0.9)
     for both optimizers."""
 

@@ -1,7 +1,7 @@
 """torch.nn's vocabulary re-implemented as Keras 3 layers, with torch's arguments and numerics.
 
 Data inside Keras models is channels-last (NHWC); parameters are Keras variables whose torch
-name and layout rule (:mod:`spec.layouts`) each layer reports through ``torch_params()``.
+name and layout rule (:mod:`core.layouts`) each layer reports through ``torch_params()``.
 :func:`torch_named_params` walks a model and yields every mirrored variable under the exact name
 torch's ``state_dict`` uses, which is all the checkpoint bridge needs.
 
@@ -25,7 +25,7 @@ from typing import Iterator
 import keras
 from keras import ops
 
-from spec.errors import batch_too_small_message, require_batch_statistics
+from core.errors import batch_too_small_message, require_batch_statistics
 
 
 class TorchLayer(keras.layers.Layer):
@@ -124,7 +124,7 @@ class BatchNorm2d(TorchLayer):
 
     @staticmethod
     def _require_batch_statistics(x) -> None:
-        """One value per channel: the same :class:`spec.errors.BatchTooSmall` as torch (Keras would
+        """One value per channel: the same :class:`core.errors.BatchTooSmall` as torch (Keras would
         write NaN into the moving variance); checked in the graph when the batch size is symbolic."""
         b, h, w = x.shape[0], x.shape[1], x.shape[2]
         require_batch_statistics(b, h, w)

@@ -1,6 +1,6 @@
 """ParamTanh and its Transformer alpha predictor (twin: ``torch_impl/layers/param_tanh.py``).
 
-Formulas, parameter shapes, initial values and the synthetic-video recipe: :mod:`spec.param_tanh`.
+Formulas, parameter shapes, initial values and the synthetic-video recipe: :mod:`core.param_tanh`.
 Images are NHWC here, videos (B, T, H, W, C); (C, H, W) parameters are stored as (H, W, C).
 """
 
@@ -12,8 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from spec.configs import VAEGANConfig
-from spec.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, synthetic_frames, time_points
+from core.configs import VAEGANConfig
+from core.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, synthetic_frames, time_points
 
 from .core import Conv2d, Linear, ModuleList, TorchLayer
 from .transformer import TransformerEncoderLayer

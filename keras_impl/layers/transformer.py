@@ -7,7 +7,7 @@ layer made of ``keras.layers.MultiHeadAttention``, ``LayerNormalization`` and ``
 
 torch packs the q/k/v projections into one ``in_proj_weight`` (3E, E); Keras keeps three
 kernels (E, N, D). :class:`PackedVariable` presents the three as one stacked array so the
-``mha_*@N`` rules of :mod:`spec.layouts` map them one array to one array.
+``mha_*@N`` rules of :mod:`core.layouts` map them one array to one array.
 """
 
 from __future__ import annotations

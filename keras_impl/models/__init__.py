@@ -7,9 +7,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from spec.configs import BaseConfig
-from spec.layouts import nchw_to_nhwc
-from spec.registry import get_model_spec, resolve_config
+from core.configs import BaseConfig
+from core.layouts import nchw_to_nhwc
+from core.registry import get_model_spec, resolve_config
 
 from .conv_vae import ConvVAE
 from .vaegan import VAEGAN

@@ -1,6 +1,6 @@
 """The ParamTanh VAE-GAN (seeds 000, 001), Keras twin of ``torch_impl/models/vaegan.py``.
 
-Architecture and its choices: :class:`spec.configs.VAEGANConfig`. Images are NHWC and videos
+Architecture and its choices: :class:`core.configs.VAEGANConfig`. Images are NHWC and videos
 (B, T, H, W, C) here; flattening before the Linear layers goes through channel-first order so
 their weights are torch's, transposed and nothing else.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from spec.configs import VAEGANConfig
-from spec.param_tanh import require_output
+from core.configs import VAEGANConfig
+from core.param_tanh import require_output
 
 from ..layers.core import Conv2d, ConvTranspose2d, LeakyReLU, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, TorchLayer
 from ..layers.param_tanh import ParamTanh
@@ -35,7 +35,7 @@ def _flatten_channels_first(h):
 class Critic(TorchLayer):
     """WGAN critic: image (B, H, W, C) -> unbounded score (B, 1); higher means "looks real".
 
-    :func:`spec.param_tanh.probability_real` maps a score to the seeds' "probability of being real".
+    :func:`core.param_tanh.probability_real` maps a score to the seeds' "probability of being real".
     """
 
     def __init__(self, config: VAEGANConfig, **kwargs):

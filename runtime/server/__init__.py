@@ -9,7 +9,7 @@ folders), :mod:`.batcher` (micro-batching), :mod:`.schemas` (request validation)
 :mod:`.limits` (body size, upload pixels), :mod:`.disconnect` (clients that went away),
 :mod:`.metrics` (Prometheus text format), :mod:`.errors` (the JSON error shape), :mod:`.app`
 (routes), :mod:`.protocol` (the HTTP connection layer: header timeout, connection limit, JSON
-protocol errors, the uvicorn config); response bodies are :func:`spec.images.encode`, shared
+protocol errors, the uvicorn config); response bodies are :func:`core.images.encode`, shared
 with the CLI.
 """
 

@@ -23,9 +23,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from spec import images as spec_images
-from spec.images import ImageTooLarge
-from spec.errors import DataError, ModelFileError
+from core import images as spec_images
+from core.images import ImageTooLarge
+from core.errors import DataError, ModelFileError
 
 from . import schemas
 from .batcher import Batcher, BatcherClosed, QueueFull

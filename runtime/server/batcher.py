@@ -1,7 +1,7 @@
 """Per-model micro-batching: coalesce concurrent requests into one session call.
 
 Each request brings its own latents (seeds are turned into latents on the request side with
-:func:`spec.noise.latents`, so a request's images never depend on who shares its batch). One
+:func:`core.noise.latents`, so a request's images never depend on who shares its batch). One
 worker task per model:
 
 1. waits for the first queued request;

@@ -1,5 +1,5 @@
 """The request body size limit, enforced before any body is parsed (the upload pixel limit is
-:func:`spec.images.open_image`'s, checked from the image header before decoding)."""
+:func:`core.images.open_image`'s, checked from the image header before decoding)."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from spec import images as spec_images
-from spec.errors import AgeError, ModelFileError
+from core import images as spec_images
+from core.errors import AgeError, ModelFileError
 
 from ..session import GENERATOR_PARTS, GeneratorSession, load
 

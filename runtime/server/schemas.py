@@ -9,13 +9,13 @@ from typing import Any, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from spec import images as spec_images
-from spec import noise as spec_noise
+from core import images as spec_images
+from core import noise as spec_noise
 
 from ..session import MAX_LATENT_ABS, MAX_SEED, SCALE_RANGE, GeneratorSession, check_scale
 from .errors import ApiError, bad_request
 
-#: the keys of :data:`spec.images.MEDIA_TYPES` (a Literal must be spelled out for the JSON schema)
+#: the keys of :data:`core.images.MEDIA_TYPES` (a Literal must be spelled out for the JSON schema)
 Format = Literal["png", "gif", "mp4", "npy"]
 FORMATS = get_args(Format)
 #: Seeds drawn for requests that give none (reported back in the X-AGE-Seed header); MAX_SEED is 2**63 - 1.
@@ -28,7 +28,7 @@ DEFAULT_FPS = 8.0
 FPS_LOW, FPS_HIGH = spec_images.FPS_RANGE
 
 #: What the request schema (``/openapi.json``, ``/docs``) says about each field's range; the
-#: checks themselves are the functions below (``spec.images.check_layout`` for nrow and fps).
+#: checks themselves are the functions below (``core.images.check_layout`` for nrow and fps).
 FIELD_DOCS = {
     "n": "number of images, 1..--max-n (and at most what the model's output size allows)",
     "seed": f"noise seed, 0..{MAX_SEED}; absent: a fresh seed, reported in X-AGE-Seed",
@@ -110,7 +110,7 @@ def check_n(n: int, max_n: int, session: GeneratorSession, field: str = "n") -> 
 
 
 def check_layout(n: int, nrow: int | None, fps: float) -> None:
-    """``spec.images.check_layout``, one field at a time so that the 422 names the right one."""
+    """``core.images.check_layout``, one field at a time so that the 422 names the right one."""
     for field, kwargs in (("nrow", {"nrow": nrow}), ("fps", {"fps": fps})):
         try:
             spec_images.check_layout(n, **kwargs)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from spec.errors import ConfigError
-from spec.registry import PRECISIONS
+from core.errors import ConfigError
+from core.registry import PRECISIONS
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import onnx
 import pytest
 
 import export.onnx as exporter
-from spec.checkpoint import load_checkpoint, save_checkpoint
-from spec.configs import config_from_json
-from spec.errors import ExportError
-from spec.registry import get_model_spec, make_config
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.configs import config_from_json
+from core.errors import ExportError
+from core.registry import get_model_spec, make_config
 from tests.conftest import part_inputs, randomize_batchnorm
 
 TINY = make_config("conv_vae", "tiny")

@@ -14,8 +14,8 @@ from google.protobuf import text_format
 import export.onnx as exporter
 import runtime
 from export.variants import psnr
-from spec.errors import ExportError
-from spec.registry import get_model_spec, make_config
+from core.errors import ExportError
+from core.registry import get_model_spec, make_config
 
 TINY = make_config("conv_vae", "tiny")
 

@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec.checkpoint import OPTIMIZER_DTYPES, load_checkpoint, read_safetensors
-from spec.configs import config_from_json
-from spec.data import ImageFolder, prepare_digits
-from spec.images import to_uint8
-from spec.noise import latents
-from spec.registry import make_config
-from spec.tblog import read_scalars
+from core.checkpoint import OPTIMIZER_DTYPES, load_checkpoint, read_safetensors
+from core.configs import config_from_json
+from core.data import ImageFolder, prepare_digits
+from core.images import to_uint8
+from core.noise import latents
+from core.registry import make_config
+from core.tblog import read_scalars
 
 REPO = Path(__file__).resolve().parents[2]
 FRAMEWORKS = ("torch", "keras")
@@ -250,7 +250,7 @@ def test_same_seed_same_data_order_and_noise(torch_run, keras_run):
     data = ImageFolder.open(prepare_digits(SIZE), SIZE)
     first = next(data.batches(BATCH, seed=0, epoch=0))
     assert torch_run.batches[0][1] == _digest(first)
-    from spec.training import step_noise
+    from core.training import step_noise
 
     assert torch_run.noise[5][1] == _digest(step_noise(0, 5, (BATCH, TINY.latent_dim)))
 

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec.checkpoint import load_checkpoint, read_safetensors
-from spec.configs import TANH_MODES
-from spec.param_tanh import TIME_INIT
-from spec.registry import get_model_spec, make_config
-from spec.tblog import read_scalars
+from core.checkpoint import load_checkpoint, read_safetensors
+from core.configs import TANH_MODES
+from core.param_tanh import TIME_INIT
+from core.registry import get_model_spec, make_config
+from core.tblog import read_scalars
 from tests.conftest import part_inputs
 
 FRAMEWORKS = ("torch", "keras")
@@ -284,7 +284,7 @@ def test_runtime_writes_an_mp4_that_decodes_to_the_npy_frames(exports, tmp_path)
     exact frames the .npy output holds (lossy codec: small mean error)."""
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
     import runtime.generate as generate
-    from spec.images import make_grid
+    from core.images import make_grid
 
     model = str(exports[("time", "torch")] / "video_generator.onnx")
     cfg = make_config("vaegan", "tiny", tanh_mode="time")
@@ -307,7 +307,7 @@ def test_runtime_writes_an_mp4_that_decodes_to_the_npy_frames(exports, tmp_path)
 
 def test_mp4_without_imageio_ffmpeg_is_a_clear_error(exports, tmp_path, monkeypatch, capsys, caplog):
     import runtime.generate as generate
-    from spec import images
+    from core import images
 
     monkeypatch.setattr(images, "mp4_available", lambda: False)
     out = tmp_path / "clip.mp4"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec.images import load_image, to_uint8
-from spec.noise import variation_latents
-from spec.registry import make_config
+from core.images import load_image, to_uint8
+from core.noise import variation_latents
+from core.registry import make_config
 from tests.conftest import randomize_batchnorm
 
 TINY = make_config("conv_vae", "tiny")

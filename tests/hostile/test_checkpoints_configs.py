@@ -1,6 +1,6 @@
 """Crafted checkpoints and configs: every one refused by name before anything is built or written.
 
-Entry points: ``spec.checkpoint.load_checkpoint``, ``torch_impl.load_model``, ``keras_impl.load_model``,
+Entry points: ``core.checkpoint.load_checkpoint``, ``torch_impl.load_model``, ``keras_impl.load_model``,
 ``python -m export.onnx`` and the trainers' ``--resume``. Also: OS errors of the export and training
 CLIs, and the variations CLIs on every model.
 """
@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec.checkpoint import encode_safetensors, load_checkpoint, read_safetensors, save_checkpoint
-from spec.configs import MAX_ACTIVATIONS, MAX_PARAMETERS
-from spec.errors import CheckpointError
-from spec.registry import make_config
+from core.checkpoint import encode_safetensors, load_checkpoint, read_safetensors, save_checkpoint
+from core.configs import MAX_ACTIVATIONS, MAX_PARAMETERS
+from core.errors import CheckpointError
+from core.registry import make_config
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = make_config("conv_vae", "tiny")
@@ -120,7 +120,7 @@ def test_export_refuses_crafted_configs_and_writes_nothing(case, tiny, tmp_path,
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_resume_refuses_a_crafted_snapshot(framework, tiny, tmp_path, caplog):
     """A run directory whose snapshot checkpoint asks for a 40 GB model: --resume refuses it."""
-    from spec.snapshot import SNAPSHOTS
+    from core.snapshot import SNAPSHOTS
 
     run = tmp_path / "run"
     snap = run / SNAPSHOTS / "step_0000003"
@@ -140,8 +140,8 @@ def test_budget_counts_match_the_built_models():
     import torch
 
     import torch_impl
-    from spec.configs import TANH_MODES
-    from spec.registry import MODELS
+    from core.configs import TANH_MODES
+    from core.registry import MODELS
     from torch_impl.checkpoint import model_tensors
 
     variants = [("conv_vae", {}), ("conv_vae", {"image_size": 37, "hidden_dims": (5, 7)})]

@@ -25,10 +25,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import spec.images
-from spec.data import ImageFolder
-from spec.errors import ConfigError, DataError
-from spec.images import (
+import core.images
+from core.data import ImageFolder
+from core.errors import ConfigError, DataError
+from core.images import (
     FPS_RANGE,
     MAX_ASPECT_RATIO,
     ImageTooLarge,
@@ -97,7 +97,7 @@ def test_absurd_aspect_ratios_are_refused_from_the_header(width, height, tmp_pat
 
 def test_the_aspect_limit_is_inclusive_and_read_at_call_time(monkeypatch):
     assert load_image(strip_png(1, 100, 200), 8).shape == (3, 8, 8)  # exactly 100:1 is fine
-    monkeypatch.setattr(spec.images, "MAX_ASPECT_RATIO", 4)
+    monkeypatch.setattr(core.images, "MAX_ASPECT_RATIO", 4)
     assert load_image(strip_png(4, 16), 8).shape == (3, 8, 8)
     with pytest.raises(DataError, match=r"5x1 pixels, an aspect ratio of 5:1, exceeds the limit of 4:1"):
         load_image(strip_png(5, 1), 8)
@@ -107,7 +107,7 @@ _BOMB_SCRIPT = r"""
 import json, resource, sys, time
 resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))  # the unbounded resize would need ~16 GB
 sys.path.insert(0, sys.argv[1])
-import spec.images as si
+import core.images as si
 si.MAX_ASPECT_RATIO = float("inf")  # only the resize bound is under test here
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 start = time.perf_counter()
@@ -142,7 +142,7 @@ def test_every_caller_path_refuses_the_strip(tmp_path, caplog):
     folder.mkdir()
     (folder / "bomb.png").write_bytes(bomb)
     Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(folder / "ok.png")
-    caplog.set_level(logging.WARNING, logger="spec.data")
+    caplog.set_level(logging.WARNING, logger="core.data")
     data = ImageFolder.open(folder, 8)  # skipped and counted
     assert [p.name for p in data.files] == ["ok.png"] and data.skipped == 1
     assert "bomb.png" in caplog.text and "aspect ratio" in caplog.text
@@ -258,7 +258,7 @@ def test_samples_without_a_black_and_white_are_refused(case):
 def test_refused_modes_are_skipped_and_counted_in_a_folder(tmp_path, caplog):
     (tmp_path / "white.tif").write_bytes(_tiff(np.full((8, 8), 255.0, np.float32)))
     (tmp_path / "ok.tif").write_bytes(_tiff(np.full((8, 8), 0.25, np.float32)))
-    caplog.set_level(logging.WARNING, logger="spec.data")
+    caplog.set_level(logging.WARNING, logger="core.data")
     data = ImageFolder.open(tmp_path, 8)
     assert [p.name for p in data.files] == ["ok.tif"] and data.skipped == 1
     assert "skipped 1" in caplog.text and "white.tif" in caplog.text and "float samples outside" in caplog.text
@@ -397,7 +397,7 @@ def test_broken_links_and_symlinked_folders_in_a_data_directory(tmp_path, caplog
     (root / "a.png").write_bytes(_png(np.zeros((4, 4, 3), np.uint8)))
     (root / "gone.png").symlink_to(tmp_path / "nowhere.png")
     (root / "self").symlink_to(root)  # a loop, when followed
-    caplog.set_level(logging.WARNING, logger="spec.data")
+    caplog.set_level(logging.WARNING, logger="core.data")
     data = ImageFolder.open(root, 4)  # "self" is a class folder: followed once, its own links not
     assert data.classes == ["self"] and [p.name for p in data.files] == ["a.png"]
     assert data.skipped == 1 and "the first, self/gone.png: no such file" in caplog.text

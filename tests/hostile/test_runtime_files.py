@@ -22,7 +22,7 @@ import pytest
 
 import runtime
 from runtime import generate as cli
-from spec.errors import ModelFileError
+from core.errors import ModelFileError
 
 pytestmark = pytest.mark.serving
 
@@ -102,8 +102,8 @@ def save(proto, folder: Path, **meta) -> Path:
 
 
 def expected(n: int, seed: int) -> np.ndarray:
-    from spec import images as spec_images
-    from spec import noise as spec_noise
+    from core import images as spec_images
+    from core import noise as spec_noise
 
     z = spec_noise.latents(n, LATENT, seed)
     return spec_images.to_uint8((1 / (1 + np.exp(-(z @ WEIGHTS)))).reshape(n, *SHAPE))

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from runtime.server import Settings, create_app
-from spec import noise as spec_noise
+from core import noise as spec_noise
 from tests.runtime.test_serve import (LiveServer, assert_error, build_vae, build_video, metric_value,
                                       start_cli_server, wait_for)
 

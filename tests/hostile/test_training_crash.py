@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spec.checkpoint import OPTIMIZER_DTYPES, encode_safetensors, load_checkpoint, read_safetensors
-from spec.snapshot import latest
+from core.checkpoint import OPTIMIZER_DTYPES, encode_safetensors, load_checkpoint, read_safetensors
+from core.snapshot import latest
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS, BATCH, EVERY = 6, 4, 2
@@ -432,7 +432,7 @@ def test_root_copies_are_not_links_into_the_snapshot(data, tmp_path):
 
 
 def test_a_history_with_uneven_keys_still_plots(tmp_path):
-    from spec.training import plot_losses
+    from core.training import plot_losses
 
     plot_losses([{"step": 1, "a": 1.0}, {"step": 2, "a": 0.5, "b": 2.0}], tmp_path / "loss.png")
     assert (tmp_path / "loss.png").stat().st_size > 0
@@ -456,20 +456,20 @@ def test_a_snapshot_whose_files_disagree_is_refused(trained_pair, data, tmp_path
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_batchnorm_with_one_value_per_channel_is_refused_alike(framework, tmp_path, caplog):
     """conv_vae at 8x8 with three stride-2 blocks ends on 1x1 maps; one image means batch 1."""
-    from spec.errors import batch_too_small_message
+    from core.errors import batch_too_small_message
 
     data = tmp_path / "one"
     data.mkdir()
     Image.fromarray(np.full((8, 8, 3), 128, np.uint8)).save(data / "only.png")
     run = tmp_path / "run"
     module = importlib.import_module(f"{framework}_impl.train")
-    from spec import registry
+    from core import registry
 
     real = registry.make_config
     tiny8 = {"image_size": 8, "hidden_dims": (4, 4, 4), "latent_dim": 4}
     caplog.set_level(logging.ERROR, logger="age.train")
     try:
-        import spec.training as training
+        import core.training as training
 
         training.make_config = lambda name, preset, **kw: real(name, preset, **{**kw, **tiny8})
         rc = module.main(["--model", "conv_vae", "--preset", "tiny", "--steps", "1", "--batch-size", "1",
@@ -485,7 +485,7 @@ def test_batchnorm_layers_refuse_directly_with_the_same_message():
     import torch
 
     from keras_impl.layers.core import BatchNorm2d as KerasBatchNorm
-    from spec.errors import BatchTooSmall
+    from core.errors import BatchTooSmall
     from torch_impl.layers.core import BatchNorm2d as TorchBatchNorm
 
     with pytest.raises(BatchTooSmall) as t:
@@ -518,7 +518,7 @@ def test_two_identical_runs_write_identical_files(framework, data, tmp_path):
 def test_a_run_from_before_snapshots_is_adopted_only_when_consistent(torn, trained_pair, data, tmp_path, caplog):
     import shutil
 
-    from spec.snapshot import SNAPSHOTS
+    from core.snapshot import SNAPSHOTS
 
     run = _copy(trained_pair["torch"], tmp_path)
     shutil.rmtree(run / SNAPSHOTS)  # the old layout: the three files in the run root only

@@ -11,8 +11,8 @@ import torch_impl
 from keras_impl.checkpoint import load_tensors as keras_load, model_tensors as keras_tensors
 from keras_impl.layers.core import torch_named_params
 from keras_impl.parts import run_part as keras_run
-from spec.layouts import nchw_to_nhwc, nhwc_to_nchw, rule
-from spec.registry import get_model_spec
+from core.layouts import nchw_to_nhwc, nhwc_to_nchw, rule
+from core.registry import get_model_spec
 from tests.conftest import part_inputs, randomize_batchnorm
 from torch_impl.checkpoint import model_tensors as torch_tensors
 from torch_impl.parts import run_part as torch_run

@@ -35,7 +35,7 @@ def golden_weights(shapes: dict[str, tuple[int, ...]], seed: int = 1234) -> dict
 
 def golden_case():
     import torch_impl
-    from spec.registry import get_model_spec
+    from core.registry import get_model_spec
     from torch_impl.checkpoint import expected_shapes, load_tensors
 
     model = torch_impl.build("conv_vae", preset="tiny")

@@ -20,13 +20,13 @@ from keras_impl.checkpoint import model_tensors as keras_tensors
 from keras_impl.layers.core import torch_named_params
 from keras_impl.layers.transformer import PackedVariable
 from keras_impl.parts import run_part as keras_run
-from spec.checkpoint import load_checkpoint, save_checkpoint
-from spec.configs import TANH_MODES, VAEGANConfig
-from spec.errors import CheckpointError, ConfigError
-from spec.layouts import nchw_to_nhwc, nhwc_to_nchw, rule
-from spec.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, time_points
-from spec.registry import get_model_spec, make_config
-from spec.trainer_base import GANStepNoise
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.configs import TANH_MODES, VAEGANConfig
+from core.errors import CheckpointError, ConfigError
+from core.layouts import nchw_to_nhwc, nhwc_to_nchw, rule
+from core.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, time_points
+from core.registry import get_model_spec, make_config
+from core.trainer_base import GANStepNoise
 from tests.conftest import part_inputs
 from torch_impl.checkpoint import expected_shapes as torch_shapes, load_tensors as torch_load
 from torch_impl.checkpoint import model_tensors as torch_tensors
@@ -306,7 +306,7 @@ def test_generator_step_losses_and_gradients_match(mode):
     import tensorflow as tf
 
     from keras_impl.losses import vaegan_generator_loss as keras_loss
-    from spec.trainer_base import frames_per_sample
+    from core.trainer_base import frames_per_sample
     from torch_impl.losses import vaegan_generator_loss as torch_loss
 
     tm, km = cached_twins("tiny", mode)

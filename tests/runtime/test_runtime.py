@@ -20,9 +20,9 @@ from PIL import Image
 
 import runtime
 from runtime import generate as cli
-from spec import images as spec_images
-from spec import noise as spec_noise
-from spec.errors import DataError, ModelFileError
+from core import images as spec_images
+from core import noise as spec_noise
+from core.errors import DataError, ModelFileError
 
 REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-4

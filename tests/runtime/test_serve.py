@@ -30,8 +30,8 @@ from PIL import Image
 
 import runtime
 from runtime.server import Settings, create_app
-from spec import images as spec_images
-from spec import noise as spec_noise
+from core import images as spec_images
+from core import noise as spec_noise
 
 pytestmark = pytest.mark.serving
 

@@ -20,7 +20,7 @@ from torch.nn import (  # noqa: F401 - re-exported vocabulary
     Sigmoid,
 )
 
-from spec.errors import require_batch_statistics  # noqa: E402
+from core.errors import require_batch_statistics  # noqa: E402
 
 __all__ = ["BatchNorm2d", "Conv2d", "ConvTranspose2d", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
            "ModuleList", "ReLU", "Sequential", "Sigmoid"]
@@ -28,7 +28,7 @@ __all__ = ["BatchNorm2d", "Conv2d", "ConvTranspose2d", "LayerNorm", "LeakyReLU",
 
 class BatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` that refuses one value per channel in training mode with the same
-    :class:`spec.errors.BatchTooSmall` as the Keras twin (torch's own error is a different text)."""
+    :class:`core.errors.BatchTooSmall` as the Keras twin (torch's own error is a different text)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:

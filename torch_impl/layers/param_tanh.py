@@ -1,6 +1,6 @@
 """ParamTanh and its Transformer alpha predictor (twin: ``keras_impl/layers/param_tanh.py``).
 
-Formulas, parameter shapes, initial values and the synthetic-video recipe: :mod:`spec.param_tanh`.
+Formulas, parameter shapes, initial values and the synthetic-video recipe: :mod:`core.param_tanh`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spec.configs import VAEGANConfig
-from spec.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, synthetic_frames, time_points
+from core.configs import VAEGANConfig
+from core.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, synthetic_frames, time_points
 
 from .core import Conv2d, Linear, ModuleList
 from .transformer import TransformerEncoderLayer

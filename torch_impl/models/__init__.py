@@ -6,8 +6,8 @@ from typing import Any
 
 from torch import nn
 
-from spec.configs import BaseConfig
-from spec.registry import resolve_config
+from core.configs import BaseConfig
+from core.registry import resolve_config
 
 from .conv_vae import ConvVAE
 from .vaegan import VAEGAN

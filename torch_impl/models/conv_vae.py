@@ -1,11 +1,11 @@
-"""Convolutional VAE (seed 002). Architecture and its choices: :class:`spec.configs.ConvVAEConfig`."""
+"""Convolutional VAE (seed 002). Architecture and its choices: :class:`core.configs.ConvVAEConfig`."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from spec.configs import ConvVAEConfig
+from core.configs import ConvVAEConfig
 
 from ..layers.core import BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Sequential, Sigmoid
 from .base import VariationalModel

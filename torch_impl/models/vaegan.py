@@ -1,12 +1,12 @@
-"""The ParamTanh VAE-GAN (seeds 000, 001). Architecture and its choices: :class:`spec.configs.VAEGANConfig`."""
+"""The ParamTanh VAE-GAN (seeds 000, 001). Architecture and its choices: :class:`core.configs.VAEGANConfig`."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from spec.configs import VAEGANConfig
-from spec.param_tanh import require_output
+from core.configs import VAEGANConfig
+from core.param_tanh import require_output
 
 from ..layers.core import Conv2d, ConvTranspose2d, LeakyReLU, Linear, MaxPool2d, ReLU, Sequential, Sigmoid
 from ..layers.param_tanh import ParamTanh
@@ -25,7 +25,7 @@ def conv_blocks(cfg: VAEGANConfig, activation) -> Sequential:
 class Critic(nn.Module):
     """WGAN critic: image (B, C, H, W) -> unbounded score (B, 1); higher means "looks real".
 
-    :func:`spec.param_tanh.probability_real` maps a score to the seeds' "probability of being real".
+    :func:`core.param_tanh.probability_real` maps a score to the seeds' "probability of being real".
     """
 
     def __init__(self, config: VAEGANConfig):

@@ -8,13 +8,13 @@ Run directory ``RUN/``::
 
     snapshots/step_N/             what --resume reads: checkpoint, optimizer state and
                                   train_state.json of one step, switched in by one atomic rename
-                                  (:mod:`spec.snapshot`)
+                                  (:mod:`core.snapshot`)
     checkpoint.safetensors        the newest snapshot's checkpoint (a hard link), and beside it
     optimizer_<framework>.safetensors, train_state.json  the newest snapshot's other files
     checkpoints/step_N.safetensors periodic checkpoints (the last --keep-checkpoints kept)
     config.json                   the model config
     tb/                           TensorBoard event files
-    samples/epoch_NNN.png         fixed-noise sample grid (spec.noise.latents(samples, dim, seed))
+    samples/epoch_NNN.png         fixed-noise sample grid (core.noise.latents(samples, dim, seed))
     reconstructions/epoch_NNN.png top row: data, bottom row: reconstruction
     loss.png                      loss curves
 """
@@ -240,7 +240,7 @@ class _Loop:
         self.state = {"step": 0, "epoch": 0, "history": []}
 
     def snapshot(self, step: int, periodic: bool) -> None:
-        """Write the resumable state of ``step`` as one snapshot (:mod:`spec.snapshot`), then the
+        """Write the resumable state of ``step`` as one snapshot (:mod:`core.snapshot`), then the
         periodic checkpoint. Weights or optimizer state that are no longer finite are never
         written: the run stops and the last good snapshot stays the newest."""
         run, trainer = self.run, self.trainer

@@ -9,7 +9,7 @@ Metadata (all strings, as safetensors requires):
 
 =================  ===============================================================
 ``format``         ``"age-checkpoint"``
-``format_version`` :data:`spec.FORMAT_VERSION`
+``format_version`` :data:`core.FORMAT_VERSION`
 ``model``          registry key, e.g. ``"conv_vae"``
 ``config``         the config's JSON (:meth:`BaseConfig.to_json`)
 ``framework``      ``"torch"`` or ``"keras"`` (who wrote it)
@@ -20,7 +20,7 @@ Loading never unpickles and validates everything: the file exists, is a complete
 safetensors file whose header is consistent (offsets contiguous, sizes matching shapes), holds
 float32 tensors (float16/bfloat16 are converted, logged; other dtypes are refused) with finite
 values, carries our metadata with a non-negative integer step, names a known model with a valid
-config inside the size budget of :mod:`spec.configs`, and (via :func:`check_tensors`) holds
+config inside the size budget of :mod:`core.configs`, and (via :func:`check_tensors`) holds
 exactly the expected tensor names and shapes. Writing is deterministic: the same tensors and
 metadata always give the same bytes.
 """

@@ -1,6 +1,6 @@
 """Training data: any ImageFolder-style directory, and the embedded default dataset.
 
-Preprocessing is :func:`spec.images.load_image` (resize shorter side + centre crop, RGB,
+Preprocessing is :func:`core.images.load_image` (resize shorter side + centre crop, RGB,
 values in [0, 1]) for both frameworks, and batches come from one NumPy iterator, so torch and
 Keras see the same pixels in the same order for the same seed.
 
@@ -43,7 +43,7 @@ def prepare_digits(size: int, root: str | os.PathLike | None = None) -> Path:
 
     The tree is built in a temp folder and renamed into place, so an interrupted first run
     never leaves a half-written dataset behind. A cache folder that cannot be written is an
-    :class:`~spec.errors.OutputError` naming it.
+    :class:`~core.errors.OutputError` naming it.
     """
     target = Path(root or cache_root()) / f"digits-{size}"
     if (target / ".complete").exists():
@@ -84,7 +84,7 @@ def prepare_digits(size: int, root: str | os.PathLike | None = None) -> Path:
 
 def _unreadable(path: Path) -> str | None:
     """Why ``path`` is no training image, or None when it decodes completely with
-    :func:`~spec.images.open_image`'s checks (``Image.verify`` misses truncated JPEGs, for one)."""
+    :func:`~core.images.open_image`'s checks (``Image.verify`` misses truncated JPEGs, for one)."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return "not an image file name"
     try:
@@ -138,10 +138,10 @@ def _files_under(folder: Path, root: Path) -> list[Path]:
 class ImageFolder:
     """The images under ``root``: one sub-folder per class (or images directly in ``root``).
 
-    Every file is checked once when the dataset is opened (with :func:`~spec.images.open_image`,
+    Every file is checked once when the dataset is opened (with :func:`~core.images.open_image`,
     so also against its pixel, aspect-ratio and mode limits); unreadable and non-image files are
     skipped with one warning that counts them and names the first. A data directory or sub-folder
-    that cannot be read is a :class:`~spec.errors.DataError` naming it.
+    that cannot be read is a :class:`~core.errors.DataError` naming it.
     """
 
     root: Path

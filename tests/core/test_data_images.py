@@ -1,4 +1,4 @@
-"""spec.data and spec.images: the embedded digits, ImageFolder, preprocessing, grids and GIFs."""
+"""core.data and core.images: the embedded digits, ImageFolder, preprocessing, grids and GIFs."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import spec.images
-from spec.data import ImageFolder, cache_root, open_dataset, prepare_digits
-from spec.errors import DataError
-from spec.images import (
+import core.images
+from core.data import ImageFolder, cache_root, open_dataset, prepare_digits
+from core.errors import DataError
+from core.images import (
     encode_gif,
     encode_png,
     load_image,
@@ -132,7 +132,7 @@ def mixed_folder(tmp_path) -> Path:
 
 
 def test_image_folder_skips_bad_files_with_one_warning(mixed_folder, caplog):
-    caplog.set_level(logging.WARNING, logger="spec.data")
+    caplog.set_level(logging.WARNING, logger="core.data")
     data = ImageFolder.open(mixed_folder, 16)
     assert data.classes == ["cats", "dogs"]
     assert [p.name for p in data.files] == ["0.png", "1.png", "2.png", "0.png", "1.png"]
@@ -151,7 +151,7 @@ def test_image_folder_skips_bad_files_with_one_warning(mixed_folder, caplog):
 def test_image_folder_without_class_folders(tmp_path, caplog):
     for i in range(3):
         Image.fromarray(_solid(i * 40)).save(tmp_path / f"{i}.png")
-    caplog.set_level(logging.WARNING, logger="spec.data")
+    caplog.set_level(logging.WARNING, logger="core.data")
     data = ImageFolder.open(tmp_path, 8)
     assert len(data) == 3 and data.labels == [0, 0, 0] and data.classes == [tmp_path.name]
     assert not caplog.records
@@ -291,7 +291,7 @@ def test_decompression_bomb_is_refused_from_its_header(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     bomb = _header_only_png(8000, 6000)  # 48 megapixels > MAX_IMAGE_PIXELS
-    assert 8000 * 6000 > spec.images.MAX_IMAGE_PIXELS
+    assert 8000 * 6000 > core.images.MAX_IMAGE_PIXELS
     with pytest.raises(DataError, match=r"bomb\.png: 8000x6000 pixels exceeds the limit of 40000000"):
         open_image(bomb, name="bomb.png")
     path = tmp_path / "bomb.png"
@@ -305,12 +305,12 @@ def test_pixel_limit_is_read_at_call_time(tmp_path, monkeypatch, caplog):
     assert open_image(small).size == (40, 30)
     with pytest.raises(DataError, match="40x30 pixels exceeds the limit of 1000"):
         open_image(small, max_pixels=1000)
-    monkeypatch.setattr(spec.images, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr(core.images, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(DataError, match="exceeds the limit of 1000"):
         open_image(small)
     (tmp_path / "big.png").write_bytes(small)
     Image.fromarray(_solid(9, (10, 10))).save(tmp_path / "ok.png")
-    caplog.set_level(logging.WARNING, logger="spec.data")
+    caplog.set_level(logging.WARNING, logger="core.data")
     data = ImageFolder.open(tmp_path, 8)  # the oversized image is skipped, the small one kept
     assert [p.name for p in data.files] == ["ok.png"] and data.skipped == 1
 
@@ -547,7 +547,7 @@ def test_resize_center_crop_refuses_a_size_below_one():
 
 
 def test_an_unwritable_digits_cache_names_the_folder(tmp_path, monkeypatch):
-    from spec.errors import OutputError
+    from core.errors import OutputError
 
     blocker = tmp_path / "a_file"
     blocker.write_text("x")

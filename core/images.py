@@ -53,7 +53,7 @@ def open_image(source: str | os.PathLike | bytes, name: str | None = None, max_p
     From the header, before any pixel is decoded, it refuses more than ``max_pixels`` pixels
     (:class:`ImageTooLarge`), an aspect ratio above :data:`MAX_ASPECT_RATIO`, and a mode whose value
     range is unknown. Every failure, an OS one included (a missing or unreadable file, a directory,
-    a FIFO), is a :class:`~spec.errors.DataError` whose message names the image. The conversion
+    a FIFO), is a :class:`~core.errors.DataError` whose message names the image. The conversion
     to RGB is :func:`_to_rgb`.
     """
     if max_pixels is None:
@@ -276,7 +276,7 @@ def check_layout(n: int, nrow: int | None = None, fps: float | None = None) -> N
 
     ``nrow`` (images per grid row) is 1..n: more columns than images would only add blank width
     (``nrow=10**6`` asks for a grid millions of pixels wide). ``fps`` is in :data:`FPS_RANGE`.
-    Raises :class:`~spec.errors.ConfigError` (a ``ValueError``) whose message starts with the field.
+    Raises :class:`~core.errors.ConfigError` (a ``ValueError``) whose message starts with the field.
     """
     if nrow is not None and (isinstance(nrow, bool) or not isinstance(nrow, (int, np.integer))
                              or not 1 <= nrow <= max(1, n)):

@@ -1,7 +1,7 @@
-"""spec.checkpoint: the canonical safetensors format, its validation, and atomic writes.
+"""core.checkpoint: the canonical safetensors format, its validation, and atomic writes.
 
 Every broken file must raise :class:`CheckpointError` naming the file (and the tensor where one is
-at fault) from ``spec.checkpoint.load_checkpoint`` and from both frameworks' ``load_model``.
+at fault) from ``core.checkpoint.load_checkpoint`` and from both frameworks' ``load_model``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import pytest
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-import spec.files
-from spec import FORMAT_VERSION
-from spec.errors import OutputError
-from spec.checkpoint import FORMAT_NAME, check_tensors, load_checkpoint, read_safetensors, save_checkpoint, save_tensors
-from spec.configs import ConvVAEConfig
-from spec.errors import AgeError, CheckpointError
+import core.files
+from core import FORMAT_VERSION
+from core.errors import OutputError
+from core.checkpoint import FORMAT_NAME, check_tensors, load_checkpoint, read_safetensors, save_checkpoint, save_tensors
+from core.configs import ConvVAEConfig
+from core.errors import AgeError, CheckpointError
 
 TINY = ConvVAEConfig.preset("tiny")
 
@@ -328,9 +328,9 @@ def test_failed_overwrite_keeps_the_old_checkpoint(fail_at, good, tiny_tensors, 
                 self.fh.flush()
                 boom()
 
-        monkeypatch.setattr(spec.files.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
+        monkeypatch.setattr(core.files.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
     else:
-        monkeypatch.setattr(spec.files.os, fail_at, boom)
+        monkeypatch.setattr(core.files.os, fail_at, boom)
     changed = {k: v + 1 for k, v in tiny_tensors.items()}
     with pytest.raises(OutputError, match="simulated") as err:
         save_checkpoint(target, changed, TINY, "keras", step=999)
@@ -352,13 +352,13 @@ def test_successful_overwrite_replaces_and_leaves_nothing_else(good, tiny_tensor
 def test_written_files_get_normal_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        fresh = spec.files.atomic_write_bytes(tmp_path / "sub" / "fresh.bin", b"x")
+        fresh = core.files.atomic_write_bytes(tmp_path / "sub" / "fresh.bin", b"x")
         assert stat.S_IMODE(fresh.stat().st_mode) == 0o644  # not mkstemp's 0o600
         os.umask(0o027)
-        other = spec.files.atomic_write_text(tmp_path / "other.txt", "y")
+        other = core.files.atomic_write_text(tmp_path / "other.txt", "y")
         assert stat.S_IMODE(other.stat().st_mode) == 0o640
         os.chmod(fresh, 0o664)
-        spec.files.atomic_write_bytes(fresh, b"again")  # an existing file keeps its mode
+        core.files.atomic_write_bytes(fresh, b"again")  # an existing file keeps its mode
         assert stat.S_IMODE(fresh.stat().st_mode) == 0o664 and fresh.read_bytes() == b"again"
     finally:
         os.umask(old)

@@ -32,7 +32,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path``; a crash leaves the old file or the new one, never half of one.
 
     Any OS failure (a missing or read-only folder, a directory or file in the way, a full disk)
-    raises :class:`~spec.errors.OutputError` naming ``path``, after removing the temp file.
+    raises :class:`~core.errors.OutputError` naming ``path``, after removing the temp file.
     """
     path = Path(path)
     tmp: str | None = None

@@ -97,7 +97,7 @@ class FrameworkTrainer:
 
 @dataclass(frozen=True)
 class GANStepNoise:
-    """One WGAN-GP step's noise, identical in both frameworks (:func:`spec.training.step_noise`)."""
+    """One WGAN-GP step's noise, identical in both frameworks (:func:`core.training.step_noise`)."""
 
     prior: np.ndarray  #: (B, latent) generator input
     eps: np.ndarray  #: (B, latent) reparameterisation noise of the ELBO term
@@ -142,7 +142,7 @@ class WGANGPTrainer(FrameworkTrainer):
     """The WGAN-GP step schedule, once for both frameworks (Gulrajani et al. 2017).
 
     Every step draws :class:`GANStepNoise` and trains the critic; every ``--n-critic``-th step
-    also trains the generator with the KL weight of :func:`spec.training.kl_weight`. Critic-only
+    also trains the generator with the KL weight of :func:`core.training.kl_weight`. Critic-only
     steps log the last generator losses (restored from the history on ``--resume``), and
     ``single`` mode logs its alpha. The framework twins implement the two updates and read alpha.
     """

@@ -157,10 +157,10 @@ class BaseConfig:
         params, acts = self.parameter_count(), self.activation_count()
         if params > MAX_PARAMETERS:
             raise ConfigError(f"{self.model}: this config builds {params:,} parameters; the limit is "
-                              f"{MAX_PARAMETERS:,} (spec.configs.MAX_PARAMETERS)")
+                              f"{MAX_PARAMETERS:,} (core.configs.MAX_PARAMETERS)")
         if acts > MAX_ACTIVATIONS:
             raise ConfigError(f"{self.model}: this config needs {acts:,} activation elements per sample; the "
-                              f"limit is {MAX_ACTIVATIONS:,} (spec.configs.MAX_ACTIVATIONS)")
+                              f"limit is {MAX_ACTIVATIONS:,} (core.configs.MAX_ACTIVATIONS)")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -1,4 +1,4 @@
-"""spec.configs, spec.registry and spec.noise: presets, validation, JSON, sizes, seeded latents."""
+"""core.configs, core.registry and core.noise: presets, validation, JSON, sizes, seeded latents."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from spec.configs import CONFIG_CLASSES, ConvVAEConfig, config_from_json, conv_out_size
-from spec.errors import ConfigError
-from spec.noise import latents, variation_latents
-from spec.registry import get_model_spec, make_config, resolve_config
-from spec.training import kl_weight, step_noise
+from core.configs import CONFIG_CLASSES, ConvVAEConfig, config_from_json, conv_out_size
+from core.errors import ConfigError
+from core.noise import latents, variation_latents
+from core.registry import get_model_spec, make_config, resolve_config
+from core.training import kl_weight, step_noise
 
 # --------------------------------------------------------------------------- presets and fields
 
