@@ -53,6 +53,9 @@ class ModelSpec:
     description: str
     #: defaults of the trainers' --lr and --batch-size for this model
     train_defaults: dict[str, float] = field(default_factory=dict)
+    #: the latent prior generation samples from: "normal" (N(0, I)), "sphere" (N(0, I) normalised
+    #: to the unit sphere, A.G.E.), or "none" (an autoencoder: its latents have no prior to sample)
+    prior: str = "normal"
 
     def parts(self, config: BaseConfig) -> dict[str, PartSpec]:
         return self.parts_fn(config)
@@ -111,6 +114,30 @@ def part_filename(part: str, precision: str = "fp32") -> str:
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return f"{part}{PRECISIONS[precision]}"
+
+
+#: what an encoder part's outputs say about it: (mu, logvar) is a Gaussian posterior, one output a point
+ENCODER_KINDS = {("mu", "logvar"): "gaussian", ("z",): "deterministic"}
+PRIORS = ("normal", "sphere", "none")
+
+
+def runtime_facts(config: BaseConfig) -> dict[str, object]:
+    """What the runtime needs to know about a model, written into every exported part's metadata:
+
+    ``prior`` ("normal" | "sphere" | "none"), ``encoder_kind`` ("gaussian": the encoder gives
+    (mu, logvar); "deterministic": it gives z; "none": no encoder) and ``reconstructs`` (it has both
+    an encoder and a generator part, so ``reconstruct(image)`` is defined)."""
+    spec = get_model_spec(config.model)
+    parts = spec.parts(config)
+    encoder = parts.get(ENCODER_PART)
+    kind = "none" if encoder is None else ENCODER_KINDS.get(tuple(t.name for t in encoder.outputs))
+    if kind is None:
+        raise ConfigError(f"model {config.model!r}: encoder outputs {[t.name for t in encoder.outputs]} are "
+                          f"neither (mu, logvar) nor (z,)")
+    if spec.prior not in PRIORS:
+        raise ConfigError(f"model {config.model!r}: prior {spec.prior!r} is not one of {PRIORS}")
+    reconstructs = encoder is not None and any(p in parts for p in GENERATOR_PARTS)
+    return {"prior": spec.prior, "encoder_kind": kind, "reconstructs": reconstructs}
 
 
 def sample_part(config: BaseConfig) -> str:
