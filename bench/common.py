@@ -246,10 +246,10 @@ def prepare_frameworks() -> None:
 
 
 def export_via_torch(tmodel, ckpt_path: Path, onnx_dir: Path) -> tuple[Path, list, float]:
-    """``torch_impl.save_model`` then ``export.onnx.export_checkpoint(ckpt, onnx_dir, "torch")``
+    """``torch_impl.save_model`` then ``export.pipeline.export_checkpoint(ckpt, onnx_dir, "torch")``
     (its parity table swallowed); returns (checkpoint, export reports, seconds both took)."""
     import torch_impl
-    from export.onnx import export_checkpoint
+    from export.pipeline import export_checkpoint
 
     t0 = time.perf_counter()
     ckpt = torch_impl.save_model(tmodel, ckpt_path)

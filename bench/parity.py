@@ -25,7 +25,8 @@ import torch  # noqa: E402
 
 import keras_impl  # noqa: E402
 import torch_impl  # noqa: E402
-from export.onnx import export_checkpoint, random_inputs  # noqa: E402
+from export.pipeline import export_checkpoint  # noqa: E402
+from export.validation import random_inputs  # noqa: E402
 from keras_impl.checkpoint import load_tensors  # noqa: E402
 from keras_impl.parts import run_part as keras_run  # noqa: E402
 from core.noise import latents  # noqa: E402

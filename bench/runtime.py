@@ -7,7 +7,7 @@
 For each model (``MODEL`` or ``MODEL:PRESET``; an entry without a preset gets every ``--presets``
 preset; default: tiny and seed ``conv_vae``, tiny ``vaegan``), a torch model is built from fresh
 seeded weights (``torch.manual_seed(--seed)`` then ``torch_impl.build``), saved with
-``torch_impl.save_model`` and exported with ``export.onnx.export_checkpoint(ckpt, dir, "torch")``.
+``torch_impl.save_model`` and exported with ``export.pipeline.export_checkpoint(ckpt, dir, "torch")``.
 Its generator part (``decoder`` / ``generator`` / ``video_generator``, :func:`core.registry.sample_part`)
 is then timed, on the same latents, as
 

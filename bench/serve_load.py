@@ -5,7 +5,7 @@
                                [--max-batch 64] [--max-delay-ms 5] [--server-arg=--no-access-log ...]
 
 1. Without ``--repo``, a ``--preset`` (default tiny) ``conv_vae`` (fresh weights, ``torch.manual_seed(--seed)``) is saved and
-   exported with ``export.onnx.export_checkpoint(ckpt, REPO/conv_vae, "torch")`` into a temporary
+   exported with ``export.pipeline.export_checkpoint(ckpt, REPO/conv_vae, "torch")`` into a temporary
    model repository. With ``--repo`` that repository is served as it is (``--model`` picks the
    model to load; default: the first one ``GET /v1/models`` lists).
 2. ``python -m runtime.serve REPO --host 127.0.0.1 --port FREE --max-batch 64 --max-delay-ms 5``

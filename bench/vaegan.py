@@ -10,7 +10,7 @@ For each ``tanh_mode``:
    critic + generator steps are timed separately (``--n-critic 2``, so steps alternate), and the
    per-step cost at the trainers' default ``--n-critic`` is derived from the two. Warm-up steps
    (one of each kind at least) absorb Keras' ``tf.function`` tracing.
-2. generation: the torch model is exported to ONNX (``export.onnx.export_checkpoint``, via torch)
+2. generation: the torch model is exported to ONNX (``export.pipeline.export_checkpoint``, via torch)
    in a temporary directory and served by ``runtime.load(dir, providers="cpu")``; its ``decode``
    (raw float output, ``ort``) is timed against torch eager (``eval()``, ``no_grad``; ``torch``)
    and Keras, eager (``keras_impl.parts.run_part``: the registry part's method, ``generate`` or

@@ -5,7 +5,10 @@ Metadata keys written into every exported file (``metadata_props``, all strings)
 ``age.model``, ``age.part``, ``age.config`` (config JSON), ``age.inputs`` / ``age.outputs``
 (JSON lists of ``{"name", "shape", "kind"}``, canonical NCHW, batch axis ``"batch"``),
 ``age.value_range`` (JSON ``[low, high]`` or ``null``), ``age.source_framework`` (who wrote the
-checkpoint), ``age.exported_via``, ``age.step``, ``age.format_version``.
+checkpoint), ``age.exported_via``, ``age.step``, ``age.format_version``, and what the runtime needs to
+serve the model without knowing it (:func:`core.registry.runtime_facts`): ``age.prior``
+(``normal`` | ``sphere`` | ``none``), ``age.encoder_kind`` (``gaussian`` | ``deterministic`` |
+``none``) and ``age.reconstructs`` (JSON ``true`` / ``false``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import onnx
 
 from core import FORMAT_VERSION
 from core.checkpoint import Checkpoint
-from core.registry import PartSpec
+from core.registry import PartSpec, runtime_facts
 
 META_PREFIX = "age."
 
@@ -49,7 +52,18 @@ def _io_json(tensors) -> str:
     return json.dumps([{**asdict(t), "shape": list(t.shape)} for t in tensors])
 
 
+def runtime_metadata(ckpt: Checkpoint) -> dict[str, str]:
+    """The ``age.prior`` / ``age.encoder_kind`` / ``age.reconstructs`` values (without the prefix)."""
+    facts = runtime_facts(ckpt.config)
+    return {
+        "prior": str(facts["prior"]),
+        "encoder_kind": str(facts["encoder_kind"]),
+        "reconstructs": json.dumps(bool(facts["reconstructs"])),
+    }
+
+
 def embed_metadata(model: onnx.ModelProto, ckpt: Checkpoint, part: PartSpec, via: str) -> onnx.ModelProto:
+    """Replace every ``age.*`` entry of ``model`` with this export's (other entries are kept)."""
     meta = {
         "model": ckpt.model,
         "part": part.name,
@@ -61,6 +75,7 @@ def embed_metadata(model: onnx.ModelProto, ckpt: Checkpoint, part: PartSpec, via
         "exported_via": via,
         "step": str(ckpt.step),
         "format_version": FORMAT_VERSION,
+        **runtime_metadata(ckpt),
     }
     kept = [p for p in model.metadata_props if not p.key.startswith(META_PREFIX)]
     del model.metadata_props[:]

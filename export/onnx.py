@@ -10,170 +10,21 @@ tolerance. Files land only when every part passed (all or nothing).
 Options beyond fp32: ``--fp16`` / ``--int8`` also write ``<part>.fp16.onnx`` / ``<part>.int8.onnx``
 and report their PSNR and CPU speed against fp32 (:mod:`export.variants`); ``--triton REPO``
 also writes a Triton Inference Server model repository (:mod:`export.triton`).
+
+This module is only the command line: the work is :func:`export.pipeline.export_checkpoint`.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
-import os
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
+from core.errors import AgeError, os_error_message
 
-from core.checkpoint import load_checkpoint
-from core.errors import AgeError, ExportError, OutputError, os_error_message
-from core.files import atomic_write_many
-from core.registry import PartSpec, get_model_spec, part_filename
+from .pipeline import DEFAULT_OPSET, TOLERANCE, VIA, export_checkpoint
 
 log = logging.getLogger("export.onnx")
-
-DEFAULT_OPSET = 18
-TOLERANCE = 1e-4
-VIA = ("torch", "keras")
-
-
-@dataclass
-class PartReport:
-    part: str
-    path: Path
-    max_abs_diff: float
-    size_bytes: int
-    passed: bool
-
-
-def random_inputs(part: PartSpec, batch: int, seed: int | tuple[int, ...] = 0) -> list[np.ndarray]:
-    """Inputs drawn like real ones: images and videos uniform in [0, 1], vectors standard normal."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for t in part.inputs:
-        shape = t.concrete_shape(batch)
-        x = (rng.random(shape, dtype=np.float32) if t.kind in ("image", "video")
-             else rng.standard_normal(shape, dtype=np.float32))
-        out.append(x)
-    return out
-
-
-def random_feed(part: PartSpec, batch: int, seed: int | tuple[int, ...] = 0) -> dict[str, np.ndarray]:
-    """:func:`random_inputs` keyed by the part's input names (an onnxruntime feed)."""
-    return {t.name: x for t, x in zip(part.inputs, random_inputs(part, batch, seed))}
-
-
-def cpu_session(model_bytes: bytes):
-    """A quiet onnxruntime CPU session: what export validates and measures with."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-
-
-def ort_run(model_bytes: bytes, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
-    return cpu_session(model_bytes).run(None, inputs)
-
-
-def export_checkpoint(
-    checkpoint: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    via: str = "torch",
-    opset: int = DEFAULT_OPSET,
-    tolerance: float = TOLERANCE,
-    variants: tuple[str, ...] = (),
-    triton: str | os.PathLike | None = None,
-    triton_name: str | None = None,
-    triton_max_batch: int = 64,
-    triton_delay_us: int = 5000,
-) -> list[PartReport]:
-    """Export and validate every part; raises :class:`ExportError` if any part fails.
-
-    ``variants`` ("fp16", "int8") are written next to each fp32 part with their PSNR reported;
-    ``triton`` is a model repository directory to fill as well.
-    """
-    import onnx
-
-    from .graph import embed_metadata, rename_io
-
-    if via not in VIA:
-        raise ExportError(f"--via must be one of {VIA}, got {via!r}")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"--out {out_dir}: is a file, not a directory")
-    ckpt = load_checkpoint(checkpoint)
-    if triton is not None:
-        from .triton import check_options
-
-        check_options(triton_name or ckpt.model, triton_max_batch, triton_delay_us)
-    backend = importlib.import_module(f"export.via_{via}")
-    model = backend.load(ckpt)
-    parts = get_model_spec(ckpt.model).parts(ckpt.config)
-    reports, protos, blobs = [], {}, {}
-    for part in parts.values():
-        log.info("exporting %s/%s via %s (opset %d)", ckpt.model, part.name, via, opset)
-        try:
-            proto = backend.export_part(model, part, opset)
-        except Exception as exc:  # noqa: BLE001 - exporter internals raise anything
-            raise ExportError(f"{checkpoint}: exporting part {part.name!r} via {via} failed: {exc}") from exc
-        proto = embed_metadata(rename_io(proto, part), ckpt, part, via)
-        try:
-            onnx.checker.check_model(proto, full_check=True)
-        except Exception as exc:  # noqa: BLE001
-            raise ExportError(f"{checkpoint}: ONNX checker rejected part {part.name!r}: {exc}") from exc
-        blob = proto.SerializeToString()
-        inputs = random_inputs(part, batch=3)
-        got = ort_run(blob, {t.name: x for t, x in zip(part.inputs, inputs)})
-        want = backend.run(model, part, inputs)
-        diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
-        shapes_ok = all(g.shape == w.shape for g, w in zip(got, want))
-        reports.append(PartReport(part.name, out_dir / part_filename(part.name), diff, len(blob), shapes_ok and diff <= tolerance))
-        protos[part.name], blobs[part.name] = proto, blob
-    print_table(reports, tolerance)
-    failed = [r.part for r in reports if not r.passed]
-    if failed:
-        raise ExportError(f"{checkpoint}: part(s) {failed} differ from {via} by more than {tolerance:g}; nothing written")
-    extra: dict[Path, bytes] = {}
-    if variants:
-        import tempfile
-
-        from .variants import make_variant, print_variant_table
-
-        variant_reports = []
-        with tempfile.TemporaryDirectory(prefix="age-variant-") as tmp:
-            for part in parts.values():
-                for kind in variants:
-                    log.info("making the %s variant of %s", kind, part.name)
-                    path = out_dir / part_filename(part.name, kind)
-                    try:
-                        blob, report = make_variant(kind, protos[part.name], blobs[part.name], part, path, Path(tmp))
-                    except ExportError:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - converter/quantizer internals
-                        raise ExportError(f"{checkpoint}: the {kind} variant of {part.name!r} failed: {exc}") from exc
-                    extra[path] = blob
-                    variant_reports.append(report)
-        print_variant_table(variant_reports)
-    atomic_write_many({**{report.path: blobs[report.part] for report in reports}, **extra})
-    if triton is not None:
-        from .triton import write_repository
-
-        name = triton_name or f"{ckpt.model}"
-        metas = {p.name: {m.key: m.value for m in protos[p.name].metadata_props} for p in parts.values()}
-        configs = write_repository(triton, name, {p.name: (p, blobs[p.name], metas[p.name]) for p in parts.values()},
-                                   triton_max_batch, triton_delay_us)
-        for config in configs:
-            print(f"wrote {config}")
-    return reports
-
-
-def print_table(reports: list[PartReport], tolerance: float) -> None:
-    header = f"{'part':<20} {'max |diff|':>12} {'size':>12}  status"
-    lines = [header, "-" * len(header)]
-    for r in reports:
-        status = "ok" if r.passed else f"FAIL (> {tolerance:g})"
-        lines.append(f"{r.part:<20} {r.max_abs_diff:>12.3e} {r.size_bytes / 1e6:>10.2f}MB  {status}")
-    print("\n".join(lines), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ import onnx
 from core.errors import ExportError
 from core.registry import PRECISIONS, PartSpec
 
-from .onnx import cpu_session, random_feed
+from .validation import cpu_session, random_feed
 
 log = logging.getLogger("export.variants")
 

@@ -111,6 +111,6 @@ def randomize_batchnorm(model, seed: int = 0):
 
 
 def part_inputs(part, batch: int, seed: int = 0) -> list[np.ndarray]:
-    from export.onnx import random_inputs
+    from export.validation import random_inputs
 
     return random_inputs(part, batch, seed)

@@ -13,11 +13,12 @@ import numpy as np
 import onnx
 import pytest
 
-import export.onnx as exporter
+import export.onnx as cli
+import export.pipeline as exporter
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.configs import config_from_json
 from core.errors import ExportError
-from core.registry import get_model_spec, make_config
+from core.registry import get_model_spec, make_config, runtime_facts
 from tests.conftest import part_inputs, randomize_batchnorm
 
 TINY = make_config("conv_vae", "tiny")
@@ -49,7 +50,7 @@ def exports(keras_ckpt, tmp_path_factory) -> dict[str, Path]:
     out = {}
     for via in VIA:
         out[via] = tmp_path_factory.mktemp(f"via-{via}")
-        assert exporter.main([str(keras_ckpt), "--out", str(out[via]), "--via", via, "--log-level", "WARNING"]) == 0
+        assert cli.main([str(keras_ckpt), "--out", str(out[via]), "--via", via, "--log-level", "WARNING"]) == 0
     return out
 
 
@@ -97,6 +98,10 @@ def test_metadata(via, exports):
         outputs = json.loads(meta["age.outputs"])
         assert [(t["name"], t["shape"]) for t in outputs] == [(t.name, list(t.shape)) for t in part.outputs]
         assert model.producer_name == "age-toolkit"
+        # what the runtime serves by: conv_vae is a Gaussian-encoder VAE with a N(0, I) prior
+        assert (meta["age.prior"], meta["age.encoder_kind"], meta["age.reconstructs"]) == ("normal", "gaussian", "true")
+        facts = runtime_facts(TINY)
+        assert meta["age.prior"] == facts["prior"] and meta["age.encoder_kind"] == facts["encoder_kind"]
 
 
 @pytest.mark.parametrize("via", VIA)
@@ -156,14 +161,14 @@ def test_bad_checkpoint_fails_without_files(kind, keras_ckpt, tmp_path, caplog):
         ckpt = save_checkpoint(tmp_path / "misfit.safetensors", tensors, TINY, "keras")
         fragment = "'fc_mu.bias'"
     out = tmp_path / "out"
-    assert exporter.main([str(ckpt), "--out", str(out)]) != 0
+    assert cli.main([str(ckpt), "--out", str(out)]) != 0
     assert str(ckpt) in caplog.text and fragment in caplog.text
     assert not out.exists() or not list(out.glob("*.onnx"))
 
 
 def test_unknown_exporter_is_refused(keras_ckpt, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        exporter.main([str(keras_ckpt), "--out", str(tmp_path / "out"), "--via", "bogus"])
+        cli.main([str(keras_ckpt), "--out", str(tmp_path / "out"), "--via", "bogus"])
     assert exit_info.value.code == 2
     assert "bogus" in capsys.readouterr().err
     with pytest.raises(ExportError, match="bogus"):

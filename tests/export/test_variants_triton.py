@@ -11,7 +11,8 @@ import onnx
 import pytest
 from google.protobuf import text_format
 
-import export.onnx as exporter
+import export.onnx as cli
+import export.pipeline as exporter
 import runtime
 from export.variants import psnr
 from core.errors import ExportError
@@ -56,7 +57,7 @@ def test_variants_are_written_with_metadata_and_float32_io(exported, capsys):
 
 
 def test_variant_table_reports_psnr(checkpoint, tmp_path, capsys):
-    exporter.main([str(checkpoint), "--out", str(tmp_path), "--fp16", "--log-level", "WARNING"])
+    cli.main([str(checkpoint), "--out", str(tmp_path), "--fp16", "--log-level", "WARNING"])
     table = capsys.readouterr().out
     rows = [line.split() for line in table.splitlines() if line.startswith(("encoder", "decoder")) and "fp16" in line]
     assert len(rows) == 2

@@ -40,7 +40,7 @@ def exported(tmp_path_factory) -> dict[str, Path]:
     import torch
 
     import torch_impl
-    from export.onnx import export_checkpoint
+    from export.pipeline import export_checkpoint
 
     root = tmp_path_factory.mktemp("rt")
     torch.manual_seed(0)
