@@ -3,7 +3,8 @@
     import runtime
     session = runtime.load("exported/conv_vae")          # a directory or a <part>.onnx file
     images = session.generate(16, seed=0)                 # uint8 (16, H, W, 3)
-    similar = session.variations("face.png", n=10)        # needs encoder.onnx beside the decoder
+    similar = session.variations("face.png", n=10)        # needs a Gaussian encoder.onnx beside the decoder
+    again = session.reconstruct_image("face.png")         # any encoder: encode (mu or z), decode
 
 CLI: ``python -m runtime.generate DIR --n 16 --seed 0 --out grid.png``.
 """
@@ -11,7 +12,7 @@ CLI: ``python -m runtime.generate DIR --n 16 --seed 0 --out grid.png``.
 from core.errors import AgeError, DataError, ModelFileError
 
 from .providers import ProviderChoice, ProviderError
-from .session import GeneratorSession, load
+from .session import GeneratorSession, UnsupportedOperation, load
 
 __all__ = [
     "AgeError",
@@ -20,5 +21,6 @@ __all__ = [
     "ModelFileError",
     "ProviderChoice",
     "ProviderError",
+    "UnsupportedOperation",
     "load",
 ]

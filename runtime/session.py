@@ -4,10 +4,17 @@ Everything the runtime knows about a model comes from the ``age.*`` metadata tha
 :mod:`export.graph` embeds in each ``<part>.onnx`` (tensor names, shapes, kinds, value range,
 config), so new models work here without code changes as long as they export:
 
-* a *generator* part (``generator``, ``decoder`` or ``video_generator``): one ``vector`` input
-  ``(batch, latent_dim)`` -> one output of kind ``image`` ``(batch, C, H, W)`` or ``video``
-  ``(batch, T, C, H, W)``;
-* optionally an ``encoder`` part next to it: ``image`` ``(batch, C, H, W)`` -> ``mu``, ``logvar``.
+* a *generator* part (``generator``, ``decoder`` or ``video_generator``): one latent input
+  ``(batch, *latent_shape)`` (a vector ``(batch, latent_dim)``, or e.g. a conv autoencoder's
+  feature map ``(batch, C, h, w)``) -> one output of kind ``image`` ``(batch, C, H, W)`` or
+  ``video`` ``(batch, T, C, H, W)``;
+* optionally an ``encoder`` part next to it: ``image`` ``(batch, C, H, W)`` -> ``mu``, ``logvar``
+  (a *gaussian* encoder) or ``z`` (a *deterministic* one), each ``(batch, *latent_shape)``.
+
+``age.prior`` says how seeds become latents (:mod:`runtime.priors`: ``normal``, ``sphere``, or
+``none`` for an autoencoder, which only reconstructs), ``age.encoder_kind`` which encoder it has,
+``age.reconstructs`` whether it can reconstruct. Files exported before those keys existed read as
+prior ``normal`` with the encoder kind its output names give.
 
 Only onnxruntime, NumPy and Pillow (through :mod:`core.images`) are used: no torch, no
 TensorFlow, not even indirectly, so the runtime installs with ``pip install .[runtime]``.
@@ -15,6 +22,7 @@ TensorFlow, not even indirectly, so the runtime installs with ``pip install .[ru
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -24,15 +32,17 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from PIL import Image as PILImage
 
 from core import FORMAT_VERSION, jsonio
 from core import images as spec_images
 from core import noise as spec_noise
 from core.noise import MAX_SEED, SCALE_RANGE, check_scale, check_seed  # noqa: F401 - part of this API
 from core.errors import ModelFileError, os_error_message
-from core.registry import ENCODER_PART, GENERATOR_PARTS, PRECISIONS, part_filename
+from core.errors import AgeError
+from core.registry import ENCODER_KINDS, ENCODER_PART, GENERATOR_PARTS, PRECISIONS, PRIORS, part_filename
 
-from . import modelfile
+from . import modelfile, priors
 from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
 from .providers import ort_message as _one_line
 
@@ -44,7 +54,17 @@ REQUIRED_META = ("model", "part", "config", "inputs", "outputs")
 #: Default chunk size for ``decode``/``generate``: bounds peak memory for large ``n``.
 DEFAULT_BATCH_SIZE = 64
 
-ImageSource = str | os.PathLike | bytes | np.ndarray
+#: A picture: a path, encoded bytes, a float (C, H, W) array in [0, 1], or a PIL image.
+ImageSource = Any
+#: ``age.encoder_kind`` values: what the encoder gives (or that there is none).
+ENCODER_KIND_VALUES = ("gaussian", "deterministic", "none")
+#: The metadata keys that describe the model as a whole: every part of one export carries the same.
+FACT_KEYS = ("prior", "encoder_kind", "reconstructs")
+
+
+class UnsupportedOperation(AgeError):
+    """The model cannot do what was asked: generate from seeds without a prior, variations without
+    a Gaussian encoder. The message says why and what the model can do instead."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,12 @@ class Part:
     metadata: dict[str, str] = field(repr=False)
     #: the session's output names in graph order (what ``run`` returns), read once at load
     output_names: tuple[str, ...] = ()
+    #: ``age.prior`` (default ``normal``)
+    prior: str = priors.DEFAULT_PRIOR
+    #: ``age.encoder_kind``, or None when the file does not say (derived from the encoder then)
+    encoder_kind: str | None = None
+    #: ``age.reconstructs``, or None when the file does not say
+    reconstructs: bool | None = None
 
     @property
     def device(self) -> str:
@@ -190,6 +216,7 @@ def _parse_metadata(path: Path, entries: list[tuple[str, str]]) -> dict[str, Any
             raise ValueError(f"not a finite [low, high] range: {str(vr)[:80]}")
     except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
         raise ModelFileError(f"{path}: metadata {META_PREFIX}value_range is malformed ({exc})") from None
+    facts = _parse_facts(path, meta)
     inputs = _parse_tensors(path, "inputs", meta["inputs"])
     for t in inputs:
         if t.kind == "vector" and math.prod(t.dims) > MAX_LATENT_DIM:
@@ -203,7 +230,26 @@ def _parse_metadata(path: Path, entries: list[tuple[str, str]]) -> dict[str, Any
         "outputs": _parse_tensors(path, "outputs", meta["outputs"]),
         "value_range": value_range,
         "metadata": raw,
+        **facts,
     }
+
+
+def _parse_facts(path: Path, meta: dict[str, str]) -> dict[str, Any]:
+    """``age.prior`` / ``age.encoder_kind`` / ``age.reconstructs``, each optional (older exports)."""
+    prior = meta.get("prior", priors.DEFAULT_PRIOR)
+    if prior not in PRIORS:
+        raise ModelFileError(f"{path}: metadata {META_PREFIX}prior is {prior[:40]!r}; expected one of {', '.join(PRIORS)}")
+    kind = meta.get("encoder_kind")
+    if kind is not None and kind not in ENCODER_KIND_VALUES:
+        raise ModelFileError(f"{path}: metadata {META_PREFIX}encoder_kind is {kind[:40]!r}; "
+                             f"expected one of {', '.join(ENCODER_KIND_VALUES)}")
+    reconstructs = None
+    if "reconstructs" in meta:
+        reconstructs = _meta_json(path, "reconstructs", meta["reconstructs"])
+        if not isinstance(reconstructs, bool):
+            raise ModelFileError(f"{path}: metadata {META_PREFIX}reconstructs is {meta['reconstructs'][:40]!r}; "
+                                 "expected true or false")
+    return {"prior": prior, "encoder_kind": kind, "reconstructs": reconstructs}
 
 
 def _check_graph_matches(path: Path, kind: str, declared: tuple[TensorInfo, ...], actual: list[Any]) -> None:
@@ -271,13 +317,13 @@ def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
                 output_names=tuple(o.name for o in session.get_outputs()), **meta)
 
 
-def _check_generator(part: Part) -> int:
-    """Validate the generator contract; returns latent_dim."""
+def _check_generator(part: Part) -> tuple[int, ...]:
+    """Validate the generator contract; returns the per-sample latent shape."""
     if part.name not in GENERATOR_PARTS:
         hint = " (pass the generator/decoder file or the model directory)" if part.name == ENCODER_PART else ""
         raise ModelFileError(f"{part.path}: part {part.name!r} is not a generator; expected one of {GENERATOR_PARTS}{hint}")
-    if len(part.inputs) != 1 or len(part.inputs[0].shape) != 2:
-        raise ModelFileError(f"{part.path}: a generator takes one (batch, latent_dim) input, metadata has {part.inputs}")
+    if len(part.inputs) != 1 or len(part.inputs[0].shape) < 2:
+        raise ModelFileError(f"{part.path}: a generator takes one (batch, *latent_shape) input, metadata has {part.inputs}")
     out = part.outputs[0]
     want_rank = {"image": 4, "video": 5}.get(out.kind)
     if want_rank is None or len(out.shape) != want_rank:
@@ -285,15 +331,23 @@ def _check_generator(part: Part) -> int:
             f"{part.path}: first output {out.name!r} must be an image (batch, C, H, W) or video "
             f"(batch, T, C, H, W), metadata has kind {out.kind!r} shape {list(out.shape)}"
         )
-    latent_dim = part.inputs[0].dims[0]
+    shape = part.inputs[0].dims
+    if math.prod(shape) > MAX_LATENT_DIM:
+        raise ModelFileError(f"{part.path}: input {part.inputs[0].name[:80]!r} has {math.prod(shape)} values per sample "
+                             f"(shape {list(shape)}); latent_dim is limited to {MAX_LATENT_DIM}")
     declared = part.config.get("latent_dim")
-    if declared is not None and declared != latent_dim:
-        raise ModelFileError(f"{part.path}: input is {latent_dim}-d but config latent_dim is {declared}")
-    return latent_dim
+    # a config's latent_dim is the vector size; a spatial latent's config may mean something else by it
+    if len(shape) == 1 and declared is not None and declared != shape[0]:
+        raise ModelFileError(f"{part.path}: input is {shape[0]}-d but config latent_dim is {declared}")
+    return shape
 
 
-def _check_encoder(encoder: Part, generator: Part, latent_dim: int) -> None:
-    """The encoder must belong to the same export as the generator, or variations are garbage."""
+def _check_encoder(encoder: Part, generator: Part, latent_shape: tuple[int, ...]) -> str:
+    """The encoder must belong to the same export as the generator, or its latents are garbage.
+
+    Returns its kind (``gaussian`` or ``deterministic``), read from its output names and checked
+    against ``age.encoder_kind`` where either file declares it.
+    """
     for key in ("model", "config"):
         if getattr(encoder, key) != getattr(generator, key):
             raise ModelFileError(f"{encoder.path}: {key} differs from {generator.path}; they are not from one export")
@@ -302,12 +356,29 @@ def _check_encoder(encoder: Part, generator: Part, latent_dim: int) -> None:
             f"{encoder.path}: step {encoder.metadata.get('age.step')} differs from {generator.path} "
             f"step {generator.metadata.get('age.step')}; they are not from one checkpoint"
         )
-    outs = {t.name: t for t in encoder.outputs}
+    for key in FACT_KEYS:
+        mine, theirs = encoder.metadata.get(META_PREFIX + key), generator.metadata.get(META_PREFIX + key)
+        if mine is not None and theirs is not None and mine != theirs:
+            raise ModelFileError(f"{encoder.path}: metadata {META_PREFIX}{key} is {mine[:40]!r} but {generator.path} "
+                                 f"says {theirs[:40]!r}; they are not from one export")
     if len(encoder.inputs) != 1 or encoder.inputs[0].kind != "image" or len(encoder.inputs[0].shape) != 4:
         raise ModelFileError(f"{encoder.path}: an encoder takes one image (batch, C, H, W) input")
-    for name in ("mu", "logvar"):
-        if name not in outs or outs[name].dims != (latent_dim,):
-            raise ModelFileError(f"{encoder.path}: encoder needs output {name!r} of shape (batch, {latent_dim})")
+    names = [t.name for t in encoder.outputs]
+    derived = next((kind for outs, kind in ENCODER_KINDS.items() if sorted(outs) == sorted(names)), None)
+    if derived is None:
+        raise ModelFileError(f"{encoder.path}: encoder outputs {[n[:40] for n in names[:8]]} are neither "
+                             "(mu, logvar) nor (z)")
+    for part in (encoder, generator):
+        declared = part.encoder_kind
+        if declared is not None and declared != derived:
+            raise ModelFileError(f"{part.path}: metadata {META_PREFIX}encoder_kind is {declared!r} but "
+                                 f"{encoder.path.name} outputs {names}, a {derived} encoder")
+    shape = "(batch, " + ", ".join(map(str, latent_shape)) + ")"
+    for t in encoder.outputs:
+        if t.dims != latent_shape:
+            raise ModelFileError(f"{encoder.path}: encoder output {t.name!r} has shape {list(t.shape)}; the "
+                                 f"generator {generator.path.name} takes {shape}")
+    return derived
 
 
 def _resolve(path: Path, precision: str = "fp32") -> tuple[Path, Path | None]:
@@ -346,15 +417,17 @@ def _find_parts(path: Path, precision: str) -> tuple[Path, Path | None]:
 class GeneratorSession:
     """A loaded generator (plus its encoder, when exported): latents -> images.
 
-    Build it with :func:`load`. Arrays in are float32 latents ``(N, latent_dim)``; images out are
-    uint8 ``(N, H, W, C)`` (``(N, T, H, W, C)`` for video), Pillow's layout.
+    Build it with :func:`load`. Arrays in are float32 latents ``(N, *latent_shape)`` (or flat,
+    ``(N, latent_dim)``); images out are uint8 ``(N, H, W, C)`` (``(N, T, H, W, C)`` for video),
+    Pillow's layout.
     """
 
     def __init__(self, generator: Part, encoder: Part | None = None):
         self._gen = generator
-        self._latent_dim = _check_generator(generator)
+        self._latent_shape = _check_generator(generator)
+        self._encoder_kind = "none"
         if encoder is not None:
-            _check_encoder(encoder, generator, self._latent_dim)
+            self._encoder_kind = _check_encoder(encoder, generator, self._latent_shape)
         self._enc = encoder
 
     # -- description -------------------------------------------------------------------
@@ -387,7 +460,38 @@ class GeneratorSession:
 
     @property
     def latent_dim(self) -> int:
-        return self._latent_dim
+        """Values per latent: the product of :attr:`latent_shape`."""
+        return math.prod(self._latent_shape)
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Per-sample shape of the generator's input: ``(latent_dim,)`` or e.g. ``(C, h, w)``."""
+        return self._latent_shape
+
+    @property
+    def prior(self) -> str:
+        """``normal``, ``sphere`` or ``none`` (an autoencoder: it cannot generate from seeds)."""
+        return self._gen.prior
+
+    @property
+    def encoder_kind(self) -> str:
+        """``gaussian`` (mu, logvar), ``deterministic`` (z) or ``none`` (no encoder loaded)."""
+        return self._encoder_kind
+
+    @property
+    def can_generate(self) -> bool:
+        """Whether seeds can become images (the model has a prior)."""
+        return self.prior != "none"
+
+    @property
+    def can_reconstruct(self) -> bool:
+        """Whether :meth:`reconstruct` works: an encoder is loaded next to the generator."""
+        return self._enc is not None
+
+    @property
+    def can_vary(self) -> bool:
+        """Whether :meth:`variations` works: it needs a Gaussian encoder's posterior."""
+        return self._encoder_kind == "gaussian"
 
     @property
     def is_video(self) -> bool:
@@ -443,8 +547,8 @@ class GeneratorSession:
 
     def __repr__(self) -> str:
         return (
-            f"GeneratorSession({self.model}/{self.part}, latent_dim={self.latent_dim}, "
-            f"image={self.image_shape}, video={self.is_video}, encoder={self.has_encoder}, provider={self.provider})"
+            f"GeneratorSession({self.model}/{self.part}, latent_shape={self.latent_shape}, prior={self.prior}, "
+            f"image={self.image_shape}, video={self.is_video}, encoder={self.encoder_kind}, provider={self.provider})"
         )
 
     # -- inference ---------------------------------------------------------------------
@@ -480,30 +584,49 @@ class GeneratorSession:
         latents: np.ndarray | None = None,
         batch_size: int | None = None,
     ) -> np.ndarray:
-        """``n`` images from ``core.noise.latents(n, latent_dim, seed)`` or from explicit ``latents``.
+        """``n`` images from :meth:`sample_latents` ``(n, seed)`` or from explicit ``latents``.
 
         The same seed gives the same images here, in the torch and the Keras trainers.
         ``seed=None`` draws fresh entropy; otherwise 0 <= seed <= MAX_SEED. ``n`` is at most
-        :attr:`max_images`.
+        :attr:`max_images`. A model without a prior raises :class:`UnsupportedOperation` for
+        seeds; explicit latents decode on every model.
         """
         if latents is None:
             if n is None:
                 raise ValueError("generate: give n (and optionally seed) or latents")
-            n = self.check_n(n)
-            latents = spec_noise.latents(n, self.latent_dim, check_seed(seed))
+            latents = self.sample_latents(n, seed)
         elif n is not None and _count(n, "n") != len(np.asarray(latents)):
             raise ValueError(f"generate: n={n} but {len(np.asarray(latents))} latents were given")
         return self.to_uint8(self.decode(latents, batch_size))
 
+    def sample_latents(self, n: int, seed: int | None = 0) -> np.ndarray:
+        """``(n, *latent_shape)`` float32 latents drawn from the model's prior (:mod:`runtime.priors`)."""
+        if not self.can_generate:
+            raise UnsupportedOperation(
+                f"model {self.model!r} ({self.path.name}) is an autoencoder and only reconstructs: it has no prior "
+                f"to generate from seeds with ({META_PREFIX}prior is 'none'); reconstruct an image instead"
+            )
+        n = self.check_n(n)
+        return priors.sample(self.prior, n, self.latent_shape, check_seed(seed))
+
     # -- encoder -----------------------------------------------------------------------
 
-    def _require_encoder(self) -> Part:
+    def _require_encoder(self, purpose: str = "variations need") -> Part:
         if self._enc is None:
             raise ModelFileError(
                 f"{self.path.parent}: no {ENCODER_PART}.onnx next to {self.path.name}; "
-                f"variations need the encoder part (model {self.model!r})"
+                f"{purpose} the encoder part (model {self.model!r})"
             )
         return self._enc
+
+    def _require_gaussian(self) -> Part:
+        enc = self._require_encoder()
+        if self._encoder_kind != "gaussian":
+            raise UnsupportedOperation(
+                f"model {self.model!r} ({enc.path.name}) has a {self._encoder_kind} encoder: it gives one latent z, "
+                "not a posterior (mu, logvar), so there is nothing to draw variations from; reconstruct the image instead"
+            )
+        return enc
 
     @property
     def input_image_shape(self) -> tuple[int, int, int] | None:
@@ -511,10 +634,15 @@ class GeneratorSession:
         return self._enc.inputs[0].dims if self._enc else None  # type: ignore[return-value]
 
     def load_image(self, image: ImageSource, max_pixels: int | None = None) -> np.ndarray:
-        """An encoder input ``(C, H, W)`` float32 in [0, 1] from a path, encoded bytes or an array;
-        a file or bytes over ``max_pixels`` (default ``core.images.MAX_IMAGE_PIXELS``) is refused
-        with :class:`core.images.ImageTooLarge` before it is decoded."""
+        """An encoder input ``(C, H, W)`` float32 in [0, 1] from a path, encoded bytes, an array or a
+        PIL image; a file or bytes over ``max_pixels`` (default ``core.images.MAX_IMAGE_PIXELS``) is
+        refused with :class:`core.images.ImageTooLarge` before it is decoded."""
         c, h, w = self._require_encoder().inputs[0].dims
+        if isinstance(image, PILImage.Image):
+            # through PNG bytes, so a PIL image gets exactly the checks and resizing a file gets
+            buf = io.BytesIO()
+            image.convert("RGB").save(buf, format="PNG")
+            image = buf.getvalue()
         if isinstance(image, np.ndarray):
             x = np.asarray(image, dtype=np.float32)
             if x.ndim == 4 and x.shape[0] == 1:
@@ -531,25 +659,72 @@ class GeneratorSession:
         # (c, h, h); raises DataError on bad files
         return spec_images.load_image(image, h, max_pixels=max_pixels, channels=c).astype(np.float32, copy=False)
 
-    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Float ``(N, C, H, W)`` images in [0, 1] -> ``(mu, logvar)``, each ``(N, latent_dim)``."""
-        enc = self._require_encoder()
+    def _run_encoder(self, images: np.ndarray, what: str, batch_size: int | None = None) -> dict[str, np.ndarray]:
+        """The encoder's outputs by name, each ``(N, *latent_shape)``, run in chunks."""
+        enc = self._require_encoder("reconstruction needs" if what == "reconstruct" else "encode needs")
         x = np.asarray(images, dtype=np.float32)
         want = enc.inputs[0].dims
         if x.ndim != 4 or x.shape[1:] != want:
-            raise ValueError(f"encode: expected images (N, {', '.join(map(str, want))}), got {x.shape}")
-        out = dict(zip(enc.output_names, enc.run({enc.inputs[0].name: x})))
+            raise ValueError(f"{what}: expected images (N, {', '.join(map(str, want))}), got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError(f"{what}: images contain NaN or infinity")
+        step = min(_batch_size(batch_size), max(1, MAX_CHUNK_ELEMENTS // max(1, math.prod(want))))
+        chunks = [enc.run({enc.inputs[0].name: x[i : i + step]}) for i in range(0, len(x), step)] or [
+            [np.zeros((0, *self.latent_shape), np.float32) for _ in enc.output_names]]
+        out = {name: np.concatenate([c[k] for c in chunks]) for k, name in enumerate(enc.output_names)}
+        for name, value in out.items():
+            if value.shape[1:] != self.latent_shape:
+                raise ModelFileError(f"{enc.path}: output {name!r} has shape {value.shape[1:]}, metadata says {self.latent_shape}")
+        return out
+
+    def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Float ``(N, C, H, W)`` images in [0, 1] -> ``(mu, logvar)``, each ``(N, *latent_shape)``.
+
+        Only a Gaussian encoder has a posterior; :meth:`encode_latents` works for every encoder.
+        """
+        self._require_gaussian()
+        out = self._run_encoder(images, "encode")
         return out["mu"], out["logvar"]
+
+    def encode_latents(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Float ``(N, C, H, W)`` images in [0, 1] -> the latents that reconstruct them,
+        ``(N, *latent_shape)``: ``mu`` of a Gaussian encoder, ``z`` of a deterministic one."""
+        out = self._run_encoder(images, "reconstruct", batch_size)
+        return out["mu"] if self._encoder_kind == "gaussian" else out["z"]
+
+    def reconstruct(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Float ``(N, C, H, W)`` images in [0, 1] -> their uint8 reconstructions ``(N, H, W, C)``:
+        encode (the posterior mean, or z), then decode."""
+        x = np.asarray(images, dtype=np.float32)
+        self.check_n(len(x) if x.ndim else 0, "images")
+        return self.to_uint8(self.decode(self._unusable_latents(self.encode_latents(x, batch_size)), batch_size))
+
+    def reconstruction_latents(self, image: ImageSource, max_pixels: int | None = None) -> np.ndarray:
+        """The ``(1, *latent_shape)`` latent that reconstructs one picture (a path, encoded bytes,
+        a float ``(C, H, W)`` array or a PIL image); what the server decodes."""
+        self._require_encoder("reconstruction needs")
+        return self._unusable_latents(self.encode_latents(self.load_image(image, max_pixels)[None]))
+
+    def reconstruct_image(self, image: ImageSource, max_pixels: int | None = None) -> np.ndarray:
+        """One picture -> its uint8 reconstruction ``(H, W, C)`` (``(T, H, W, C)`` for video)."""
+        return self.to_uint8(self.decode(self.reconstruction_latents(image, max_pixels)))[0]
+
+    def _unusable_latents(self, z: np.ndarray) -> np.ndarray:
+        try:
+            return self._check_latents(z)
+        except ValueError as exc:
+            raise ValueError(f"reconstruct: the encoder gives unusable latents for this image ({exc})") from None
 
     def variation_latents(self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0,
                           max_pixels: int | None = None) -> np.ndarray:
         """Latents around one encoded image: ``core.noise.variation_latents`` on the encoder's output."""
+        self._require_gaussian()
         n = self.check_n(n)
         scale = check_scale(scale)
         seed = check_seed(seed)
         mu, logvar = self.encode(self.load_image(image, max_pixels)[None])
         with np.errstate(over="ignore", invalid="ignore"):  # a wild logvar is refused just below
-            z = spec_noise.variation_latents(mu[0], logvar[0], n, scale, seed)
+            z = spec_noise.variation_latents(mu[0], logvar[0], n, scale, seed).reshape(n, *self.latent_shape)
         try:
             return self._check_latents(z)
         except ValueError as exc:
@@ -568,9 +743,13 @@ class GeneratorSession:
             z = np.asarray(latents, dtype=np.float32)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"latents: not a numeric array ({exc})") from None
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+        if z.ndim == 2 and z.shape[1] == self.latent_dim:
+            z = z.reshape(len(z), *self.latent_shape)  # flat rows of a spatial latent, in C order
+        if z.ndim < 2 or z.shape[1:] != self.latent_shape:
+            shaped = "" if len(self.latent_shape) == 1 else f" or (N, {self.latent_dim})"
             raise ValueError(
-                f"latents: expected shape (N, {self.latent_dim}) for {self.model}/{self.part}, got {tuple(z.shape)}"
+                f"latents: expected shape (N, {', '.join(map(str, self.latent_shape))}){shaped} "
+                f"for {self.model}/{self.part}, got {tuple(z.shape)}"
             )
         if not np.all(np.isfinite(z)):
             raise ValueError("latents: contain NaN or infinity")
