@@ -1,8 +1,10 @@
-"""``python -m runtime.generate MODEL --out grid.png [--n 16] [--seed 0] [--variations IMAGE]``.
+"""``python -m runtime.generate MODEL --out grid.png [--n 16] [--seed 0] [--variations IMAGE | --reconstruct IMAGE...]``.
 
 Writes a PNG grid of generated images (an animated GIF for video generators, or an H.264 MP4 when ``--out``
 ends in ``.mp4`` and imageio-ffmpeg is installed; ``.npy`` keeps the raw uint8 array), then prints the output path. With
-``--variations IMAGE`` the grid shows ``n`` (default 10) variations of that image instead.
+``--variations IMAGE`` the grid shows ``n`` (default 10) variations of that image instead (a model
+with a Gaussian encoder); with ``--reconstruct IMAGE [IMAGE ...]`` it shows each image encoded and
+decoded (any model with an encoder; the only thing an autoencoder without a prior can do).
 
 Every user error (bad model file, unreadable image, bad argument, an output that cannot be
 written: missing or read-only folder, ``--out`` naming a directory, a full disk) ends as one line
@@ -48,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="noise seed, 0..2**63-1 (default 0; same seed -> same images)")
     parser.add_argument("--batch-size", type=int, default=None, help=f"images per inference call, 1..n (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--nrow", type=int, default=None, help="images per grid row, 1..n (default: square grid)")
-    parser.add_argument("--variations", metavar="IMAGE", default=None, help="make variations of this image (needs encoder.onnx)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--variations", metavar="IMAGE", default=None,
+                        help="make variations of this image (needs a Gaussian encoder.onnx)")
+    source.add_argument("--reconstruct", metavar="IMAGE", nargs="+", default=None,
+                        help="encode and decode these images, one grid cell each (needs encoder.onnx)")
     parser.add_argument("--scale", type=float, default=0.01, help=f"variation strength: fraction of the posterior variance, "
                         f"{SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g} (default 0.01)")
     parser.add_argument("--fps", type=float, default=8.0, help=f"GIF/MP4 frame rate, {spec_images.FPS_RANGE[0]:g}..{spec_images.FPS_RANGE[1]:g} (default 8)")
@@ -74,6 +80,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--out {args.out}: {why}")  # before loading anything
     if Path(args.out).is_dir():
         raise UsageError(f"--out {args.out}: is a directory")
+    if args.reconstruct is not None:
+        if args.n is not None:
+            raise UsageError("--n: not used with --reconstruct (one image out per image in)")
+        args.n = len(args.reconstruct)
     if args.n is None:
         args.n = DEFAULT_N_VARIATIONS if args.variations else DEFAULT_N
     if not 1 <= args.n <= MAX_N:
@@ -90,6 +100,9 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def make_images(session: GeneratorSession, args: argparse.Namespace) -> np.ndarray:
+    if args.reconstruct is not None:
+        pictures = np.stack([session.load_image(path) for path in args.reconstruct])
+        return session.reconstruct(pictures, batch_size=args.batch_size)
     if args.variations is not None:
         return session.variations(args.variations, n=args.n, scale=args.scale, seed=args.seed, batch_size=args.batch_size)
     return session.generate(args.n, seed=args.seed, batch_size=args.batch_size)

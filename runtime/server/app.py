@@ -27,6 +27,8 @@ from core import images as spec_images
 from core.images import ImageTooLarge
 from core.errors import DataError, ModelFileError
 
+from ..session import UnsupportedOperation
+
 from . import schemas
 from .batcher import Batcher, BatcherClosed, QueueFull
 from .disconnect import DisconnectMiddleware
@@ -40,7 +42,7 @@ log = logging.getLogger("runtime.serve")
 
 #: Seconds a client is told to wait after a 503 for a full queue.
 RETRY_AFTER_S = 1
-_MODEL_PATH = re.compile(r"^/v1/models/([^/]+)(?:/(generate|variations))?/?$")
+_MODEL_PATH = re.compile(r"^/v1/models/([^/]+)(?:/(generate|variations|reconstruct))?/?$")
 
 
 class ServerState:
@@ -148,12 +150,16 @@ class ServerState:
             raise ApiError(413, f"{exc} (--max-image-pixels)", "image") from None
         except DataError as exc:
             raise ApiError(422, str(exc), "image") from None
+        except UnsupportedOperation as exc:  # the model cannot do this at all: not a bad value, a conflict
+            raise ApiError(409, str(exc), "name") from None
         except ModelFileError as exc:
             log.error("model %s: %s", name, exc)
             raise ApiError(500, f"model {name!r} failed: {exc}") from None
 
     async def images_response(self, entry: ModelEntry, latents: np.ndarray, fmt: str, nrow: int | None,
                               fps: float, seed: int | None) -> Response:
+        # one shape per batcher, whichever way the latents came (flat JSON rows or an encoder's output)
+        latents = np.asarray(latents, dtype=np.float32).reshape(len(latents), *entry.session.latent_shape)
         images = await self.batchers[entry.name].submit(latents)
         body = await asyncio.to_thread(spec_images.encode, images, fmt, nrow, fps)
         headers = {
@@ -179,6 +185,16 @@ _VARIATIONS_DOC = {"requestBody": {"required": True, "content": {"multipart/form
         "seed": {"type": "integer", "minimum": 0, "maximum": schemas.MAX_SEED, "description": schemas.FIELD_DOCS["seed"]},
         "format": {"type": "string", "enum": list(schemas.FORMATS), "description": schemas.FIELD_DOCS["format"]},
         "nrow": {"type": "integer", "minimum": 1, "description": schemas.FIELD_DOCS["nrow"]},
+        "fps": {"type": "number", "default": schemas.DEFAULT_FPS, "minimum": schemas.FPS_LOW, "maximum": schemas.FPS_HIGH,
+                "description": schemas.FIELD_DOCS["fps"]},
+    },
+}}}}}
+_RECONSTRUCT_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object",
+    "required": ["image"],
+    "properties": {
+        "image": {"type": "string", "format": "binary", "description": "the picture to reconstruct"},
+        "format": {"type": "string", "enum": list(schemas.FORMATS), "description": schemas.FIELD_DOCS["format"]},
         "fps": {"type": "number", "default": schemas.DEFAULT_FPS, "minimum": schemas.FPS_LOW, "maximum": schemas.FPS_HIGH,
                 "description": schemas.FIELD_DOCS["fps"]},
     },
@@ -265,31 +281,56 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
 
         return await state.serve(name, work)
 
+    async def image_form(request: Request, entry: ModelEntry, purpose: str, fields: tuple[str, ...],
+                         parse: Callable[[Any], Awaitable[Any]]) -> Any:
+        """The multipart form of an image endpoint, parsed by ``parse`` (one upload, bounded parts)."""
+        session = entry.session
+        if not session.has_encoder:
+            raise ApiError(
+                404, f"model {entry.name!r} has no encoder.onnx next to {session.path.name}; "
+                f"{purpose} the encoder part (export a model with an encoder)", "name",
+            )
+        content_type = request.headers.get("content-type", "")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise ApiError(415, "send multipart/form-data with the picture in field 'image' "
+                           "(curl -F image=@face.png)", "image")
+        form = await request.form(max_files=1, max_fields=len(fields), max_part_size=settings.max_body_bytes)
+        try:
+            return await parse(form)
+        finally:
+            await form.close()
+
     @app.post("/v1/models/{name}/variations", openapi_extra=_VARIATIONS_DOC, responses=_IMAGE_RESPONSES)
     async def variations(name: str, request: Request) -> Response:
         async def work(entry: ModelEntry) -> Response:
             session = entry.session
-            if not session.has_encoder:
-                raise ApiError(
-                    404, f"model {name!r} has no encoder.onnx next to {session.path.name}; "
-                    "variations need the encoder part (export a model with an encoder: ae, vae, vaegan)", "name",
-                )
-            content_type = request.headers.get("content-type", "")
-            if not content_type.lower().startswith("multipart/form-data"):
-                raise ApiError(415, "send multipart/form-data with the picture in field 'image' "
-                               "(curl -F image=@face.png)", "image")
-            form = await request.form(max_files=1, max_fields=len(schemas.VARIATION_FIELDS),
-                                      max_part_size=settings.max_body_bytes)
-            try:
-                req = await schemas.parse_variations(form, session, name, settings.max_n)
-            finally:
-                await form.close()
+            if session.has_encoder and not session.can_vary:
+                raise ApiError(409, f"model {name!r} has a {session.encoder_kind} encoder: it gives one latent z, not a "
+                               f"posterior (mu, logvar), so it has no variations; use POST /v1/models/{name}/reconstruct",
+                               "name")
+            req = await image_form(request, entry, "variations need", schemas.VARIATION_FIELDS,
+                                   lambda form: schemas.parse_variations(form, session, name, settings.max_n))
             try:
                 latents = await asyncio.to_thread(session.variation_latents, req.image, req.n, req.scale, req.seed,
                                                   settings.max_image_pixels)
             except ValueError as exc:
                 raise ApiError(422, str(exc), "image") from None
             return await state.images_response(entry, latents, req.format, req.nrow, req.fps, req.seed)
+
+        return await state.serve(name, work)
+
+    @app.post("/v1/models/{name}/reconstruct", openapi_extra=_RECONSTRUCT_DOC, responses=_IMAGE_RESPONSES)
+    async def reconstruct(name: str, request: Request) -> Response:
+        """Encode the uploaded picture (the posterior mean, or z) and decode it: one image back."""
+        async def work(entry: ModelEntry) -> Response:
+            session = entry.session
+            req = await image_form(request, entry, "reconstruction needs", schemas.RECONSTRUCT_FIELDS,
+                                   lambda form: schemas.parse_reconstruct(form, session, name))
+            try:
+                latents = await asyncio.to_thread(session.reconstruction_latents, req.image, settings.max_image_pixels)
+            except ValueError as exc:
+                raise ApiError(422, str(exc), "image") from None
+            return await state.images_response(entry, latents, req.format, None, req.fps, None)
 
         return await state.serve(name, work)
 

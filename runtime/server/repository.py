@@ -37,10 +37,11 @@ class ModelEntry:
     failed: str | None = None  # why the warm-up call failed, if it did
 
     def warm_up(self) -> None:
-        """One real call per part (runs in a worker thread at startup)."""
-        self.session.generate(1, seed=0)
+        """One real call per part (runs in a worker thread at startup); zero latents, so models
+        without a prior warm up too."""
+        self.session.generate(latents=np.zeros((1, *self.session.latent_shape), np.float32))
         if self.session.has_encoder:
-            self.session.encode(np.zeros((1, *self.session.input_image_shape), np.float32))
+            self.session.encode_latents(np.zeros((1, *self.session.input_image_shape), np.float32))
 
     def describe(self) -> dict[str, Any]:
         s = self.session
@@ -51,11 +52,16 @@ class ModelEntry:
             "generator_part": s.part,
             "parts": parts,
             "latent_dim": s.latent_dim,
+            "latent_shape": list(s.latent_shape),
+            "prior": s.prior,
+            "encoder_kind": s.encoder_kind,
+            "generates": s.can_generate,
+            "reconstructs": s.can_reconstruct,
             "kind": "video" if s.is_video else "image",
             "image_shape": list(s.image_shape),
             "frames": s.frames,
             "value_range": list(s.value_range) if s.value_range is not None else None,
-            "variations": s.has_encoder,
+            "variations": s.can_vary,
             "formats": list(spec_images.output_formats(s.is_video)),
             "step": _int_or_none(s.metadata.get("age.step")),
             "source_framework": s.metadata.get("age.source_framework"),
@@ -133,9 +139,10 @@ class Repository:
                 continue
             repo.models[name] = ModelEntry(name, session)
             log.info(
-                "model %s: %s/%s latent_dim=%d %s %s%s on %s (%s)",
-                name, session.model, session.part, session.latent_dim, "video" if session.is_video else "image",
-                "x".join(map(str, session.image_shape)), " +encoder" if session.has_encoder else "",
+                "model %s: %s/%s latent %s prior %s %s %s%s on %s (%s)",
+                name, session.model, session.part, "x".join(map(str, session.latent_shape)), session.prior,
+                "video" if session.is_video else "image", "x".join(map(str, session.image_shape)),
+                f" +{session.encoder_kind} encoder" if session.has_encoder else "",
                 session.provider, session.provider_reason,
             )
         if not repo.models:

@@ -10,7 +10,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from core import images as spec_images
-from core import noise as spec_noise
 
 from ..session import MAX_LATENT_ABS, MAX_SEED, SCALE_RANGE, GeneratorSession, check_scale
 from .errors import ApiError, bad_request
@@ -32,7 +31,8 @@ FPS_LOW, FPS_HIGH = spec_images.FPS_RANGE
 FIELD_DOCS = {
     "n": "number of images, 1..--max-n (and at most what the model's output size allows)",
     "seed": f"noise seed, 0..{MAX_SEED}; absent: a fresh seed, reported in X-AGE-Seed",
-    "latents": f"explicit latents instead of n/seed: 1..--max-n rows of latent_dim numbers within +-{MAX_LATENT_ABS:g}",
+    "latents": f"explicit latents instead of n/seed: 1..--max-n rows of latent_dim numbers within +-{MAX_LATENT_ABS:g} "
+               "(a spatial latent flattened in C order); the only way to decode with a model whose prior is 'none'",
     "format": "png | npy (image models), gif | mp4 | npy (video models); default png / gif",
     "nrow": "images per grid row, 1..n (default: a square grid)",
     "fps": f"frames per second of a gif/mp4, {FPS_LOW:g}..{FPS_HIGH:g}",
@@ -91,12 +91,21 @@ def parse_generate(raw: bytes, session: GeneratorSession, name: str, max_n: int)
             raise bad_request(f"n={body.n} but {len(z)} latents were given", "n")
         check_layout(len(z), body.nrow, body.fps)
         return Job(z, None, fmt, body.nrow, body.fps)
+    if not session.can_generate:
+        raise cannot_generate(session, name)
     if body.n is None:
         raise bad_request("give n (the number of images) or latents", "n")
     n = check_n(body.n, max_n, session)
     check_layout(n, body.nrow, body.fps)
     seed = check_seed(body.seed)
-    return Job(spec_noise.latents(n, session.latent_dim, seed), seed, fmt, body.nrow, body.fps)
+    return Job(session.sample_latents(n, seed), seed, fmt, body.nrow, body.fps)
+
+
+def cannot_generate(session: GeneratorSession, name: str) -> ApiError:
+    """409: the model has no prior (an autoencoder), so seeds mean nothing to it."""
+    what = f"POST /v1/models/{name}/reconstruct" if session.can_reconstruct else "explicit latents"
+    return ApiError(409, f"model {name!r} is an autoencoder and only reconstructs: it has no prior to generate "
+                    f"from seeds with (age.prior is 'none'); use {what}", "name")
 
 
 def check_n(n: int, max_n: int, session: GeneratorSession, field: str = "n") -> int:
@@ -148,9 +157,10 @@ def check_latents(rows: list[list[float]], session: GeneratorSession, name: str,
     return z.astype(np.float32)
 
 
-# --------------------------------------------------------------------------- variations form
+# --------------------------------------------------------------------------- image forms
 
 VARIATION_FIELDS = ("image", "n", "scale", "seed", "format", "nrow", "fps")
+RECONSTRUCT_FIELDS = ("image", "format", "fps")
 
 
 @dataclass
@@ -185,23 +195,48 @@ def _form_float(form: Any, field: str, default: float) -> float:
     return _form_number(form, field, default, float, "a number")
 
 
-async def parse_variations(form: Any, session: GeneratorSession, name: str, max_n: int) -> VariationsForm:
+@dataclass
+class ReconstructForm:
+    image: bytes
+    format: str
+    fps: float
+
+
+def _check_fields(form: Any, allowed: tuple[str, ...]) -> Any:
+    """Refuse unknown fields; returns the ``image`` upload."""
     for key in form.keys():
-        if key not in VARIATION_FIELDS:
-            raise bad_request(f"{key}: unknown form field (expected {', '.join(VARIATION_FIELDS)})", key)
+        if key not in allowed:
+            raise bad_request(f"{key}: unknown form field (expected {', '.join(allowed)})", key)
     upload = form.get("image")
     if upload is None:
         raise bad_request("image: missing; upload the picture as multipart form field 'image'", "image")
     if isinstance(upload, str) or not hasattr(upload, "read"):
         raise bad_request("image: expected a file upload (curl -F image=@face.png), got a plain value", "image")
+    return upload
+
+
+def _form_format(form: Any, session: GeneratorSession, name: str) -> str:
+    fmt_text = form.get("format")
+    return check_format(fmt_text.strip() if isinstance(fmt_text, str) and fmt_text.strip() else None, session, name)
+
+
+async def parse_reconstruct(form: Any, session: GeneratorSession, name: str) -> ReconstructForm:
+    upload = _check_fields(form, RECONSTRUCT_FIELDS)
+    fmt = _form_format(form, session, name)
+    fps = _form_float(form, "fps", DEFAULT_FPS)
+    check_layout(1, None, fps)
+    return ReconstructForm(await upload.read(), fmt, fps)
+
+
+async def parse_variations(form: Any, session: GeneratorSession, name: str, max_n: int) -> VariationsForm:
+    upload = _check_fields(form, VARIATION_FIELDS)
     n = check_n(_form_int(form, "n", DEFAULT_VARIATIONS_N), max_n, session)  # type: ignore[arg-type]
     try:
         scale = check_scale(_form_float(form, "scale", DEFAULT_SCALE))
     except ValueError as exc:
         raise bad_request(str(exc), "scale") from None
     seed = check_seed(_form_int(form, "seed", None))
-    fmt_text = form.get("format")
-    fmt = check_format(fmt_text.strip() if isinstance(fmt_text, str) and fmt_text.strip() else None, session, name)
+    fmt = _form_format(form, session, name)
     nrow = _form_int(form, "nrow", None)
     fps = _form_float(form, "fps", DEFAULT_FPS)
     check_layout(n, nrow, fps)
