@@ -30,7 +30,7 @@ from export.validation import random_inputs  # noqa: E402
 from keras_impl.checkpoint import load_tensors  # noqa: E402
 from keras_impl.parts import run_part as keras_run  # noqa: E402
 from core.noise import latents  # noqa: E402
-from core.configs import TANH_MODES  # noqa: E402
+from core.models.vaegan import TANH_MODES  # noqa: E402
 from core.registry import MODELS, get_model_spec, sample_part  # noqa: E402
 from torch_impl.checkpoint import model_tensors  # noqa: E402
 from torch_impl.parts import run_part as torch_run  # noqa: E402

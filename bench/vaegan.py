@@ -53,7 +53,7 @@ import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
 from keras_impl.checkpoint import load_tensors as keras_load_tensors  # noqa: E402
 from keras_impl.train import VAEGANTrainer as KerasTrainer  # noqa: E402
 from core.cli import train_parser  # noqa: E402
-from core.configs import TANH_MODES  # noqa: E402
+from core.models.vaegan import TANH_MODES  # noqa: E402
 from core.noise import latents  # noqa: E402
 from core.registry import get_model_spec, make_config, sample_part  # noqa: E402
 from core.trainer_base import frames_per_sample, is_generator_step  # noqa: E402

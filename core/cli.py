@@ -3,14 +3,73 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any, Callable
 
-from .configs import TANH_MODES
-from .registry import MODELS
+from .registry import MODELS, get_model_spec
 
 
-def train_parser(prog: str) -> argparse.ArgumentParser:
+DEFAULT_MODEL = "conv_vae"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _number(value: float | None, unbounded: str) -> str:
+    if value is None:
+        return unbounded
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def _describe(f: dataclasses.Field, default: Any) -> str:
+    """A generated flag's help: the field's help, the model's default, the range or choices."""
+    text = f.metadata.get("help", "")
+    low, high, low_open = f.metadata.get("range", (None, None, False))
+    if f.metadata.get("choices"):
+        bounds = ""
+    elif low is not None or high is not None:
+        bounds = f", {'(' if low_open else '['}{_number(low, '-inf')}, {_number(high, 'inf')}]"
+    else:
+        bounds = ""
+    return f"{text} (default {default}{bounds})".replace("%", "%%")
+
+
+def _add_field_flags(group: argparse._ArgumentGroup, fields: list[dataclasses.Field], defaults: dict[str, Any]) -> None:
+    """One flag per dataclass field, typed by its default; every default is None so that what the
+    user typed can be told from what the model defaults to (:func:`given`)."""
+    for f in fields:
+        default = defaults[f.name]
+        kind = type(default)
+        choices = f.metadata.get("choices")
+        group.add_argument(_flag(f.name), dest=f.name, type=kind if kind in (int, float, str) else str,
+                           default=None, choices=choices, metavar=None if choices else f.name.upper(),
+                           help=_describe(f, default))
+
+
+def hyperparameter_fields(model: str) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(get_model_spec(model).objective.hyperparameters))
+
+
+def hyperparameter_defaults(model: str) -> dict[str, Any]:
+    """The objective's defaults with the model's own (``ModelSpec.hyperparameters``) over them."""
+    spec = get_model_spec(model)
+    base = {f.name: f.default for f in dataclasses.fields(spec.objective.hyperparameters)}
+    return {**base, **spec.hyperparameters}
+
+
+def given(args: argparse.Namespace, fields: list[dataclasses.Field]) -> dict[str, Any]:
+    """The generated flags the user actually passed."""
+    return {f.name: getattr(args, f.name) for f in fields if getattr(args, f.name, None) is not None}
+
+
+def train_parser(prog: str, model: str = DEFAULT_MODEL) -> argparse.ArgumentParser:
+    """The trainers' flags: the common ones, then ``model``'s objective hyperparameters and config
+    flags, generated from their typed declarations (``--model X --help`` lists X's)."""
+    spec = get_model_spec(model)
     p = argparse.ArgumentParser(prog=prog, description="Train an A.G.E. model; the run directory is resumable.")
-    p.add_argument("--model", default="conv_vae", choices=sorted(MODELS), help="registry key (default conv_vae)")
+    p.add_argument("--model", default=None, choices=sorted(MODELS),
+                   help=f"registry key (default {DEFAULT_MODEL}; on --resume, the run's)")
     p.add_argument("--data", default="digits",
                    help="ImageFolder directory, or 'digits' for the embedded default dataset (default)")
     p.add_argument("--preset", default="seed", help="config preset: 'seed' (the seed's numbers) or 'tiny'")
@@ -18,27 +77,40 @@ def train_parser(prog: str) -> argparse.ArgumentParser:
     length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
     length.add_argument("--steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="batch size, 1..4096 (default: the model's; conv_vae 64 (seed 004), vaegan 16 (seeds 000/001))")
-    p.add_argument("--lr", type=float, default=None,
-                   help="Adam learning rate (default: the model's; conv_vae 1e-3 (seed 004), vaegan 1e-4 (WGAN-GP))")
+                   help=f"batch size, 1..4096 (default: the model's; {model}: {spec.batch_size})")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--seed", type=int, default=0, help="seed for data order, noise and initialisation")
-    p.add_argument("--kl-weight", type=float, default=1.0, help="VAE: final KL weight (beta)")
-    p.add_argument("--kl-warmup", type=int, default=0, help="VAE: steps of linear KL warm-up from 0 (0: none)")
-    p.add_argument("--tanh-mode", choices=TANH_MODES, default=None,
-                   help="vaegan: ParamTanh mode (default single)")
-    p.add_argument("--n-critic", type=int, default=5, help="GAN: critic steps per generator step (default 5)")
-    p.add_argument("--gp-weight", type=float, default=10.0, help="WGAN-GP: gradient penalty weight (default 10)")
-    p.add_argument("--adv-weight", type=float, default=1.0,
-                   help="vaegan: weight of the adversarial term next to the ELBO (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last snapshot, with its saved hyperparameters")
+    p.add_argument("--seed", type=int, default=None, help="seed for initial weights, data order and noise (default 0)")
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also write RUN/checkpoints/step_N.safetensors every N steps (0: once per epoch)")
     p.add_argument("--keep-checkpoints", type=int, default=5, help="periodic checkpoints to keep (default 5)")
     p.add_argument("--samples", type=int, default=16, help="images in the fixed-noise grid, 1..1024 (default 16)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    objective = p.add_argument_group(f"{model}: {spec.objective.name} objective")
+    _add_field_flags(objective, hyperparameter_fields(model), hyperparameter_defaults(model))
+    if spec.config_flags:
+        config = p.add_argument_group(f"{model}: model config")
+        fields = [f for f in dataclasses.fields(spec.config_cls) if f.name in spec.config_flags]
+        _add_field_flags(config, fields, {f.name: f.default for f in fields})
     return p
+
+
+def model_of(argv: list[str] | None, run_model: Callable[[str], str | None] | None = None) -> str:
+    """The model whose flags to parse: ``--model``, else (on ``--resume``) the run's, else the default."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model", default=None)
+    pre.add_argument("--out", default=None)
+    pre.add_argument("--resume", action="store_true")
+    known, _ = pre.parse_known_args(argv)
+    if known.model in MODELS:
+        return known.model
+    if known.model is None and known.resume and known.out and run_model is not None:
+        found = run_model(known.out)
+        if found in MODELS:
+            return found
+    return DEFAULT_MODEL
 
 
 def variations_parser(prog: str) -> argparse.ArgumentParser:

@@ -65,3 +65,36 @@ def variation_latents(mu: np.ndarray, logvar: np.ndarray, n: int, scale: float, 
     eps = latents(n, mu.shape[0], seed)
     std = np.exp(0.5 * logvar, dtype=np.float32)
     return (mu[None, :] + np.float32(np.sqrt(scale)) * std[None, :] * eps).astype(np.float32)
+
+
+#: Independent noise streams of one training step (the second entry of the generator's seed).
+#: An objective names the streams it draws; a new stream takes the next free number.
+NOISE_STREAMS = {"eps": 1, "prior": 2, "interpolation": 3, "dropout_real": 4, "dropout_fake": 5,
+                 "dropout_generator": 6}
+#: Streams drawn uniform in [0, 1); every other stream is standard normal.
+UNIFORM_STREAMS = ("interpolation", "dropout_real", "dropout_fake", "dropout_generator")
+
+
+def step_noise(seed: int, step: int, shape: tuple[int, ...], stream: str = "eps", index: int = 0) -> np.ndarray:
+    """Per-step noise, the same in both frameworks for the same (seed, step, stream, index).
+
+    ``eps``: reparameterisation N(0, 1); ``prior``: generator input z ~ N(0, 1);
+    ``interpolation``: the gradient penalty's per-sample U(0, 1) coefficients; ``dropout_*``:
+    U(0, 1) draws that become dropout masks (:func:`dropout_masks`). ``index`` tells apart several
+    draws of one stream in a step (one per dropout layer).
+    """
+    key = [seed, NOISE_STREAMS[stream], step] + ([index] if index else [])
+    rng = np.random.default_rng(key)
+    if stream in UNIFORM_STREAMS:
+        return rng.random(shape, dtype=np.float32)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def dropout_masks(seed: int, step: int, batch: int, shapes: tuple[tuple[int, ...], ...], rate: float,
+                  stream: str) -> tuple[np.ndarray, ...]:
+    """Keep-masks (1 kept, 0 dropped; float32) for one pass through layers of per-sample
+    ``shapes``: a unit is dropped with probability ``rate``. Drawn here and injected into both
+    twins (whose Dropout scales kept units by 1 / (1 - rate), as torch and Keras do), so training
+    mode agrees between frameworks like the reparameterisation noise does."""
+    return tuple((step_noise(seed, step, (batch, *shape), stream, i + 1) >= rate).astype(np.float32)
+                 for i, shape in enumerate(shapes))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 
-from .configs import VAEGANConfig
+from .models.vaegan import VAEGANConfig
 from .errors import ConfigError
 
 #: initial values of the ``time`` mode's (a, b, omega, phi)

@@ -1,106 +1,18 @@
-"""The model registry: name -> config class -> the model's servable *parts*.
+"""The model registry: every ``core/models/<name>.py`` that defines ``MODEL`` (a
+:class:`core.modelspec.ModelSpec`), found by scanning the folder, so adding a model registers it.
 
-A part is one exported graph (``encoder``: image -> (mu, logvar); ``decoder``: z -> image, ...).
-Export, the parity tests and the runtime all walk this one table. Shapes are given in the
-canonical layout, which is torch's and ONNX's: images are (batch, C, H, W). The leading axis
-is symbolic (``"batch"``) everywhere.
+Also what every consumer asks of a model without knowing its name: its parts, the part that
+generates, the file a part is exported to, and the facts the runtime needs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+import importlib
+import pkgutil
 
-from .configs import CONFIG_CLASSES, BaseConfig, ConvVAEConfig, VAEGANConfig
+from .configs import BaseConfig
 from .errors import ConfigError
-
-Dim = int | str
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One named input or output of a part.
-
-    ``kind`` says how frameworks lay it out: ``"image"`` is (batch, C, H, W) canonically and
-    (batch, H, W, C) in Keras' public API; ``"video"`` is (batch, T, C, H, W) canonically and
-    (batch, T, H, W, C) in Keras; ``"vector"`` is the same everywhere.
-    """
-
-    name: str
-    shape: tuple[Dim, ...]
-    kind: str = "vector"
-
-    def concrete_shape(self, batch: int) -> tuple[int, ...]:
-        return tuple(batch if d == "batch" else int(d) for d in self.shape)
-
-
-@dataclass(frozen=True)
-class PartSpec:
-    name: str
-    #: the model method both frameworks call for this part (same name in both twins)
-    method: str
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    #: (low, high) of the first output's values, or None when unbounded.
-    value_range: tuple[float, float] | None = None
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    config_cls: type[BaseConfig]
-    parts_fn: Callable[[BaseConfig], dict[str, PartSpec]]
-    description: str
-    #: defaults of the trainers' --lr and --batch-size for this model
-    train_defaults: dict[str, float] = field(default_factory=dict)
-    #: the latent prior generation samples from: "normal" (N(0, I)), "sphere" (N(0, I) normalised
-    #: to the unit sphere, A.G.E.), or "none" (an autoencoder: its latents have no prior to sample)
-    prior: str = "normal"
-
-    def parts(self, config: BaseConfig) -> dict[str, PartSpec]:
-        return self.parts_fn(config)
-
-
-def _conv_vae_parts(cfg: ConvVAEConfig) -> dict[str, PartSpec]:
-    image = TensorSpec("image", ("batch", cfg.in_channels, cfg.image_size, cfg.image_size), "image")
-    return {
-        "encoder": PartSpec(
-            "encoder",
-            "encode",
-            inputs=(image,),
-            outputs=(TensorSpec("mu", ("batch", cfg.latent_dim)), TensorSpec("logvar", ("batch", cfg.latent_dim))),
-        ),
-        "decoder": PartSpec(
-            "decoder",
-            "decode",
-            inputs=(TensorSpec("z", ("batch", cfg.latent_dim)),),
-            outputs=(image,),
-            value_range=(0.0, 1.0),
-        ),
-    }
-
-
-def _vaegan_parts(cfg: VAEGANConfig) -> dict[str, PartSpec]:
-    """encoder, critic, and ``generator`` (z -> image) or, in ``time`` mode, ``video_generator``
-    (z -> T frames). Generated values are tanh(alpha * sigmoid(.)): in [0, 1) for alpha >= 0,
-    which is the display range; a negative learned alpha gives values below 0, shown as 0."""
-    c, s = cfg.in_channels, cfg.image_size
-    image = TensorSpec("image", ("batch", c, s, s), "image")
-    z = TensorSpec("z", ("batch", cfg.latent_dim))
-    parts = {
-        "encoder": PartSpec("encoder", "encode", inputs=(image,),
-                            outputs=(TensorSpec("mu", ("batch", cfg.latent_dim)),
-                                     TensorSpec("logvar", ("batch", cfg.latent_dim)))),
-        "critic": PartSpec("critic", "critique", inputs=(image,), outputs=(TensorSpec("score", ("batch", 1)),)),
-    }
-    if cfg.is_video:
-        video = TensorSpec("video", ("batch", cfg.num_frames, c, s, s), "video")
-        parts["video_generator"] = PartSpec("video_generator", "generate_video", inputs=(z,), outputs=(video,),
-                                            value_range=(0.0, 1.0))
-    else:
-        parts["generator"] = PartSpec("generator", "generate", inputs=(z,), outputs=(image,), value_range=(0.0, 1.0))
-    return parts
-
+from .modelspec import Dim, ModelSpec, PartSpec, TensorSpec  # noqa: F401 - re-exported
 
 #: the part names that map z to what a model generates (a model has exactly one of them)
 GENERATOR_PARTS = ("generator", "decoder", "video_generator")
@@ -149,16 +61,26 @@ def sample_part(config: BaseConfig) -> str:
     raise ConfigError(f"model {config.model!r} has no generator part")
 
 
-MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("conv_vae", ConvVAEConfig, _conv_vae_parts, "convolutional VAE (seed 002)",
-                  {"lr": 1e-3, "batch_size": 64}),
-        ModelSpec("vaegan", VAEGANConfig, _vaegan_parts, "ParamTanh VAE-GAN with a WGAN-GP critic (seeds 000, 001)",
-                  {"lr": 1e-4, "batch_size": 16}),
-    )
-}
-assert set(MODELS) == set(CONFIG_CLASSES)
+def _discover() -> dict[str, ModelSpec]:
+    """Every ``core/models/<name>.py`` that defines ``MODEL``: the registry is the folder."""
+    from . import models
+
+    found: dict[str, ModelSpec] = {}
+    for info in sorted(pkgutil.iter_modules(models.__path__), key=lambda m: m.name):
+        spec = getattr(importlib.import_module(f"{models.__name__}.{info.name}"), "MODEL", None)
+        if spec is None:
+            continue
+        if spec.name != info.name:
+            raise ConfigError(f"core/models/{info.name}.py registers a model named {spec.name!r}; "
+                              f"a model's file carries its name")
+        if spec.config_cls.model != spec.name:
+            raise ConfigError(f"core/models/{info.name}.py: {spec.config_cls.__name__}.model is "
+                              f"{spec.config_cls.model!r}, not {spec.name!r}")
+        found[spec.name] = spec
+    return found
+
+
+MODELS: dict[str, ModelSpec] = _discover()
 
 
 def get_model_spec(name: str) -> ModelSpec:

@@ -1,13 +1,14 @@
-"""Plumbing every framework trainer shares: sampling, reconstruction, checkpoint and optimizer I/O.
+"""The one trainer, for every model and both frameworks: the objective's schedule run step by step.
 
-A framework hands over its functions once, as a :class:`Backend`; a trainer subclass then only
-writes ``__init__`` (model + optimizers) and ``train_step``. Arrays crossing this boundary are
-canonical NCHW float32, whatever the framework's own layout.
+:class:`FrameworkTrainer` knows nothing of any model or objective in particular. It asks the
+objective (:mod:`core.objectives.base`) which updates run on a step and what their inputs are, and
+asks the framework subclass (``torch_impl/train.py``, ``keras_impl/train.py``) to build the model,
+its optimizers and to run one named update. Arrays crossing this boundary are canonical (NCHW)
+float32; data arrive in [0, 1] and are mapped to the range the model generates in.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -17,8 +18,8 @@ import numpy as np
 from .checkpoint import load_checkpoint
 from .configs import BaseConfig
 from .images import save_gif, to_uint8
-from .registry import get_model_spec, sample_part
-from .training import kl_weight, step_noise
+from .objectives.base import Objective, StepContext, Update
+from .registry import ENCODER_PART, get_model_spec, sample_part
 
 
 @dataclass(frozen=True)
@@ -35,35 +36,98 @@ class Backend:
     load_optimizers: Callable[[dict[str, Any], Path], None]
 
 
-class FrameworkTrainer:
-    """Base of every trainer: a subclass sets ``backend`` and, in ``__init__``, ``model`` and ``optimizers``.
+def data_range(config: BaseConfig) -> tuple[float, float]:
+    """The value range the model generates in (its generator part's), which training maps the
+    [0, 1] data onto: (0, 1) for Sigmoid outputs, (-1, 1) for Tanh ones."""
+    part = get_model_spec(config.model).parts(config)[sample_part(config)]
+    return part.value_range or (0.0, 1.0)
 
-    ``sample`` decodes fixed noise through the model's ``sample_part`` (the registry part that maps
-    z to an image or video); ``reconstruct`` encodes with the ``encoder`` part when the model has one.
-    """
+
+def latent_shape(config: BaseConfig) -> tuple[int, ...]:
+    """Per-sample shape of the generator's input (a vector for every model with a prior)."""
+    part = get_model_spec(config.model).parts(config)[sample_part(config)]
+    return tuple(int(d) for d in part.inputs[0].shape[1:])
+
+
+class FrameworkTrainer:
+    """Runs ``objective`` on a model of ``config``; a framework subclass implements the hooks
+    ``build_model``, ``build_optimizers`` and ``run_update``."""
 
     backend: Backend
 
-    def __init__(self, config: BaseConfig, args: argparse.Namespace):
-        self.config, self.args = config, args
-        self.model: Any = None
-        self.optimizers: dict[str, Any] = {}
+    def __init__(self, config: BaseConfig, objective: Objective, seed: int, total_steps: int = 1):
+        self.config, self.objective, self.seed, self.total_steps = config, objective, seed, total_steps
+        self.spec = get_model_spec(config.model)
         self.sample_part = sample_part(config)
+        self.low, self.high = data_range(config)
+        self.model: Any = self.build_model()
+        self.optimizers: dict[str, Any] = self.build_optimizers()
+        #: the newest losses of every update (carried on steps the update does not run)
+        self.last: dict[str, dict[str, float]] = {}
 
     @property
     def framework(self) -> str:
         return self.backend.framework
 
-    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
+    # -- framework hooks --------------------------------------------------------------------
+    def build_model(self) -> Any:
         raise NotImplementedError
 
-    def restore_history(self, history: list[dict[str, float]]) -> None:
-        """Called on ``--resume`` with the run's loss history; trainers that carry losses from one
-        step to the next (a GAN's last generator losses between critic-only steps) restore them."""
+    def build_optimizers(self) -> dict[str, Any]:
+        raise NotImplementedError
 
+    def run_update(self, update: Update, batch: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, float]:
+        """One gradient step of ``update`` on ``batch`` (in the model's range); its losses."""
+        raise NotImplementedError
+
+    def training_scalars(self) -> dict[str, float]:
+        """Model values logged with the losses every step (the twins' ``training_scalars()``)."""
+        hook = getattr(self.model, "training_scalars", None)
+        return dict(hook()) if hook else {}
+
+    def summaries(self, z: np.ndarray) -> dict[str, np.ndarray]:
+        """Model arrays summarised in TensorBoard per epoch (the twins' ``summaries(z)``)."""
+        hook = getattr(self.model, "summaries", None)
+        return dict(hook(z)) if hook else {}
+
+    # -- the step -------------------------------------------------------------------------
+    def to_model_range(self, batch: np.ndarray) -> np.ndarray:
+        if (self.low, self.high) == (0.0, 1.0):
+            return batch
+        return (self.low + (self.high - self.low) * batch).astype(np.float32)
+
+    def to_unit_range(self, x: np.ndarray) -> np.ndarray:
+        if (self.low, self.high) == (0.0, 1.0):
+            return x
+        return ((x - self.low) / (self.high - self.low)).astype(np.float32)
+
+    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
+        """The objective's updates of ``step`` (0-based) on a [0, 1] batch; every loss (updates
+        that did not run this step report their last values), the objective's logged values and
+        the model's training scalars."""
+        ctx = StepContext(self.seed, step, len(batch), self.total_steps)
+        inputs = self.objective.step_inputs(ctx)
+        x = self.to_model_range(batch)
+        for update in self.objective.schedule(step):
+            self.last[update.name] = self.run_update(update, x, inputs)
+        out: dict[str, float] = {}
+        for update in self.objective.updates:
+            out.update(self.last.get(update.name, {k: 0.0 for k in update.logs}))
+        out.update(self.objective.logged(ctx))
+        out.update(self.training_scalars())
+        return out
+
+    def restore_history(self, history: list[dict[str, float]]) -> None:
+        """On ``--resume``: the last logged losses of every update, so a resumed run logs the same
+        values on steps where an update does not run as an uninterrupted one."""
+        last = history[-1] if history else {}
+        self.last = {u.name: {k: float(last.get(k, 0.0)) for k in u.logs} for u in self.objective.updates
+                     if all(k in last for k in u.logs)}
+
+    # -- outputs ---------------------------------------------------------------------------
     def generate(self, z: np.ndarray) -> np.ndarray:
-        """Canonical generator output: images (N, C, H, W) or videos (N, T, C, H, W)."""
-        return self.backend.run_part(self.model, self.sample_part, z)[0]
+        """Generator output in [0, 1]: images (N, C, H, W) or videos (N, T, C, H, W)."""
+        return self.to_unit_range(self.backend.run_part(self.model, self.sample_part, z)[0])
 
     def sample(self, z: np.ndarray) -> np.ndarray:
         """Images for the PNG grid: a video model's first frames."""
@@ -71,17 +135,27 @@ class FrameworkTrainer:
         return out[:, 0] if out.ndim == 5 else out
 
     def reconstruct(self, batch: np.ndarray) -> np.ndarray | None:
-        if "encoder" not in get_model_spec(self.config.model).parts(self.config):
+        """Encoder (its first output: the posterior mean or the code) then generator, for a [0, 1] batch."""
+        if ENCODER_PART not in self.spec.parts(self.config):
             return None
-        mu = self.backend.run_part(self.model, "encoder", batch)[0]
-        return self.sample(mu)
+        code = self.backend.run_part(self.model, ENCODER_PART, self.to_model_range(batch))[0]
+        out = self.to_unit_range(self.backend.run_part(self.model, self.sample_part, code)[0])
+        return out[:, 0] if out.ndim == 5 else out
 
-    def log_extras(self, tb: Any, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None:
-        """Per-epoch outputs beyond the PNG grids: ``samples/epoch_NNN.gif`` for video models."""
+    def log_extras(self, tb: Any, run_root: Path, epoch: int, step: int, z: np.ndarray | None) -> None:
+        """Per-epoch outputs beyond the PNG grids: ``samples/epoch_NNN.gif`` for video models, and
+        the model's summaries (a scalar mean, and a histogram when there is more than one value)."""
+        if z is None:
+            return
         out = self.generate(z)
         if out.ndim == 5:
             save_gif(to_uint8(out), run_root / "samples" / f"epoch_{epoch:03d}.gif")
+        for name, values in self.summaries(z).items():
+            tb.scalar(f"{name}/mean", float(np.mean(values)), step)
+            if values.size > 1:
+                tb.histogram(name, values, step)
 
+    # -- state -----------------------------------------------------------------------------
     def save(self, path: Path, step: int) -> None:
         self.backend.save_model(self.model, path, step)
 
@@ -93,95 +167,3 @@ class FrameworkTrainer:
 
     def load_optimizer(self, path: Path) -> None:
         self.backend.load_optimizers(self.optimizers, path)
-
-
-@dataclass(frozen=True)
-class GANStepNoise:
-    """One WGAN-GP step's noise, identical in both frameworks (:func:`core.training.step_noise`)."""
-
-    prior: np.ndarray  #: (B, latent) generator input
-    eps: np.ndarray  #: (B, latent) reparameterisation noise of the ELBO term
-    coeffs: np.ndarray  #: (B * frames,) gradient-penalty interpolation coefficients
-
-    @classmethod
-    def for_step(cls, seed: int, step: int, batch: int, latent_dim: int, frames: int = 1) -> "GANStepNoise":
-        return cls(step_noise(seed, step, (batch, latent_dim), "prior"),
-                   step_noise(seed, step, (batch, latent_dim), "eps"),
-                   step_noise(seed, step, (batch * frames,), "interpolation"))
-
-
-#: the losses a WGAN-GP trainer logs from its last generator step on critic-only steps
-GENERATOR_LOSS_KEYS = ("generator", "adversarial", "recon", "kl")
-
-
-def last_generator_losses(history: list[dict[str, float]]) -> dict[str, float]:
-    """The generator losses of the newest history entry (zeros for a run that has none yet), so a
-    resumed run logs the same values on its critic-only steps as an uninterrupted one."""
-    last = history[-1] if history else {}
-    return {k: float(last.get(k, 0.0)) for k in GENERATOR_LOSS_KEYS}
-
-
-def is_generator_step(step: int, n_critic: int) -> bool:
-    """Every step trains the critic; every ``n_critic``-th also the generator (Gulrajani et al.)."""
-    return (step + 1) % n_critic == 0
-
-
-def frames_per_sample(config: BaseConfig) -> int:
-    """How many images training judges per generated sample (T for video models, else 1)."""
-    return int(getattr(config, "num_frames", 1)) if getattr(config, "is_video", False) else 1
-
-
-def alpha_summary(tb: Any, alpha: np.ndarray, step: int) -> None:
-    """TensorBoard: ``alpha/mean`` scalar and, unless alpha is one number, an ``alpha`` histogram."""
-    tb.scalar("alpha/mean", float(np.mean(alpha)), step)
-    if alpha.size > 1:
-        tb.histogram("alpha", alpha, step)
-
-
-class WGANGPTrainer(FrameworkTrainer):
-    """The WGAN-GP step schedule, once for both frameworks (Gulrajani et al. 2017).
-
-    Every step draws :class:`GANStepNoise` and trains the critic; every ``--n-critic``-th step
-    also trains the generator with the KL weight of :func:`core.training.kl_weight`. Critic-only
-    steps log the last generator losses (restored from the history on ``--resume``), and
-    ``single`` mode logs its alpha. The framework twins implement the two updates and read alpha.
-    """
-
-    def __init__(self, config: BaseConfig, args: argparse.Namespace):
-        super().__init__(config, args)
-        self.frames = frames_per_sample(config)
-        self.last_generator = last_generator_losses([])
-
-    def critic_update(self, batch: np.ndarray, noise: GANStepNoise) -> dict[str, float]:
-        """One critic step on the canonical (B, C, H, W) batch; its losses as floats."""
-        raise NotImplementedError
-
-    def generator_update(self, batch: np.ndarray, noise: GANStepNoise, beta: float) -> dict[str, float]:
-        """One generator step (adversarial + ELBO with KL weight ``beta``); its losses as floats."""
-        raise NotImplementedError
-
-    def scalar_alpha(self) -> float:
-        """``single`` mode's learned alpha."""
-        raise NotImplementedError
-
-    def alpha(self, z: np.ndarray) -> np.ndarray:
-        """ParamTanh's alpha on the decoder outputs of ``z``, canonical layout (for TensorBoard)."""
-        raise NotImplementedError
-
-    def restore_history(self, history: list[dict[str, float]]) -> None:
-        self.last_generator = last_generator_losses(history)
-
-    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
-        args = self.args
-        noise = GANStepNoise.for_step(args.seed, step, len(batch), self.config.latent_dim, self.frames)
-        out = self.critic_update(batch, noise)
-        if is_generator_step(step, args.n_critic):
-            self.last_generator = self.generator_update(batch, noise, kl_weight(step, args.kl_weight, args.kl_warmup))
-        out.update(self.last_generator)
-        if self.config.tanh_mode == "single":
-            out["alpha"] = self.scalar_alpha()
-        return out
-
-    def log_extras(self, tb: Any, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None:
-        super().log_extras(tb, run_root, epoch, step, z)
-        alpha_summary(tb, self.alpha(z), step)

@@ -22,6 +22,7 @@ Run directory ``RUN/``::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -44,7 +45,10 @@ from .files import atomic_write_text
 from .jsonio import finite_number, loads as json_loads
 from .images import make_grid, save_grid, to_uint8
 from .noise import latents
-from .registry import get_model_spec, make_config
+from .cli import DEFAULT_MODEL, given
+from .objectives.base import Objective
+from . import runconfig
+from .registry import get_model_spec, make_config, sample_part
 from .tblog import EventWriter
 
 log = logging.getLogger("age.train")
@@ -78,28 +82,8 @@ class Trainer(Protocol):
     def log_extras(self, tb: EventWriter, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None: ...
 
 
-TrainerFactory = Callable[[BaseConfig, argparse.Namespace], Trainer]
-
-
-def kl_weight(step: int, weight: float, warmup: int) -> float:
-    """Linear KL warm-up: weight * min(1, step / warmup) (seed 004's annealing); warmup 0 = constant."""
-    return weight if warmup <= 0 else weight * min(1.0, step / warmup)
-
-
-#: independent noise streams of one training step (the second entry of the generator's seed)
-NOISE_STREAMS = {"eps": 1, "prior": 2, "interpolation": 3}
-
-
-def step_noise(seed: int, step: int, shape: tuple[int, ...], stream: str = "eps") -> np.ndarray:
-    """Per-step noise, the same in both frameworks for the same (seed, step, stream).
-
-    ``eps``: reparameterisation N(0, 1); ``prior``: generator input z ~ N(0, 1);
-    ``interpolation``: the gradient penalty's per-sample U(0, 1) coefficients.
-    """
-    rng = np.random.default_rng([seed, NOISE_STREAMS[stream], step])
-    if stream == "interpolation":
-        return rng.random(shape, dtype=np.float32)
-    return rng.standard_normal(shape, dtype=np.float32)
+#: (config, objective, seed, total steps) -> the framework's trainer
+TrainerFactory = Callable[[BaseConfig, Objective, int, int], Trainer]
 
 
 class Run:
@@ -195,7 +179,18 @@ def plot_losses(history: list[dict], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _resolve_config(args: argparse.Namespace, run: Run) -> BaseConfig:
+def run_model(out: str) -> str | None:
+    """The model of the run in ``out`` (for parsing ``--resume`` flags without ``--model``)."""
+    path = Path(out) / runconfig.FILENAME
+    try:
+        return str(runconfig.read(path).get("model")) if path.is_file() else None
+    except CheckpointError:
+        return None
+
+
+def _resolve_config(args: argparse.Namespace, model: str, run: Run) -> BaseConfig:
+    spec = get_model_spec(model)
+    flags = given(args, [f for f in dataclasses.fields(spec.config_cls) if f.name in spec.config_flags])
     if args.resume:
         latest = snapshots.latest(run.root)
         if latest is None and run.checkpoint.is_file() and run.state.is_file():
@@ -205,36 +200,37 @@ def _resolve_config(args: argparse.Namespace, run: Run) -> BaseConfig:
             raise AgeError(f"--resume: {run.root} holds no snapshot to resume from "
                            f"(no {snapshots.SNAPSHOTS}/step_N directory)")
         config = load_checkpoint(latest.checkpoint).config
-        if config.model != args.model:
-            raise ConfigError(f"--resume: {latest.checkpoint} holds model {config.model!r}, not --model {args.model!r}")
-        mode = getattr(config, "tanh_mode", None)
-        if args.tanh_mode is not None and args.tanh_mode != mode:
-            raise ConfigError(f"--resume: {latest.checkpoint} was trained with --tanh-mode {mode}, not {args.tanh_mode}")
+        if config.model != model:
+            raise ConfigError(f"--resume: {latest.checkpoint} holds model {config.model!r}, not --model {model!r}")
+        for name, value in flags.items():
+            if getattr(config, name) != value:
+                raise ConfigError(f"--resume: {latest.checkpoint} was trained with --{name.replace('_', '-')} "
+                                  f"{getattr(config, name)}, not {value}")
         return config
     if run.has_run():
         raise AgeError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
-    overrides = {}
-    if args.tanh_mode is not None:
-        if args.model != "vaegan":
-            raise ConfigError(f"--tanh-mode applies to --model vaegan, not {args.model!r}")
-        overrides["tanh_mode"] = args.tanh_mode
-    return make_config(args.model, args.preset, **overrides)
+    return make_config(model, args.preset, **flags)
 
 
-def _apply_model_defaults(args: argparse.Namespace) -> None:
-    """--lr and --batch-size left unset take the model's defaults (registry ``train_defaults``)."""
-    defaults = get_model_spec(args.model).train_defaults
-    if args.lr is None:
-        args.lr = float(defaults.get("lr", 1e-3))
-    if args.batch_size is None:
-        args.batch_size = int(defaults.get("batch_size", 64))
+def fixed_latents(config: BaseConfig, n: int, seed: int) -> np.ndarray | None:
+    """The fixed-noise latents of the sample grids (:func:`core.noise.latents`), or None for a
+    model whose latents have no prior to sample (an autoencoder: it only reconstructs)."""
+    spec = get_model_spec(config.model)
+    if spec.prior == "none":
+        return None
+    shape = spec.parts(config)[sample_part(config)].inputs[0].shape[1:]
+    z = latents(n, int(np.prod(shape)), seed).reshape(n, *shape)
+    if spec.prior == "sphere":
+        z /= np.linalg.norm(z.reshape(n, -1), axis=1).reshape(n, *([1] * len(shape)))
+    return z
 
 
 class _Loop:
-    def __init__(self, args: argparse.Namespace, trainer: Trainer, run: Run, data: ImageFolder):
+    def __init__(self, args: argparse.Namespace, trainer: Trainer, run: Run, data: ImageFolder, seed: int):
         self.args, self.trainer, self.run, self.data = args, trainer, run, data
         cfg = trainer.config
-        self.fixed_z = latents(args.samples, cfg.latent_dim, args.seed)
+        #: fixed-noise latents (None for a model with no prior to sample: an autoencoder)
+        self.fixed_z = fixed_latents(cfg, args.samples, seed)
         self.recon_batch = data.load(np.linspace(0, len(data) - 1, min(8, len(data))).astype(int))
         self.tb = EventWriter(run.tb)
         self.state = {"step": 0, "epoch": 0, "history": []}
@@ -266,17 +262,21 @@ class _Loop:
         self.tb.flush()
 
     def grids(self, epoch: int, step: int) -> None:
+        from .images import encode_png
+
         run = self.run
-        samples = to_uint8(self.trainer.sample(self.fixed_z))
-        save_grid(samples, run.samples / f"epoch_{epoch:03d}.png")
+        if self.fixed_z is not None:
+            samples = to_uint8(self.trainer.sample(self.fixed_z))
+            save_grid(samples, run.samples / f"epoch_{epoch:03d}.png")
+            grid = make_grid(samples)
+            self.tb.image("samples", encode_png(samples), grid.shape[0], grid.shape[1], step)
         recon = self.trainer.reconstruct(self.recon_batch)
         if recon is not None:
             pair = np.concatenate([to_uint8(self.recon_batch), to_uint8(recon)])
             save_grid(pair, run.reconstructions / f"epoch_{epoch:03d}.png", nrow=len(self.recon_batch))
-        grid = make_grid(samples)
-        from .images import encode_png
-
-        self.tb.image("samples", encode_png(samples), grid.shape[0], grid.shape[1], step)
+            grid = make_grid(pair, nrow=len(self.recon_batch))
+            self.tb.image("reconstructions", encode_png(pair, nrow=len(self.recon_batch)), grid.shape[0],
+                          grid.shape[1], step)
         self.trainer.log_extras(self.tb, run.root, epoch, step, self.fixed_z)
         if self.state["history"]:
             plot_losses(self.state["history"], run.loss_png)
@@ -349,23 +349,17 @@ def resume(run: Run, trainer: Trainer, loop: "_Loop") -> int:
 def run_training(args: argparse.Namespace, framework: str, make_trainer: TrainerFactory) -> Path:
     """Train as ``args`` say; returns the run directory. Raises :class:`AgeError` on bad input."""
     run = Run(args.out, framework)
-    config = _resolve_config(args, run)
-    _apply_model_defaults(args)
-    if args.n_critic <= 0 or args.gp_weight < 0:
-        raise ConfigError("--n-critic must be positive and --gp-weight >= 0")
-    if args.batch_size <= 0 or not (math.isfinite(args.lr) and args.lr > 0):
-        raise ConfigError("--batch-size must be positive and --lr a positive finite number")
-    for flag in ("kl_weight", "gp_weight", "adv_weight"):
-        if not math.isfinite(getattr(args, flag)):
-            raise ConfigError(f"--{flag.replace('_', '-')} must be a finite number")
+    model = args.model or (run_model(str(run.root)) if args.resume else None) or DEFAULT_MODEL
+    config = _resolve_config(args, model, run)
+    settings = runconfig.resolve(args, model, run.root, args.resume)
+    if not 1 <= settings.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}, got {settings.batch_size}")
     if not 1 <= args.samples <= MAX_SAMPLES:  # the grid is drawn every epoch: fail now, not then
         raise ConfigError(f"--samples must be between 1 and {MAX_SAMPLES}, got {args.samples}")
-    if args.batch_size > MAX_BATCH_SIZE:
-        raise ConfigError(f"--batch-size must be at most {MAX_BATCH_SIZE}, got {args.batch_size}")
     if args.keep_checkpoints < 0 or args.checkpoint_every < 0:
         raise ConfigError("--keep-checkpoints and --checkpoint-every must be >= 0")
     data = open_dataset(args.data, config.image_size)
-    per_epoch = data.batches_per_epoch(args.batch_size)
+    per_epoch = data.batches_per_epoch(settings.batch_size)
     if args.steps is not None:
         if args.steps <= 0:
             raise ConfigError("--steps must be positive")
@@ -381,11 +375,16 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
         raise OutputError(f"--out {run.root}: cannot create the run directory ({exc.strerror or exc})") from None
     snapshots.sweep_orphans(run.root)
     atomic_write_text(run.config, json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True))
+    runconfig.write(run.root, settings)
     log.info("%s: %s (%s preset) on %d images from %s, %d steps of batch %d (%d per epoch) -> %s",
-             framework, config.model, args.preset, len(data), data.root, total, args.batch_size, per_epoch, run.root)
+             framework, config.model, args.preset, len(data), data.root, total, settings.batch_size, per_epoch,
+             run.root)
+    log.info("%s objective: %s", settings.objective,
+             ", ".join(f"{k}={v}" for k, v in settings.hyperparameters.to_dict().items()))
 
-    trainer = make_trainer(config, args)
-    loop = _Loop(args, trainer, run, data)
+    objective = get_model_spec(model).objective(config, settings.hyperparameters)
+    trainer = make_trainer(config, objective, settings.seed, total)
+    loop = _Loop(args, trainer, run, data, settings.seed)
     step = 0
     if args.resume:
         step = resume(run, trainer, loop)
@@ -402,7 +401,7 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
     interrupts = StepBoundaryInterrupts()
     try:
         while step < total:
-            for batch in data.batches(args.batch_size, args.seed, epoch, skip=step - epoch * per_epoch):
+            for batch in data.batches(settings.batch_size, settings.seed, epoch, skip=step - epoch * per_epoch):
                 interrupts.check()
                 with interrupts.deferred():  # the step and its bookkeeping happen whole or not at all
                     losses = trainer.train_step(batch, step)
@@ -445,9 +444,9 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
 
 def main(framework: str, make_trainer: TrainerFactory, argv: list[str] | None = None) -> int:
     """CLI entry point shared by both trainers; bad input -> one error line, exit code 2."""
-    from .cli import train_parser
+    from .cli import model_of, train_parser
 
-    args = train_parser(f"python -m {framework}_impl.train").parse_args(argv)
+    args = train_parser(f"python -m {framework}_impl.train", model_of(argv, run_model)).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run_training(args, framework, make_trainer)

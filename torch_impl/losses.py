@@ -1,20 +1,48 @@
-"""Objectives (twin: ``keras_impl/losses.py``). Formulas are documented once, here and in the twin."""
+"""Loss formulas (twin: ``keras_impl/losses.py``), written out the same way in both frameworks.
+What each objective means, its schedule and hyperparameters: :mod:`core.objectives`."""
 
 from __future__ import annotations
 
 import torch
 
 
-def vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-             kl_weight: float | torch.Tensor = 1.0) -> dict[str, torch.Tensor]:
-    """Negative ELBO with a Gaussian decoder, averaged over the batch.
+def squared_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Batch mean of the per-sample sum of (x_hat - x)^2 (a Gaussian decoder's reconstruction term)."""
+    return torch.sum((recon - target) ** 2, dim=tuple(range(1, recon.dim()))).mean()
 
-    recon = sum over pixels of (x_hat - x)^2;  kl = -0.5 * sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j));
-    loss = recon + kl_weight * kl.
+
+def mean_squared_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over every value of (x_hat - x)^2."""
+    return torch.mean((recon - target) ** 2)
+
+
+def elbo(out: tuple[torch.Tensor, ...], target: torch.Tensor, eps: torch.Tensor, kl_weight: torch.Tensor | float,
+         free_bits: float = 0.0) -> dict[str, torch.Tensor]:
+    """Negative ELBO (:mod:`core.objectives.elbo`) of a VAE's forward pass ``out``.
+
+    ``out`` is (recon, mu, logvar) for a Gaussian posterior: KL_j = -0.5 (1 + logvar_j - mu_j^2 -
+    exp(logvar_j)); or (recon, mu, logvar, z_K, log_det) for a flow posterior: the one-sample
+    KL = log q0(z0) - log_det - log p(z_K), with log q0(z0) = sum_j -0.5 (logvar_j + eps_j^2) and
+    log p(z_K) = sum_j -0.5 z_Kj^2 (the log 2pi terms cancel). Free bits (:mod:`core.objectives.kl`)
+    clamp what the loss sees; ``kl`` is the true KL. loss = recon + kl_weight * KL'.
     """
-    rec = torch.sum((recon - target) ** 2, dim=tuple(range(1, recon.dim()))).mean()
-    kl = (-0.5 * torch.sum(1.0 + logvar - mu**2 - torch.exp(logvar), dim=1)).mean()
-    return {"loss": rec + kl_weight * kl, "recon": rec, "kl": kl}
+    recon, mu, logvar = out[:3]
+    rec = squared_error(recon, target)
+    if len(out) == 3:
+        per_dim = -0.5 * (1.0 + logvar - mu**2 - torch.exp(logvar))
+        kl = per_dim.sum(1).mean()
+        used = kl if free_bits <= 0 else torch.clamp(per_dim.mean(0), min=free_bits).sum()
+    else:
+        z_k, log_det = out[3:]
+        kl = (torch.sum(-0.5 * (logvar + eps**2), 1) - log_det + 0.5 * torch.sum(z_k**2, 1)).mean()
+        used = kl if free_bits <= 0 else torch.clamp(kl, min=free_bits * mu.shape[1])
+    return {"loss": rec + kl_weight * used, "recon": rec, "kl": kl}
+
+
+def bce_with_logits(logits: torch.Tensor, target: float) -> torch.Tensor:
+    """Mean binary cross-entropy of sigmoid(logits) against a constant target t, in the stable
+    form max(x, 0) - x t + log(1 + exp(-|x|))."""
+    return torch.mean(torch.clamp(logits, min=0) - logits * target + torch.log1p(torch.exp(-torch.abs(logits))))
 
 
 def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
@@ -37,14 +65,3 @@ def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, penalty: t
     critic's estimate of the distance, mean D(real) - mean D(fake)."""
     distance = real_scores.mean() - fake_scores.mean()
     return {"critic": -distance + gp_weight * penalty, "wasserstein": distance, "gp": penalty}
-
-
-def vaegan_generator_loss(fake_scores: torch.Tensor, recon: torch.Tensor, target: torch.Tensor,
-                          mu: torch.Tensor, logvar: torch.Tensor, kl_weight: float | torch.Tensor,
-                          adv_weight: float) -> dict[str, torch.Tensor]:
-    """The seeds' combined loss for the generator: adv_weight * (-mean D(G(z))) + the ELBO of
-    :func:`vae_loss` (z ~ N(0, 1) for the adversarial term, the encoder's posterior for the ELBO)."""
-    elbo = vae_loss(recon, target, mu, logvar, kl_weight)
-    adversarial = -fake_scores.mean()
-    return {"generator": adv_weight * adversarial + elbo["loss"], "adversarial": adversarial,
-            "recon": elbo["recon"], "kl": elbo["kl"]}

@@ -1,7 +1,9 @@
-"""Model classes by registry key, and :func:`build` (twin: ``torch_impl.models``)."""
+"""Models by registry key, found by convention (twin: ``torch_impl.models``): the class
+``class_name`` of ``keras_impl/models/<twin module>.py``. Nothing here names a model."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import keras
@@ -11,17 +13,19 @@ from core.configs import BaseConfig
 from core.layouts import nchw_to_nhwc
 from core.registry import get_model_spec, resolve_config
 
-from .conv_vae import ConvVAE
-from .vaegan import VAEGAN
 
-MODEL_CLASSES: dict[str, type[keras.Model]] = {"conv_vae": ConvVAE, "vaegan": VAEGAN}
+
+def model_class(name: str) -> type[keras.Model]:
+    """The Keras class of registered model ``name``."""
+    spec = get_model_spec(name)
+    return getattr(importlib.import_module(f"{__name__}.{spec.twin_module}"), spec.class_name)
 
 
 def build(name: str, config: BaseConfig | None = None, preset: str = "seed", **overrides: Any) -> keras.Model:
     """A fresh model ``name`` with all variables created (each part is run once on zeros)."""
     config = resolve_config(name, config, preset, **overrides)
     spec = get_model_spec(name)
-    model = MODEL_CLASSES[name](config)
+    model = model_class(name)(config)
     for part in spec.parts(config).values():
         inputs = [np.zeros(t.concrete_shape(1), np.float32) for t in part.inputs]
         inputs = [nchw_to_nhwc(x) if t.kind == "image" else x for x, t in zip(inputs, part.inputs)]

@@ -1,6 +1,6 @@
 """Convolutional VAE (seed 002), Keras twin of ``torch_impl/models/conv_vae.py``.
 
-Architecture and its choices: :class:`core.configs.ConvVAEConfig`. Images are NHWC here; the
+Architecture and its choices: :class:`core.models.conv_vae.ConvVAEConfig`. Images are NHWC here; the
 flatten before ``fc_mu``/``fc_logvar`` and the reshape after ``decoder_input`` go through
 channel-first order so the Linear weights are torch's, transposed and nothing else.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from core.configs import ConvVAEConfig
+from core.models.conv_vae import ConvVAEConfig
 
 from ..layers.core import BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Sequential, Sigmoid
 from .base import VariationalModel

@@ -1,6 +1,6 @@
 """The ParamTanh VAE-GAN (seeds 000, 001), Keras twin of ``torch_impl/models/vaegan.py``.
 
-Architecture and its choices: :class:`core.configs.VAEGANConfig`. Images are NHWC and videos
+Architecture and its choices: :class:`core.models.vaegan.VAEGANConfig`. Images are NHWC and videos
 (B, T, H, W, C) here; flattening before the Linear layers goes through channel-first order so
 their weights are torch's, transposed and nothing else.
 """
@@ -8,9 +8,10 @@ their weights are torch's, transposed and nothing else.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
-from core.configs import VAEGANConfig
+from core.models.vaegan import VAEGANConfig
 from core.param_tanh import require_output
 
 from ..layers.core import Conv2d, ConvTranspose2d, LeakyReLU, Linear, MaxPool2d, ReLU, Sequential, Sigmoid, TorchLayer
@@ -67,6 +68,26 @@ class VAEGAN(VariationalModel):
         """Everything but the critic: what the generator's optimizer trains (alpha included)."""
         critic = {id(v) for v in self.critic.trainable_variables}
         return [v for v in self.trainable_variables if id(v) not in critic]
+
+    def parameter_groups(self) -> dict[str, list[keras.Variable]]:
+        """The objective's optimizers' variables: ``generator`` (all but the critic), ``critic``."""
+        return {"generator": self.generator_variables(), "critic": list(self.critic.trainable_variables)}
+
+    @property
+    def frames_per_sample(self) -> int:
+        """Images the critic judges per generated sample (T in ``time`` mode)."""
+        return self.config.num_frames if self.config.is_video else 1
+
+    def training_scalars(self) -> dict[str, float]:
+        """``single`` mode's learned alpha, logged every step."""
+        if self.config.tanh_mode != "single":
+            return {}
+        return {"alpha": float(np.asarray(self.param_tanh.alpha_of(None))[0])}
+
+    def summaries(self, z) -> dict:
+        """ParamTanh's alpha on the decoder outputs of ``z`` (canonical layout), for TensorBoard."""
+        alpha = np.asarray(self.param_tanh.alpha_of(self.decode_base(z)))
+        return {"alpha": alpha if alpha.ndim == 1 else np.moveaxis(alpha, -1, -3)}
 
     def encode(self, image, training=False):
         h = _flatten_channels_first(self.encoder(image, training=training))

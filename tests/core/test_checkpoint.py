@@ -21,7 +21,7 @@ import core.files
 from core import FORMAT_VERSION
 from core.errors import OutputError
 from core.checkpoint import FORMAT_NAME, check_tensors, load_checkpoint, read_safetensors, save_checkpoint, save_tensors
-from core.configs import ConvVAEConfig
+from core.models.conv_vae import ConvVAEConfig
 from core.errors import AgeError, CheckpointError
 
 TINY = ConvVAEConfig.preset("tiny")

@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from core.configs import CONFIG_CLASSES, ConvVAEConfig, config_from_json, conv_out_size
+from core.configs import config_from_json, conv_out_size
+from core.models.conv_vae import ConvVAEConfig
+from core.registry import MODELS as CONFIG_CLASSES
 from core.errors import ConfigError
 from core.noise import latents, variation_latents
 from core.registry import get_model_spec, make_config, resolve_config

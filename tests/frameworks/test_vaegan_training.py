@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from core.checkpoint import load_checkpoint, read_safetensors
-from core.configs import TANH_MODES
+from core.models.vaegan import TANH_MODES
 from core.param_tanh import TIME_INIT
 from core.registry import get_model_spec, make_config
 from core.tblog import read_scalars

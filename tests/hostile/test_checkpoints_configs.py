@@ -140,7 +140,7 @@ def test_budget_counts_match_the_built_models():
     import torch
 
     import torch_impl
-    from core.configs import TANH_MODES
+    from core.models.vaegan import TANH_MODES
     from core.registry import MODELS
     from torch_impl.checkpoint import model_tensors
 

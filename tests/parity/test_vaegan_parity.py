@@ -21,7 +21,7 @@ from keras_impl.layers.core import torch_named_params
 from keras_impl.layers.transformer import PackedVariable
 from keras_impl.parts import run_part as keras_run
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.configs import TANH_MODES, VAEGANConfig
+from core.models.vaegan import TANH_MODES, VAEGANConfig
 from core.errors import CheckpointError, ConfigError
 from core.layouts import nchw_to_nhwc, nhwc_to_nchw, rule
 from core.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, time_points

@@ -1,11 +1,11 @@
-"""Convolutional VAE (seed 002). Architecture and its choices: :class:`core.configs.ConvVAEConfig`."""
+"""Convolutional VAE (seed 002). Architecture and its choices: :class:`core.models.conv_vae.ConvVAEConfig`."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from core.configs import ConvVAEConfig
+from core.models.conv_vae import ConvVAEConfig
 
 from ..layers.core import BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Sequential, Sigmoid
 from .base import VariationalModel

@@ -1,11 +1,11 @@
-"""The ParamTanh VAE-GAN (seeds 000, 001). Architecture and its choices: :class:`core.configs.VAEGANConfig`."""
+"""The ParamTanh VAE-GAN (seeds 000, 001). Architecture and its choices: :class:`core.models.vaegan.VAEGANConfig`."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from core.configs import VAEGANConfig
+from core.models.vaegan import VAEGANConfig
 from core.param_tanh import require_output
 
 from ..layers.core import Conv2d, ConvTranspose2d, LeakyReLU, Linear, MaxPool2d, ReLU, Sequential, Sigmoid
@@ -56,6 +56,30 @@ class VAEGAN(VariationalModel):
     def generator_parameters(self) -> list[nn.Parameter]:
         """Everything but the critic: what the generator's optimizer trains (alpha included)."""
         return [p for name, p in self.named_parameters() if not name.startswith("critic.")]
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The objective's optimizers' parameters: ``generator`` (all but the critic), ``critic``."""
+        return {"generator": self.generator_parameters(), "critic": list(self.critic.parameters())}
+
+    @property
+    def frames_per_sample(self) -> int:
+        """Images the critic judges per generated sample (T in ``time`` mode)."""
+        return self.config.num_frames if self.config.is_video else 1
+
+    def training_scalars(self) -> dict[str, float]:
+        """``single`` mode's learned alpha, logged every step."""
+        if self.config.tanh_mode != "single":
+            return {}
+        return {"alpha": float(self.param_tanh.alpha.detach()[0])}
+
+    def summaries(self, z) -> dict:
+        """ParamTanh's alpha on the decoder outputs of ``z`` (canonical layout), for TensorBoard."""
+        was_training = self.training
+        self.eval()
+        with torch.no_grad():
+            alpha = self.param_tanh.alpha_of(self.decode_base(torch.from_numpy(z))).cpu().numpy()
+        self.train(was_training)
+        return {"alpha": alpha}
 
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.flatten(self.encoder(image), 1)

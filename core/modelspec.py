@@ -1,0 +1,85 @@
+"""The types a model registers with: :class:`ModelSpec` and the servable *parts* it is made of.
+
+A part is one exported graph (``encoder``: image -> (mu, logvar); ``decoder``: z -> image, ...).
+Export, the parity tests and the runtime all walk a model's parts. Shapes are given in the
+canonical layout, which is torch's and ONNX's: images are (batch, C, H, W). The leading axis
+is symbolic (``"batch"``) everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .configs import BaseConfig
+
+Dim = int | str
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output of a part.
+
+    ``kind`` says how frameworks lay it out: ``"image"`` is (batch, C, H, W) canonically and
+    (batch, H, W, C) in Keras' public API; ``"video"`` is (batch, T, C, H, W) canonically and
+    (batch, T, H, W, C) in Keras; ``"vector"`` is the same everywhere.
+    """
+
+    name: str
+    shape: tuple[Dim, ...]
+    kind: str = "vector"
+
+    def concrete_shape(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if d == "batch" else int(d) for d in self.shape)
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    name: str
+    #: the model method both frameworks call for this part (same name in both twins)
+    method: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    #: (low, high) of the first output's values, or None when unbounded.
+    value_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the toolkit knows about one model: the ``MODEL`` of ``core/models/<name>.py``.
+
+    The twins are found by convention: class ``class_name`` in ``torch_impl/models/<twin>.py`` and
+    ``keras_impl/models/<twin>.py``, where ``twin`` is the model's own name unless it reuses
+    another model's code (``vae`` is ``conv_vae``'s network with the report's defaults).
+    """
+
+    name: str
+    config_cls: type[BaseConfig]
+    parts_fn: Callable[[BaseConfig], dict[str, PartSpec]]
+    description: str
+    #: the twins' class name
+    class_name: str
+    #: the objective it trains with (a :class:`core.objectives.base.Objective` subclass)
+    objective: type
+    #: the objective's hyperparameter defaults for this model (e.g. the seed's learning rates)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    #: the trainers' default --batch-size
+    batch_size: int = 64
+    #: config fields the trainers expose as flags (``--tanh-mode``); other fields come from presets
+    config_flags: tuple[str, ...] = ()
+    #: config overrides the registry-driven tests run (vaegan: one per ParamTanh mode)
+    variants: dict[str, dict[str, Any]] = field(default_factory=lambda: {"default": {}})
+    #: the latent prior generation samples from: "normal" (N(0, I)), "sphere" (N(0, I) normalised
+    #: to the unit sphere, A.G.E.), or "none" (an autoencoder: its latents have no prior to sample)
+    prior: str = "normal"
+    #: the module of the twins, when the model reuses another model's code
+    twin: str | None = None
+
+    def parts(self, config: BaseConfig) -> dict[str, PartSpec]:
+        return self.parts_fn(config)
+
+    @property
+    def twin_module(self) -> str:
+        return self.twin or self.name
+
+

@@ -1,0 +1,1 @@
+"""Objectives, written once (:mod:`core.objectives.base`); the twins implement their updates."""

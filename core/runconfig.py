@@ -1,0 +1,96 @@
+"""A run's resolved settings, ``RUN/hyperparameters.json``: what reproduces it from its directory.
+
+Written when a run starts and read back by ``--resume``: the model, preset, seed, batch size and
+the objective's resolved hyperparameters (defaults, then the model's, then the flags). A resumed
+run takes them from the file; a flag that contradicts the file is refused rather than silently
+changing a run halfway (extend a run with ``--steps``/``--epochs``; start a new one to change it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .cli import given, hyperparameter_defaults, hyperparameter_fields
+from .errors import CheckpointError, ConfigError
+from .files import atomic_write_text
+from .jsonio import loads as json_loads
+from .noise import check_seed
+from .objectives.base import Hyperparameters
+from .registry import get_model_spec
+
+FILENAME = "hyperparameters.json"
+#: A settings file is a few hundred bytes; anything far larger is not one.
+MAX_BYTES = 1 << 20
+DEFAULT_SEED = 0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    model: str
+    seed: int
+    batch_size: int
+    hyperparameters: Hyperparameters
+
+    @property
+    def objective(self) -> str:
+        return get_model_spec(self.model).objective.name
+
+    def to_json(self) -> str:
+        return json.dumps({"model": self.model, "objective": self.objective, "seed": self.seed,
+                           "batch_size": self.batch_size, "hyperparameters": self.hyperparameters.to_dict()},
+                          indent=2, sort_keys=True)
+
+
+def read(path: Path) -> dict[str, Any]:
+    """The stored settings, shape-checked (values are checked where they are used)."""
+    where = f"run settings {path}"
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    values = json_loads(text, where, CheckpointError, max_bytes=MAX_BYTES)
+    if not isinstance(values, dict) or not isinstance(values.get("hyperparameters"), dict):
+        raise CheckpointError(f"{where}: must be an object with a 'hyperparameters' object")
+    for key in ("seed", "batch_size"):
+        if type(values.get(key)) is not int:
+            raise CheckpointError(f"{where}: {key!r} must be an integer")
+    return values
+
+
+def write(run_root: Path, settings: RunSettings) -> None:
+    atomic_write_text(run_root / FILENAME, settings.to_json())
+
+
+def resolve(args: argparse.Namespace, model: str, run_root: Path, resume: bool) -> RunSettings:
+    """Defaults < model defaults < stored (on ``--resume``) < flags; a flag that differs from
+    the stored value is refused, naming both."""
+    spec = get_model_spec(model)
+    stored_path = run_root / FILENAME
+    stored = read(stored_path) if resume and stored_path.is_file() else None
+    flags = given(args, hyperparameter_fields(model))
+    values = dict(hyperparameter_defaults(model))
+    if stored is not None:
+        if stored.get("model") != model:
+            raise ConfigError(f"--resume: {stored_path} is for model {stored.get('model')!r}, not {model!r}")
+        values.update(stored["hyperparameters"])
+        top = {"seed": args.seed, "batch_size": args.batch_size}
+        for name, value in [*flags.items(), *((k, v) for k, v in top.items() if v is not None)]:
+            have = stored[name] if name in top else stored["hyperparameters"].get(name)
+            if have != value:
+                raise ConfigError(f"--resume: --{name.replace('_', '-')} {value} differs from the run's {have} "
+                                  f"({stored_path}); start a new run to change it")
+        seed, batch_size = stored["seed"], stored["batch_size"]
+    else:
+        values.update(flags)
+        seed = DEFAULT_SEED if args.seed is None else args.seed
+        batch_size = spec.batch_size if args.batch_size is None else args.batch_size
+    try:
+        hp = spec.objective.hyperparameters.from_dict(values, f"{model} hyperparameters")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (flags {', '.join('--' + k.replace('_', '-') for k in flags) or 'none'})") from None
+    check_seed(seed)
+    return RunSettings(model, seed, batch_size, hp)

@@ -1,0 +1,11 @@
+"""ELBO update (:mod:`core.objectives.elbo`; twin: ``torch_impl/objectives/elbo.py``)."""
+
+from __future__ import annotations
+
+from ..losses import elbo
+
+
+def update(model, batch, inputs, objective):
+    """The model's forward pass with the injected reparameterisation noise, then the ELBO."""
+    out = model(batch, eps=inputs["eps"], training=True)
+    return elbo(out, batch, inputs["eps"], inputs["kl_weight"], objective.hp.free_bits)

@@ -1,0 +1,31 @@
+"""WGAN-GP updates (:mod:`core.objectives.wgan_gp`; twin: ``torch_impl/objectives/wgan_gp.py``).
+
+The model provides ``generate_images(z)`` (what the critic judges: images, or every frame of a
+video as (B*T, H, W, C)) and ``critique(images)``.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from keras import ops
+
+from ..losses import critic_loss, gradient_penalty
+
+
+def per_frame(model, real):
+    """Real images repeated once per generated frame (video generators are judged frame by frame)."""
+    frames = getattr(model, "frames_per_sample", 1)
+    return ops.repeat(real, frames, axis=0) if frames > 1 else real
+
+
+def critic(model, batch, inputs, objective):
+    fake = tf.stop_gradient(model.generate_images(inputs["prior"], training=True))
+    penalty = gradient_penalty(lambda x: model.critique(x, training=True), per_frame(model, batch), fake,
+                               inputs["coeffs"])
+    return critic_loss(model.critique(batch, training=True), model.critique(fake, training=True), penalty,
+                       objective.hp.gp_weight)
+
+
+def generator(model, batch, inputs, objective):
+    fake = model.generate_images(inputs["prior"], training=True)
+    return {"generator": -ops.mean(model.critique(fake, training=True))}

@@ -1,0 +1,25 @@
+"""BCE GAN updates (:mod:`core.objectives.bce_gan`; twin: ``keras_impl/objectives/bce_gan.py``).
+
+The model provides ``generate(z)`` and ``discriminate(images, masks)`` (logits; ``masks`` the
+injected dropout keep-masks of one pass).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..losses import bce_with_logits
+from . import masks
+
+
+def discriminator(model, batch, inputs, objective):
+    with torch.no_grad():
+        fake = model.generate(inputs["prior"])
+    d_real = bce_with_logits(model.discriminate(batch, masks(inputs, "dropout_real")), objective.hp.real_label)
+    d_fake = bce_with_logits(model.discriminate(fake, masks(inputs, "dropout_fake")), 0.0)
+    return {"discriminator": d_real + d_fake, "d_real": d_real, "d_fake": d_fake}
+
+
+def generator(model, batch, inputs, objective):
+    logits = model.discriminate(model.generate(inputs["prior"]), masks(inputs, "dropout_generator"))
+    return {"generator": bce_with_logits(logits, 1.0)}
