@@ -1,6 +1,6 @@
 """core.init: the rules' distributions, per-(seed, name) independence, the entry checks.
 
-NumPy only (runs in a serving-only install too); the twins are tested in tests/frameworks/test_init.py.
+NumPy only (runs in a serving-only install too); the twins are tested in tests/frameworks/test_init_twins.py.
 """
 
 from __future__ import annotations
