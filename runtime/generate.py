@@ -101,8 +101,8 @@ def check_args(args: argparse.Namespace) -> None:
 
 def make_images(session: GeneratorSession, args: argparse.Namespace) -> np.ndarray:
     if args.reconstruct is not None:
-        pictures = np.stack([session.load_image(path) for path in args.reconstruct])
-        return session.reconstruct(pictures, batch_size=args.batch_size)
+        latents = np.concatenate([session.reconstruction_latents(path) for path in args.reconstruct])
+        return session.to_uint8(session.decode(latents, args.batch_size))
     if args.variations is not None:
         return session.variations(args.variations, n=args.n, scale=args.scale, seed=args.seed, batch_size=args.batch_size)
     return session.generate(args.n, seed=args.seed, batch_size=args.batch_size)

@@ -9,6 +9,7 @@ background (``/readyz`` says 503 until that is done) and, on shutdown, drains th
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
 import time
@@ -19,6 +20,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import numpy as np
 from fastapi import FastAPI, Request
+from PIL import Image as PILImage
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -157,11 +159,16 @@ class ServerState:
             raise ApiError(500, f"model {name!r} failed: {exc}") from None
 
     async def images_response(self, entry: ModelEntry, latents: np.ndarray, fmt: str, nrow: int | None,
-                              fps: float, seed: int | None) -> Response:
+                              fps: float, seed: int | None, single: bool = False) -> Response:
+        """Decode ``latents`` through the model's batcher and encode the images as ``fmt``: a grid,
+        or with ``single`` one image as it is (a PNG the size of the model's output, no padding)."""
         # one shape per batcher, whichever way the latents came (flat JSON rows or an encoder's output)
         latents = np.asarray(latents, dtype=np.float32).reshape(len(latents), *entry.session.latent_shape)
         images = await self.batchers[entry.name].submit(latents)
-        body = await asyncio.to_thread(spec_images.encode, images, fmt, nrow, fps)
+        if single and fmt == "png" and images.ndim == 4:
+            body = await asyncio.to_thread(_png, images[0])
+        else:
+            body = await asyncio.to_thread(spec_images.encode, images, fmt, nrow, fps)
         headers = {
             "X-AGE-Model": entry.name,
             "X-AGE-Shape": ",".join(map(str, images.shape)),
@@ -170,6 +177,13 @@ class ServerState:
         if seed is not None:
             headers["X-AGE-Seed"] = str(seed)
         return Response(body, media_type=spec_images.MEDIA_TYPES[fmt], headers=headers)
+
+
+def _png(image: np.ndarray) -> bytes:
+    """One uint8 (H, W, C) image as a PNG of exactly that size."""
+    buf = io.BytesIO()
+    PILImage.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 # The routes read their bodies themselves (size limits, field-named errors); describe them here.
@@ -330,7 +344,7 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
                 latents = await asyncio.to_thread(session.reconstruction_latents, req.image, settings.max_image_pixels)
             except ValueError as exc:
                 raise ApiError(422, str(exc), "image") from None
-            return await state.images_response(entry, latents, req.format, None, req.fps, None)
+            return await state.images_response(entry, latents, req.format, None, req.fps, None, single=True)
 
         return await state.serve(name, work)
 

@@ -312,6 +312,12 @@ METADATA_CASES = {
     "value_range_inf": ({"value_range": "[0, 1e999]"}, "age.value_range is malformed"),
     "value_range_deep": ({"value_range": DEEP_JSON}, "age.value_range: JSON nested"),
     "config_too_big": ({"config": json.dumps({"pad": "x" * (2 * 1024 * 1024)})}, "exceeds the limit"),
+    "prior_unknown": ({"prior": "uniform"}, "metadata age.prior is 'uniform'; expected one of normal, sphere, none"),
+    "prior_case": ({"prior": "Normal"}, "metadata age.prior is 'Normal'"),
+    "encoder_kind_unknown": ({"encoder_kind": "variational"}, "metadata age.encoder_kind is 'variational'; expected one of"),
+    "reconstructs_not_bool": ({"reconstructs": '"yes"'}, "metadata age.reconstructs is '\"yes\"'; expected true or false"),
+    "reconstructs_number": ({"reconstructs": "1"}, "metadata age.reconstructs is '1'"),
+    "reconstructs_not_json": ({"reconstructs": "maybe"}, "age.reconstructs: not valid JSON"),
 }
 
 
