@@ -23,9 +23,12 @@ from __future__ import annotations
 from typing import Iterator
 
 import keras
+import numpy as np
 from keras import ops
 
+from core import init
 from core.errors import batch_too_small_message, require_batch_statistics
+from core.layouts import rule
 
 
 class TorchLayer(keras.layers.Layer):
@@ -35,6 +38,16 @@ class TorchLayer(keras.layers.Layer):
         """{torch parameter suffix: (Keras variable, layout rule name)}."""
         return {}
 
+    def init_rules(self) -> dict[str, init.Init]:
+        """{torch name relative to this layer: initial-weight rule} (:mod:`core.init`), for its
+        ``torch_params()`` and optionally overrides of its children's; see ``keras_impl/init.py``."""
+        return {}
+
+
+def torch_shape(variable: keras.Variable, layout: str) -> tuple[int, ...]:
+    """The torch (canonical) shape of a mirrored variable."""
+    return tuple(rule(layout).to_torch(np.empty(tuple(variable.shape), np.uint8)).shape)
+
 
 def _kernel_and_bias(layer: keras.layers.Layer, kernel_rule: str) -> dict[str, tuple[keras.Variable, str]]:
     """torch's ``weight``/``bias`` of a wrapped Conv/Dense layer."""
@@ -42,6 +55,12 @@ def _kernel_and_bias(layer: keras.layers.Layer, kernel_rule: str) -> dict[str, t
     if layer.use_bias:
         params["bias"] = (layer.bias, "identity")
     return params
+
+
+def _default_init(layer: TorchLayer) -> dict[str, init.Init]:
+    """torch's Linear/Conv ``reset_parameters`` for a layer whose ``torch_params`` are weight (+ bias)."""
+    params = layer.torch_params()
+    return init.weight_and_bias(torch_shape(*params["weight"]), bias="bias" in params)
 
 
 class Conv2d(TorchLayer):
@@ -59,6 +78,9 @@ class Conv2d(TorchLayer):
 
     def torch_params(self):
         return _kernel_and_bias(self.conv, "conv2d")
+
+    def init_rules(self):
+        return _default_init(self)
 
 
 class ConvTranspose2d(TorchLayer):
@@ -82,6 +104,9 @@ class ConvTranspose2d(TorchLayer):
     def torch_params(self):
         return _kernel_and_bias(self.conv, "conv_transpose2d")
 
+    def init_rules(self):
+        return _default_init(self)
+
 
 class Linear(TorchLayer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, **kwargs):
@@ -94,6 +119,9 @@ class Linear(TorchLayer):
 
     def torch_params(self):
         return _kernel_and_bias(self.dense, "linear")
+
+    def init_rules(self):
+        return _default_init(self)
 
 
 class BatchNorm2d(TorchLayer):
@@ -141,6 +169,9 @@ class BatchNorm2d(TorchLayer):
             "running_var": (self.moving_variance, "identity"),
         }
 
+    def init_rules(self):
+        return init.batch_norm()
+
 
 class LeakyReLU(TorchLayer):
     def __init__(self, negative_slope: float = 0.01, **kwargs):
@@ -180,6 +211,9 @@ class LayerNorm(TorchLayer):
     def torch_params(self):
         return {"weight": (self.norm.gamma, "identity"), "bias": (self.norm.beta, "identity")}
 
+    def init_rules(self):
+        return init.layer_norm()
+
 
 class Sigmoid(TorchLayer):
     def call(self, x, training=None):
@@ -206,24 +240,36 @@ class ModuleList(Sequential):
         raise TypeError("ModuleList is not callable; iterate over children_list")
 
 
-def torch_named_params(layer: keras.layers.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Variable, str]]:
-    """(torch name, Keras variable, layout rule) for every mirrored variable under ``layer``.
+def torch_named_layers(layer: keras.layers.Layer, prefix: str = "") -> Iterator[tuple[str, keras.layers.Layer]]:
+    """(torch name prefix, layer) for ``layer`` and every layer under it, outer layers first.
 
-    Containers are walked like torch's ``named_modules``: :class:`Sequential` children by index,
-    other layers by their public attribute names (the same names the torch twin uses). A
-    :class:`TorchLayer` reports its own parameters (``torch_params``) and then its TorchLayer
-    children, like a torch module that owns both parameters and submodules.
+    Containers are walked like torch's ``named_modules``: :class:`Sequential` children by index
+    (the container itself is not yielded: it holds no parameters), other layers by their public
+    attribute names (the same names the torch twin uses). Below a :class:`TorchLayer` only
+    TorchLayer children are walked: a leaf's wrapped Keras layer is reported through the leaf's
+    ``torch_params()``.
     """
     if isinstance(layer, Sequential):
         for i, child in enumerate(layer.children_list):
-            yield from torch_named_params(child, f"{prefix}{i}.")
+            yield from torch_named_layers(child, f"{prefix}{i}.")
         return
-    if isinstance(layer, TorchLayer):
-        for suffix, (variable, rule) in layer.torch_params().items():
-            yield prefix + suffix, variable, rule
+    yield prefix, layer
     for name, value in vars(layer).items():  # composite layers: children by attribute name
         if name.startswith("_") or not isinstance(value, keras.layers.Layer):
             continue
         if isinstance(layer, TorchLayer) and not isinstance(value, TorchLayer):
             continue  # a leaf's wrapped Keras layer: already reported through torch_params()
-        yield from torch_named_params(value, f"{prefix}{name}.")
+        yield from torch_named_layers(value, f"{prefix}{name}.")
+
+
+def torch_named_params(layer: keras.layers.Layer, prefix: str = "") -> Iterator[tuple[str, keras.Variable, str]]:
+    """(torch name, Keras variable, layout rule) for every mirrored variable under ``layer``.
+
+    Layers are visited by :func:`torch_named_layers`; a :class:`TorchLayer` reports its own
+    parameters (``torch_params``) before its children's, like a torch module that owns both
+    parameters and submodules.
+    """
+    for layer_prefix, sub in torch_named_layers(layer, prefix):
+        if isinstance(sub, TorchLayer):
+            for suffix, (variable, layout) in sub.torch_params().items():
+                yield layer_prefix + suffix, variable, layout

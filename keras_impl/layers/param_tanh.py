@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from core.configs import VAEGANConfig
+from core.init import Init, constant, normal, ones
 from core.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, synthetic_frames, time_points
 
 from .core import Conv2d, Linear, ModuleList, TorchLayer
@@ -66,6 +67,11 @@ class AlphaTransformer(TorchLayer):
     def torch_params(self):
         return {"pos_embedding": (self.pos_embedding, "identity")}
 
+    def init_rules(self) -> dict[str, Init]:
+        """pos_embedding N(0, 0.02^2) (as ``torch.randn(...) * 0.02``); the head's bias
+        ALPHA_BIAS_INIT (softplus -> alpha = 1); everything else its layer's torch default."""
+        return {"pos_embedding": normal(std=0.02), "head.bias": constant(ALPHA_BIAS_INIT)}
+
 
 class ParamTanh(TorchLayer):
     """y = tanh(alpha * x) in one of four modes (``single``, ``matrix``, ``time``, ``transformer``).
@@ -108,3 +114,12 @@ class ParamTanh(TorchLayer):
     def torch_params(self):
         rules = {"single": "identity"}
         return {name: (var, rules.get(self.mode, "chw")) for name, var in self._params.items()}
+
+    def init_rules(self) -> dict[str, Init]:
+        """alpha 1 (``single``, ``matrix``); a, b, omega, phi = TIME_INIT (``time``); the
+        ``transformer`` mode's predictor declares its own."""
+        if self.mode in ("single", "matrix"):
+            return {"alpha": ones()}
+        if self.mode == "time":
+            return {name: constant(value) for name, value in TIME_INIT.items()}
+        return {}

@@ -16,6 +16,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from core.init import multihead_attention
+
 from .core import LayerNorm, Linear, TorchLayer
 
 
@@ -65,6 +67,9 @@ class MultiheadAttention(TorchLayer):
             "out_proj.weight": (m.output_dense.kernel, f"mha_out_weight@{n}"),
             "out_proj.bias": (m.output_dense.bias, "identity"),
         }
+
+    def init_rules(self):
+        return multihead_attention(self.embed_dim)
 
 
 class TransformerEncoderLayer(TorchLayer):

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.configs import VAEGANConfig
+from core.init import Init, constant, normal, ones
 from core.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, synthetic_frames, time_points
 
 from .core import Conv2d, Linear, ModuleList
@@ -55,6 +56,11 @@ class AlphaTransformer(nn.Module):
         patches = self.head(tokens).reshape(b, g, g, c, p, p)  # per token: (C, p, p)
         return F.softplus(patches.permute(0, 3, 1, 4, 2, 5).reshape(b, c, h, w))
 
+    def init_rules(self) -> dict[str, Init]:
+        """pos_embedding N(0, 0.02^2) (as ``torch.randn(...) * 0.02``); the head's bias
+        ALPHA_BIAS_INIT (softplus -> alpha = 1); everything else its layer's torch default."""
+        return {"pos_embedding": normal(std=0.02), "head.bias": constant(ALPHA_BIAS_INIT)}
+
 
 class ParamTanh(nn.Module):
     """y = tanh(alpha * x) in one of four modes (``single``, ``matrix``, ``time``, ``transformer``).
@@ -90,3 +96,12 @@ class ParamTanh(nn.Module):
         if self.mode == "time":
             return torch.tanh(alpha.unsqueeze(0) * x.unsqueeze(1))
         return torch.tanh(alpha * x)
+
+    def init_rules(self) -> dict[str, Init]:
+        """alpha 1 (``single``, ``matrix``); a, b, omega, phi = TIME_INIT (``time``); the
+        ``transformer`` mode's predictor declares its own."""
+        if self.mode in ("single", "matrix"):
+            return {"alpha": ones()}
+        if self.mode == "time":
+            return {name: constant(value) for name, value in TIME_INIT.items()}
+        return {}
