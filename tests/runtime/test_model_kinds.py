@@ -347,34 +347,13 @@ def test_cli_reconstruct(repo, ae, photo, tmp_path, caplog):
 
 @pytest.fixture(scope="module")
 def client(repo):
-    """The app served for real by uvicorn on 127.0.0.1 in a thread, and an httpx client for it."""
-    import threading
-    import time
-
-    import httpx
-    import uvicorn
-
     from runtime.server import Settings, create_app
-    from runtime.server.protocol import uvicorn_config
+    from tests.runtime.live import serve
 
     settings = Settings(max_batch=8, max_delay_ms=5, max_queue=16, max_n=16, max_body_bytes=64 * 1024,
                         max_image_pixels=250_000, request_timeout_s=20, provider="cpu")
-    app = create_app(repo, settings)
-    server = uvicorn.Server(uvicorn_config(app, settings, "127.0.0.1", 0, access_log=False, timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as c:
-        while c.get("/readyz").status_code != 200:
-            assert time.monotonic() < deadline, "server never became ready"
-            time.sleep(0.02)
+    with serve(create_app(repo, settings)) as c:
         yield c
-    server.should_exit = True
-    thread.join(30)
 
 
 def error_of(response, status: int, field: str | None, needle: str) -> None:

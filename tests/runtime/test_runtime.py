@@ -7,6 +7,7 @@ no torch/TensorFlow import, and a quiet stderr.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -226,6 +227,62 @@ def test_cli_grid_and_variations(exported, photo, tmp_path):
     assert_quiet(proc.stderr)
     with Image.open(var) as im:
         assert im.size == grid_size(10)
+
+
+def test_export_facts_read_back_and_old_files_without_them_load(session, exported, photo, tmp_path):
+    """conv_vae's export says prior normal, a gaussian encoder, reconstructs; a copy with those keys
+    stripped (an export from before them) loads as the same kind of model and gives the same images."""
+    import onnx
+
+    meta = session.metadata
+    assert (meta["age.prior"], meta["age.encoder_kind"], meta["age.reconstructs"]) == ("normal", "gaussian", "true")
+    assert (session.prior, session.encoder_kind, session.latent_shape) == ("normal", "gaussian", (LATENT_DIM,))
+    assert session.can_generate and session.can_vary and session.can_reconstruct
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("decoder.onnx", "encoder.onnx"):
+        proto = onnx.load(exported["dir"] / name)
+        kept = [p for p in proto.metadata_props if p.key not in ("age.prior", "age.encoder_kind", "age.reconstructs")]
+        assert len(kept) == len(proto.metadata_props) - 3
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(kept)
+        onnx.save(proto, old / name)
+    legacy = runtime.load(old)
+    assert "age.prior" not in legacy.metadata
+    assert (legacy.prior, legacy.encoder_kind) == ("normal", "gaussian")
+    np.testing.assert_array_equal(legacy.generate(3, seed=2), session.generate(3, seed=2))
+    np.testing.assert_array_equal(legacy.reconstruct_image(photo), session.reconstruct_image(photo))
+
+
+def test_reconstruct_matches_torch_and_the_server_answers_a_png(session, torch_model, exported, photo, tmp_path):
+    from runtime.server import Settings, create_app
+    from tests.runtime.live import serve
+    from torch_impl.parts import run_part
+
+    x = session.load_image(photo)[None]
+    mu, _ = run_part(torch_model, "encoder", x)
+    want = spec_images.to_uint8(run_part(torch_model, "decoder", mu)[0])
+    got = session.reconstruct(x)
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # float noise may flip a rounding
+    np.testing.assert_array_equal(session.reconstruct_image(photo), got[0])
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copytree(exported["dir"], repo / "faces")
+    with serve(create_app(repo, Settings(provider="cpu"))) as client:
+        with open(photo, "rb") as fh:
+            r = client.post("/v1/models/faces/reconstruct", files={"image": ("photo.png", fh.read(), "image/png")})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
+    with Image.open(io.BytesIO(r.content)) as im:
+        assert im.format == "PNG" and im.size == (SIZE, SIZE)
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), got[0])
+
+    out = tmp_path / "rec.png"
+    proc = run_cli(exported["dir"], "--reconstruct", photo, photo, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(out) as im:
+        assert im.size == grid_size(2)
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), spec_images.make_grid(np.concatenate([got, got])))
 
 
 def test_cli_gif_from_image_generator_is_refused_and_npy_works(exported, tmp_path, caplog):
