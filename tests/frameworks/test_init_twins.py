@@ -8,7 +8,6 @@ rule matches what torch itself does to that tensor when it builds the layer.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -18,7 +17,7 @@ import torch
 import keras_impl
 import torch_impl
 from core.init import Init, InitEntry, constant, initial_tensors, normal
-from core.registry import MODELS, make_config
+from core.registry import MODELS
 from keras_impl import init as keras_init
 from keras_impl.checkpoint import model_tensors as keras_tensors
 from keras_impl.parts import run_part as keras_run
@@ -32,20 +31,10 @@ SEED = 0
 
 
 def cases() -> list[tuple[str, str, dict]]:
-    """(model, variant, config overrides): every model, every test variant it registers (vaegan:
-    one per ``tanh_mode``)."""
-    out = []
-    for name, spec in MODELS.items():
-        variants = getattr(spec, "variants", None)
-        if variants is None:  # a registry without per-model variants: vary tanh_mode where it exists
-            fields = {f.name for f in dataclasses.fields(make_config(name, "tiny"))}
-            if "tanh_mode" in fields:
-                
-                variants = {mode: {"tanh_mode": mode} for mode in TANH_MODES}
-            else:
-                variants = {"default": {}}
-        out += [(name, variant, dict(overrides)) for variant, overrides in variants.items()]
-    return out
+    """(model, variant, config overrides): every registered model, every test variant it declares
+    (vaegan: one per ``tanh_mode``)."""
+    return [(name, variant, dict(overrides)) for name, spec in MODELS.items()
+            for variant, overrides in spec.variants.items()]
 
 
 CASES = cases()
