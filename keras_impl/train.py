@@ -2,7 +2,8 @@
 
 The loop, run directory and logging live in :mod:`core.training`, the objective's schedule in
 :class:`core.trainer_base.FrameworkTrainer`; this file only says how Keras builds a model and its
-optimizers and runs one named update of :mod:`keras_impl.objectives`. Each update runs as a
+optimizers and runs one named update; initial weights are drawn in
+:mod:`core.init` from the seed, so both frameworks start from the same model, of :mod:`keras_impl.objectives`. Each update runs as a
 ``tf.function`` graph with ``GradientTape``, without AutoGraph: updates have no tensor-dependent
 Python control flow, and our own errors raised while tracing (e.g. :class:`core.errors.BatchTooSmall`)
 then reach the CLI as they are instead of wrapped in a StagingError.
@@ -27,6 +28,7 @@ from core.objectives.base import Objective, Update  # noqa: E402
 from core.trainer_base import Backend, FrameworkTrainer  # noqa: E402
 from core.training import main as train_main  # noqa: E402
 
+from .init import initialize  # noqa: E402
 from .checkpoint import load_optimizers, load_tensors, save_model, save_optimizers  # noqa: E402
 from .models import build  # noqa: E402
 from .objectives import update_function  # noqa: E402
@@ -46,8 +48,8 @@ class Trainer(FrameworkTrainer):
     backend = BACKEND
 
     def build_model(self) -> keras.Model:
-        keras.utils.set_random_seed(self.seed)
-        return build(self.config.model, self.config)
+        keras.utils.set_random_seed(self.seed)  # the framework's own RNG: dropout without injected masks
+        return initialize(build(self.config.model, self.config), self.seed)
 
     def build_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
         self.groups = parameter_groups(self.model)

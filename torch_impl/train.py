@@ -2,7 +2,8 @@
 
 The loop, run directory and logging live in :mod:`core.training`, the objective's schedule in
 :class:`core.trainer_base.FrameworkTrainer`; this file only says how torch builds a model and its
-optimizers and runs one named update of :mod:`torch_impl.objectives`.
+optimizers and runs one named update; initial weights are drawn in
+:mod:`core.init` from the seed, so both frameworks start from the same model, of :mod:`torch_impl.objectives`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from core.objectives.base import Objective, Update
 from core.trainer_base import Backend, FrameworkTrainer
 from core.training import main as train_main
 
+from .init import initialize
 from .checkpoint import load_optimizers, load_tensors, save_model, save_optimizers
 from .models import build
 from .objectives import update_function
@@ -36,8 +38,8 @@ class Trainer(FrameworkTrainer):
     backend = BACKEND
 
     def build_model(self) -> torch.nn.Module:
-        torch.manual_seed(self.seed)
-        return build(self.config.model, self.config)
+        torch.manual_seed(self.seed)  # the framework's own RNG: dropout without injected masks
+        return initialize(build(self.config.model, self.config), self.seed)
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         groups = parameter_groups(self.model)

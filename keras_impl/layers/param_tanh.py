@@ -12,8 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from core.configs import VAEGANConfig
 from core.init import Init, constant, normal, ones
+from core.models.vaegan import VAEGANConfig
 from core.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, synthetic_frames, time_points
 
 from .core import Conv2d, Linear, ModuleList, TorchLayer

@@ -13,7 +13,8 @@ from core.registry import MODELS as CONFIG_CLASSES
 from core.errors import ConfigError
 from core.noise import latents, variation_latents
 from core.registry import get_model_spec, make_config, resolve_config
-from core.training import kl_weight, step_noise
+from core.noise import step_noise
+from core.objectives.kl import KLHyperparameters, kl_weight
 
 # --------------------------------------------------------------------------- presets and fields
 
@@ -261,15 +262,28 @@ def test_variation_latents_refuse_bad_input():
         variation_latents(np.zeros(3), np.zeros(3), n=2, scale=-0.1)
 
 
-def test_step_noise_and_kl_warmup():
+def test_step_noise_and_kl_schedules():
     a = step_noise(0, 5, (4, 8))
     np.testing.assert_array_equal(a, step_noise(0, 5, (4, 8)))
-    assert a.dtype == np.float32 and a.shape == (4, 8)
     assert not np.allclose(a, step_noise(0, 6, (4, 8)))
     assert not np.allclose(a, step_noise(1, 5, (4, 8)))
-    # not the fixed-noise latents of the same seed either
-    assert not np.allclose(a, latents(4, 8, seed=0))
-    assert kl_weight(0, 2.0, 0) == kl_weight(100, 2.0, 0) == 2.0
-    assert kl_weight(0, 2.0, 10) == 0.0
-    assert kl_weight(5, 2.0, 10) == pytest.approx(1.0)
-    assert kl_weight(50, 2.0, 10) == 2.0
+    assert not np.allclose(a, step_noise(0, 5, (4, 8), "prior"))
+    assert not np.allclose(step_noise(0, 5, (4, 8), "dropout_real", 1), step_noise(0, 5, (4, 8), "dropout_real", 2))
+
+    def weights(total, **hp):
+        h = KLHyperparameters.from_dict(hp)
+        return [kl_weight(h, s, total) for s in range(total)]
+
+    assert weights(5, kl_weight=2.0) == [2.0] * 5
+    linear = weights(20, kl_weight=2.0, kl_schedule="linear", kl_warmup=10)
+    assert linear[0] == 0.0 and linear[5] == pytest.approx(1.0) and linear[10:] == [2.0] * 10
+    assert weights(5, kl_weight=2.0, kl_schedule="linear", kl_warmup=0) == [2.0] * 5
+    # Fu et al. 2019: M = 4 cycles over 40 steps, rising over the first half of each, then flat
+    cyc = weights(40, kl_schedule="cyclical", kl_cycles=4, kl_ratio=0.5)
+    for start in (0, 10, 20, 30):
+        assert cyc[start] == 0.0 and cyc[start + 2] == pytest.approx(0.4)
+        assert cyc[start + 5 : start + 10] == [1.0] * 5
+    with pytest.raises(ConfigError, match="kl_schedule"):
+        KLHyperparameters.from_dict({"kl_schedule": "sawtooth"})
+    with pytest.raises(ConfigError, match="kl_ratio"):
+        KLHyperparameters.from_dict({"kl_ratio": 0.0})

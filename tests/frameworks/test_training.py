@@ -58,23 +58,26 @@ def _train(framework: str, argv: list[str], record: TrainRun | None = None) -> i
     module = _module(framework)
     if record is None:
         return module.main(argv)
-    base = module.TRAINERS["conv_vae"]
+    base = module.Trainer
 
     class Recording(base):
         def train_step(self, batch, step):
             record.batches.append((step, _digest(batch)))
             return super().train_step(batch, step)
 
-    real_noise = module.step_noise
+        def run_update(self, update, batch, inputs):
+            record.noise.append((self.current_step, _digest(inputs["eps"])))
+            return super().run_update(update, batch, inputs)
 
-    def noise(seed, step, shape):
-        z = real_noise(seed, step, shape)
-        record.noise.append((step, _digest(z)))
-        return z
+    def train_step_with_index(self, batch, step):
+        self.current_step = step
+        return Recording.train_step_base(self, batch, step)
+
+    Recording.train_step_base = Recording.train_step
+    Recording.train_step = train_step_with_index
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(module.TRAINERS, "conv_vae", Recording)
-        mp.setattr(module, "step_noise", noise)
+        mp.setattr(module, "Trainer", Recording)
         return module.main(argv)
 
 
@@ -160,7 +163,8 @@ def test_run_directory_holds_every_artefact(trained):
     state = json.loads((run / "train_state.json").read_text())
     assert state["step"] == STEPS
     assert [h["step"] for h in state["history"]] == list(range(1, STEPS + 1))
-    assert set(state["history"][0]) == {"step", "loss", "recon", "kl"}
+    assert set(state["history"][0]) == {"step", "loss", "recon", "kl", "kl_weight"}
+    assert (run / "hyperparameters.json").is_file()
     assert _png(run / "samples" / "epoch_001.png").shape == (4 * (SIZE + 2) + 2, 4 * (SIZE + 2) + 2, 3)
     assert _png(run / "reconstructions" / "epoch_001.png").shape == (2 * (SIZE + 2) + 2, 8 * (SIZE + 2) + 2, 3)
     loss_png = _png(run / "loss.png")
@@ -250,7 +254,7 @@ def test_same_seed_same_data_order_and_noise(torch_run, keras_run):
     data = ImageFolder.open(prepare_digits(SIZE), SIZE)
     first = next(data.batches(BATCH, seed=0, epoch=0))
     assert torch_run.batches[0][1] == _digest(first)
-    from core.training import step_noise
+    from core.noise import step_noise
 
     assert torch_run.noise[5][1] == _digest(step_noise(0, 5, (BATCH, TINY.latent_dim)))
 

@@ -29,7 +29,7 @@ FRAMEWORKS = ("torch", "keras")
 MODES = TANH_MODES
 STEPS, BATCH, N_CRITIC = 12, 8, 3
 GENERATOR_STEPS = [s for s in range(STEPS) if (s + 1) % N_CRITIC == 0]  # 0-based steps 2, 5, 8, 11
-LOSS_KEYS = {"critic", "wasserstein", "gp", "generator", "adversarial", "recon", "kl"}
+LOSS_KEYS = {"critic", "wasserstein", "gp", "generator", "adversarial", "recon", "kl", "kl_weight"}
 
 
 @dataclass
@@ -68,15 +68,15 @@ def _train(framework: str, argv: list[str], record: Run | None = None) -> int:
     module = _module(framework)
     if record is None:
         return module.main(argv)
-    base = module.TRAINERS["vaegan"]
+    base = module.Trainer
 
     class Recording(base):
-        def __init__(self, config, args):
-            super().__init__(config, args)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
             record.initial = _model_tensors(framework, self.model)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(module.TRAINERS, "vaegan", Recording)
+        mp.setattr(module, "Trainer", Recording)
         return module.main(argv)
 
 
@@ -375,12 +375,14 @@ def test_unknown_tanh_mode_is_an_argparse_error(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_tanh_mode_needs_the_vaegan_model(tmp_path, caplog):
-    caplog.set_level(logging.ERROR, logger="age.train")
+def test_tanh_mode_is_not_a_flag_of_other_models(tmp_path, capsys):
+    """Flags are generated from the model: conv_vae has no --tanh-mode (nor --n-critic)."""
     argv = _argv(tmp_path / "run", "time")
     argv[argv.index("vaegan")] = "conv_vae"
-    assert _train("torch", argv) == 2
-    assert "--tanh-mode applies to --model vaegan" in caplog.text
+    with pytest.raises(SystemExit) as info:
+        _train("torch", argv)
+    assert info.value.code == 2
+    assert "unrecognized arguments: --tanh-mode time --n-critic 3" in capsys.readouterr().err
     assert not (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 

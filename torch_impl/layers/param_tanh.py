@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.configs import VAEGANConfig
 from core.init import Init, constant, normal, ones
+from core.models.vaegan import VAEGANConfig
 from core.param_tanh import ALPHA_BIAS_INIT, TIME_INIT, synthetic_frames, time_points
 
 from .core import Conv2d, Linear, ModuleList
