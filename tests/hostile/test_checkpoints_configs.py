@@ -135,29 +135,43 @@ def test_resume_refuses_a_crafted_snapshot(framework, tiny, tmp_path, caplog):
 
 
 def test_budget_counts_match_the_built_models():
-    """parameter_count() is exact (every checkpoint element) for every registered model and mode;
-    activation_count() is within a factor of 3 of the leaf layers' real outputs (torch hooks)."""
+    """parameter_count() is exact (every checkpoint element) for every registered model and test
+    variant; activation_count() is within a factor of 3 of the leaf layers' real outputs (torch
+    hooks) in a training-mode pass: the VAE forward with the objective's noise where the objective
+    draws one (``eps``), otherwise every registry part once."""
     import torch
 
     import torch_impl
-    from core.models.vaegan import TANH_MODES
+    from core.objectives.base import StepContext
     from core.registry import MODELS
+    from tests.conftest import part_inputs
     from torch_impl.checkpoint import model_tensors
 
-    variants = [("conv_vae", {}), ("conv_vae", {"image_size": 37, "hidden_dims": (5, 7)})]
-    variants += [("vaegan", {"tanh_mode": m}) for m in TANH_MODES]
+    variants = [(name, dict(overrides)) for name, spec in MODELS.items() for overrides in spec.variants.values()]
+    variants += [("conv_vae", {"image_size": 37, "hidden_dims": (5, 7)})]
     assert {name for name, _ in variants} == set(MODELS)
+
+    def count(_module, _inputs, out):
+        seen.extend(o.numel() for o in (out if isinstance(out, (tuple, list)) else (out,)))
+
     for name, overrides in variants:
+        spec = MODELS[name]
         cfg = make_config(name, "tiny", **overrides)
         model = torch_impl.build(name, cfg)
         assert cfg.parameter_count() == sum(t.size for t in model_tensors(model).values()), (name, overrides)
+        objective = spec.objective(cfg, spec.objective.hyperparameters.from_dict(spec.hyperparameters))
+        step_inputs = objective.step_inputs(StepContext(seed=0, step=0, batch=1, total_steps=1))
         seen = []
         leaves = [m for m in model.modules() if not list(m.children())]
-        hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out.numel())) for m in leaves]
+        hooks = [m.register_forward_hook(count) for m in leaves]
         with torch.no_grad():
             model.train()
             x = torch.rand(1, cfg.in_channels, cfg.image_size, cfg.image_size)
-            model(x, torch.zeros(1, cfg.latent_dim))
+            if "eps" in step_inputs:  # a VAE's training forward
+                model(x, torch.zeros(1, cfg.latent_dim))
+            else:
+                for part in spec.parts(cfg).values():
+                    getattr(model, part.method)(*[torch.from_numpy(a) for a in part_inputs(part, batch=1)])
             if hasattr(model, "critique"):  # a GAN's training step also judges real and generated images
                 model.critique(x)
                 model.critique(model.generate_images(torch.zeros(1, cfg.latent_dim)))
