@@ -184,7 +184,7 @@ def test_non_finite_weights_never_overwrite_the_last_good_snapshot(data, tmp_pat
     good = (run / "checkpoint.safetensors").read_bytes()
     good_snapshot = latest(run)
 
-    real_step = torch_train.VAETrainer.train_step
+    real_step = torch_train.Trainer.train_step
 
     def poisoned(self, batch, step):
         losses = real_step(self, batch, step)  # finite losses: the update itself went wrong
@@ -192,7 +192,7 @@ def test_non_finite_weights_never_overwrite_the_last_good_snapshot(data, tmp_pat
             next(self.model.parameters()).view(-1)[0] = float("nan")
         return losses
 
-    monkeypatch.setattr(torch_train.VAETrainer, "train_step", poisoned)
+    monkeypatch.setattr(torch_train.Trainer, "train_step", poisoned)
     caplog.set_level(logging.ERROR, logger="age.train")
     assert _train("torch", _argv(run, data, 4, "--resume")) == 2
     assert "cannot save the training state" in caplog.text and "NaN or infinite" in caplog.text
@@ -215,16 +215,17 @@ def test_ctrl_c_inside_a_step_finishes_the_step_then_saves(data, tmp_path, caplo
             "--no-progress", "--samples", "4"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert _train("torch", [*argv, "--steps", "5", "--out", str(straight)]) == 0
-    real_update = torch_train.VAEGANTrainer.generator_update
+    real_update = torch_train.Trainer.run_update
     calls = []
 
-    def interrupted(self, batch, noise, beta):
-        calls.append(1)
-        if len(calls) == 3:  # inside step 3, after its critic update
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_update(self, batch, noise, beta)
+    def interrupted(self, update, batch, inputs):
+        if update.name == "generator":
+            calls.append(1)
+            if len(calls) == 3:  # inside step 3, after its critic update
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_update(self, update, batch, inputs)
 
-    monkeypatch.setattr(torch_train.VAEGANTrainer, "generator_update", interrupted)
+    monkeypatch.setattr(torch_train.Trainer, "run_update", interrupted)
     caplog.set_level(logging.WARNING, logger="age.train")
     assert _train("torch", [*argv, "--steps", "5", "--out", str(split)]) == 130
     assert "interrupted after step 3" in caplog.text
