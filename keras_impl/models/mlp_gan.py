@@ -28,9 +28,14 @@ class Discriminator(Sequential):
         for a, b in zip(widths[:-2], widths[1:-1]):
             layers += [Linear(a, b), LeakyReLU(config.leaky_slope), Dropout(config.dropout)]
         super().__init__(*layers, Linear(widths[-2], widths[-1]), **kwargs)
+        self.num_dropouts = len(config.discriminator_dims)
 
     def call(self, x, keep_masks=None, training=None):
-        masks = iter(keep_masks or ())
+        keep_masks = list(keep_masks or ())
+        if keep_masks and len(keep_masks) != self.num_dropouts:
+            raise ValueError(f"Discriminator: {len(keep_masks)} keep-masks for "
+                             f"{self.num_dropouts} Dropout layers")
+        masks = iter(keep_masks)
         for layer in self.children_list:
             if isinstance(layer, Dropout):
                 x = layer(x, next(masks, None), training=training)

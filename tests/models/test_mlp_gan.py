@@ -93,6 +93,10 @@ def test_discriminator_training_mode_parity_with_injected_masks(preset):
     diff = float(np.max(np.abs(got_t - got_k)))
     assert diff <= TOL, f"{preset}: training-mode discriminator max |diff| {diff:.3e}"
     assert np.max(np.abs(got_t - eval_t)) > 1e-4, "the injected masks changed nothing"
+    with pytest.raises(ValueError, match="keep-masks"):
+        tm.train().discriminate(torch.from_numpy(x), [torch.from_numpy(masks[0])])
+    with pytest.raises(ValueError, match="keep-masks"):
+        km.discriminate(nchw_to_nhwc(x), [masks[0]], training=True)
 
 
 def test_torch_training_steps_lower_the_discriminator_loss():

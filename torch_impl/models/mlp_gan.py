@@ -25,9 +25,14 @@ class Discriminator(Sequential):
         for a, b in zip(widths[:-2], widths[1:-1]):
             layers += [Linear(a, b), LeakyReLU(config.leaky_slope), Dropout(config.dropout)]
         super().__init__(*layers, Linear(widths[-2], widths[-1]))
+        self.num_dropouts = len(config.discriminator_dims)
 
     def forward(self, x: torch.Tensor, keep_masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        masks = iter(keep_masks or ())
+        keep_masks = list(keep_masks or ())
+        if keep_masks and len(keep_masks) != self.num_dropouts:
+            raise ValueError(f"Discriminator: {len(keep_masks)} keep-masks for "
+                             f"{self.num_dropouts} Dropout layers")
+        masks = iter(keep_masks)
         for layer in self:
             x = layer(x, next(masks, None)) if isinstance(layer, Dropout) else layer(x)
         return x
