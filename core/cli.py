@@ -9,9 +9,6 @@ from typing import Any, Callable
 from .registry import MODELS, get_model_spec
 
 
-DEFAULT_MODEL = "conv_vae"
-
-
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
@@ -63,13 +60,15 @@ def given(args: argparse.Namespace, fields: list[dataclasses.Field]) -> dict[str
     return {f.name: getattr(args, f.name) for f in fields if getattr(args, f.name, None) is not None}
 
 
-def train_parser(prog: str, model: str = DEFAULT_MODEL) -> argparse.ArgumentParser:
+def train_parser(prog: str, model: str | None = None) -> argparse.ArgumentParser:
     """The trainers' flags: the common ones, then ``model``'s objective hyperparameters and config
     flags, generated from their typed declarations (``--model X --help`` lists X's)."""
-    spec = get_model_spec(model)
-    p = argparse.ArgumentParser(prog=prog, description="Train an A.G.E. model; the run directory is resumable.")
-    p.add_argument("--model", default=None, choices=sorted(MODELS),
-                   help=f"registry key (default {DEFAULT_MODEL}; on --resume, the run's)")
+    models = "\n".join(f"  {name:<10} {spec.description}" for name, spec in sorted(MODELS.items()))
+    p = argparse.ArgumentParser(prog=prog, description="Train an A.G.E. model; the run directory is resumable.",
+                                epilog=f"models:\n{models}\n\n`--model NAME --help` lists NAME's objective flags.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, choices=sorted(MODELS), metavar="NAME",
+                   help="registry key (required for a new run; on --resume, the run's)")
     p.add_argument("--data", default="digits",
                    help="ImageFolder directory, or 'digits' for the embedded default dataset (default)")
     p.add_argument("--preset", default="seed", help="config preset: 'seed' (the seed's numbers) or 'tiny'")
@@ -77,7 +76,8 @@ def train_parser(prog: str, model: str = DEFAULT_MODEL) -> argparse.ArgumentPars
     length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
     length.add_argument("--steps", type=int, default=None, help="optimizer steps (instead of --epochs)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help=f"batch size, 1..4096 (default: the model's; {model}: {spec.batch_size})")
+                   help="batch size, 1..4096 (default: the model's" + (f", {get_model_spec(model).batch_size})"
+                                                                         if model else ")"))
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last snapshot, with its saved hyperparameters")
@@ -88,6 +88,9 @@ def train_parser(prog: str, model: str = DEFAULT_MODEL) -> argparse.ArgumentPars
     p.add_argument("--samples", type=int, default=16, help="images in the fixed-noise grid, 1..1024 (default 16)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    if model is None:
+        return p
+    spec = get_model_spec(model)
     objective = p.add_argument_group(f"{model}: {spec.objective.name} objective")
     _add_field_flags(objective, hyperparameter_fields(model), hyperparameter_defaults(model))
     if spec.config_flags:
@@ -97,8 +100,8 @@ def train_parser(prog: str, model: str = DEFAULT_MODEL) -> argparse.ArgumentPars
     return p
 
 
-def model_of(argv: list[str] | None, run_model: Callable[[str], str | None] | None = None) -> str:
-    """The model whose flags to parse: ``--model``, else (on ``--resume``) the run's, else the default."""
+def model_of(argv: list[str] | None, run_model: Callable[[str], str | None] | None = None) -> str | None:
+    """The model whose flags to parse: ``--model``, else (on ``--resume``) the run's, else None."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--model", default=None)
     pre.add_argument("--out", default=None)
@@ -110,7 +113,7 @@ def model_of(argv: list[str] | None, run_model: Callable[[str], str | None] | No
         found = run_model(known.out)
         if found in MODELS:
             return found
-    return DEFAULT_MODEL
+    return None
 
 
 def variations_parser(prog: str) -> argparse.ArgumentParser:

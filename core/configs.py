@@ -33,11 +33,10 @@ from .jsonio import loads as json_loads
 MAX_INT = 2**20
 #: Longest list field (e.g. ``hidden_dims``).
 MAX_LIST = 32
-#: Largest model, in checkpoint elements (float32: 1 GiB). The seed configs hold 8M (conv_vae)
-#: to 14M (vaegan transformer).
+#: Largest model, in checkpoint elements (float32: 1 GiB). The seed configs hold up to 14M.
 MAX_PARAMETERS = 2**28
 #: Largest activation footprint, in elements per sample summed over layers (float32: 512 MiB
-#: per sample). The seed configs need 5M (conv_vae) to 39M (vaegan time: 8 frames judged one by one).
+#: per sample). The seed configs need up to 39M (a video generator judged frame by frame).
 MAX_ACTIVATIONS = 2**27
 
 

@@ -50,7 +50,7 @@ class ModelSpec:
 
     The twins are found by convention: class ``class_name`` in ``torch_impl/models/<twin>.py`` and
     ``keras_impl/models/<twin>.py``, where ``twin`` is the model's own name unless it reuses
-    another model's code (``vae`` is ``conv_vae``'s network with the report's defaults).
+    another model's code (a model may be another's network with other defaults).
     """
 
     name: str
@@ -67,7 +67,7 @@ class ModelSpec:
     batch_size: int = 64
     #: config fields the trainers expose as flags (``--tanh-mode``); other fields come from presets
     config_flags: tuple[str, ...] = ()
-    #: config overrides the registry-driven tests run (vaegan: one per ParamTanh mode)
+    #: config overrides the registry-driven tests run (e.g. one per output-layer mode)
     variants: dict[str, dict[str, Any]] = field(default_factory=lambda: {"default": {}})
     #: the latent prior generation samples from: "normal" (N(0, I)), "sphere" (N(0, I) normalised
     #: to the unit sphere, A.G.E.), or "none" (an autoencoder: its latents have no prior to sample)

@@ -46,9 +46,9 @@ def require_output(config: VAEGANConfig, video: bool) -> None:
     """``generate`` (images) and ``generate_video`` refuse the other kind of model, with the same
     words in both frameworks: only ``time`` mode makes videos."""
     if video and not config.is_video:
-        raise ConfigError(f"vaegan in {config.tanh_mode!r} mode generates images, not videos")
+        raise ConfigError(f"{config.model} in {config.tanh_mode!r} mode generates images, not videos")
     if not video and config.is_video:
-        raise ConfigError("vaegan in 'time' mode generates videos: use generate_video")
+        raise ConfigError(f"{config.model} in 'time' mode generates videos: use generate_video")
 
 
 def time_points(frames: int) -> list[float]:

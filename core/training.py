@@ -45,10 +45,10 @@ from .files import atomic_write_text
 from .jsonio import finite_number, loads as json_loads
 from .images import make_grid, save_grid, to_uint8
 from .noise import latents
-from .cli import DEFAULT_MODEL, given
+from .cli import given
 from .objectives.base import Objective
 from . import runconfig
-from .registry import get_model_spec, make_config, sample_part
+from .registry import MODELS, get_model_spec, make_config, sample_part
 from .tblog import EventWriter
 
 log = logging.getLogger("age.train")
@@ -188,9 +188,13 @@ def run_model(out: str) -> str | None:
         return None
 
 
-def _resolve_config(args: argparse.Namespace, model: str, run: Run) -> BaseConfig:
-    spec = get_model_spec(model)
-    flags = given(args, [f for f in dataclasses.fields(spec.config_cls) if f.name in spec.config_flags])
+def _resolve_config(args: argparse.Namespace, model: str | None, run: Run) -> BaseConfig:
+    """The run's config: on ``--resume`` the newest snapshot's (``model`` None: whatever it holds),
+    else ``model``'s preset with its config flags applied."""
+    def config_flags(name: str) -> dict:
+        spec = get_model_spec(name)
+        return given(args, [f for f in dataclasses.fields(spec.config_cls) if f.name in spec.config_flags])
+
     if args.resume:
         latest = snapshots.latest(run.root)
         if latest is None and run.checkpoint.is_file() and run.state.is_file():
@@ -200,16 +204,16 @@ def _resolve_config(args: argparse.Namespace, model: str, run: Run) -> BaseConfi
             raise AgeError(f"--resume: {run.root} holds no snapshot to resume from "
                            f"(no {snapshots.SNAPSHOTS}/step_N directory)")
         config = load_checkpoint(latest.checkpoint).config
-        if config.model != model:
+        if model is not None and config.model != model:
             raise ConfigError(f"--resume: {latest.checkpoint} holds model {config.model!r}, not --model {model!r}")
-        for name, value in flags.items():
+        for name, value in config_flags(config.model).items():
             if getattr(config, name) != value:
                 raise ConfigError(f"--resume: {latest.checkpoint} was trained with --{name.replace('_', '-')} "
                                   f"{getattr(config, name)}, not {value}")
         return config
     if run.has_run():
         raise AgeError(f"{run.root} already holds a run; pass --resume to continue it or choose another --out")
-    return make_config(model, args.preset, **flags)
+    return make_config(model, args.preset, **config_flags(model))
 
 
 def fixed_latents(config: BaseConfig, n: int, seed: int) -> np.ndarray | None:
@@ -349,8 +353,11 @@ def resume(run: Run, trainer: Trainer, loop: "_Loop") -> int:
 def run_training(args: argparse.Namespace, framework: str, make_trainer: TrainerFactory) -> Path:
     """Train as ``args`` say; returns the run directory. Raises :class:`AgeError` on bad input."""
     run = Run(args.out, framework)
-    model = args.model or (run_model(str(run.root)) if args.resume else None) or DEFAULT_MODEL
+    model = args.model or (run_model(str(run.root)) if args.resume else None)
+    if model is None and not args.resume:
+        raise ConfigError(f"--model is required for a new run; one of {', '.join(sorted(MODELS))}")
     config = _resolve_config(args, model, run)
+    model = config.model
     settings = runconfig.resolve(args, model, run.root, args.resume)
     if not 1 <= settings.batch_size <= MAX_BATCH_SIZE:
         raise ConfigError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}, got {settings.batch_size}")

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> Path:
     fmt = out.suffix.lower()[1:]
     why = spec_images.format_refusal(fmt, session.is_video)
     if why is not None:
-        hint = "" if session.is_video else "; or export a video generator (vaegan trained with --tanh-mode time)"
+        hint = "" if session.is_video else "; or export a model whose generator makes videos"
         raise UsageError(f"--out {out}: {session.path.name} ({session.model}, part {session.part!r}) {why}{hint}")
     try:
         session.check_n(args.n)

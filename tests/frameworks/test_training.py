@@ -82,7 +82,7 @@ def _train(framework: str, argv: list[str], record: TrainRun | None = None) -> i
 
 
 def _argv(out: Path, steps: int = STEPS, data: str = "digits", batch: int = BATCH, *extra: str) -> list[str]:
-    return ["--preset", "tiny", "--steps", str(steps), "--batch-size", str(batch), "--out", str(out),
+    return ["--model", "conv_vae", "--preset", "tiny", "--steps", str(steps), "--batch-size", str(batch), "--out", str(out),
             "--data", data, "--no-progress", *extra]
 
 
@@ -345,7 +345,7 @@ def test_a_corrupt_image_is_skipped_with_a_warning(small_data, tmp_path, caplog)
 def test_cli_process_reports_bad_data_on_stderr(tmp_path):
     missing = tmp_path / "no-such-data"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch_impl.train", "--preset", "tiny", "--steps", "1", "--data", str(missing),
+        [sys.executable, "-m", "torch_impl.train", "--model", "conv_vae", "--preset", "tiny", "--steps", "1", "--data", str(missing),
          "--out", str(tmp_path / "run"), "--no-progress"],
         cwd=REPO, capture_output=True, text=True, timeout=240,
     )

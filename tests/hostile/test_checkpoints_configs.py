@@ -398,7 +398,7 @@ def test_trainer_os_errors_are_one_line(framework, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     module = f"{framework}_impl.train"
-    common = ["--preset", "tiny", "--steps", "2", "--batch-size", "4", "--no-progress"]
+    common = ["--model", "conv_vae", "--preset", "tiny", "--steps", "2", "--batch-size", "4", "--no-progress"]
     _one_line_error(_cli(module, *common, "--out", str(a_file)), str(a_file))
     _one_line_error(_cli(module, *common, "--out", str(a_file / "run")), str(a_file / "run"))
     run = tmp_path / "full"
