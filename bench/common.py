@@ -1,6 +1,6 @@
-"""What the benchmark scripts (``bench/runtime.py``, ``bench/vaegan.py``, ``bench/serve_load.py``) share.
+"""What the benchmark scripts (``bench/runtime.py``, ``bench/training.py``, ``bench/serve_load.py``) share.
 
-* machine: :func:`cpu_count`, :func:`cpu_model`, :func:`process_cpu_s`, :class:`CpuMeter`,
+* machine: :func:`cpu_count`, :func:`cpu_model`, :func:`cpu_isa`, :func:`process_cpu_s`, :class:`CpuMeter`,
   :func:`environment` (the base every script extends with its own keys; :func:`framework_environment`
   adds torch / TensorFlow / Keras), :func:`busy_note`;
 * statistics: :func:`median`, :func:`rel_iqr`, :func:`percentile`;
@@ -67,6 +67,33 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+#: the /proc/cpuinfo flags :func:`cpu_isa` reports (the vector extensions kernels dispatch on)
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni",
+             "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2")
+
+
+def cpu_isa() -> str:
+    """The vector ISA torch's CPU kernels dispatch to (``AVX2``, ``AVX512``, ...) and the wider
+    :data:`CPU_FLAGS` /proc/cpuinfo lists: what matmul and convolution speed depend on."""
+    parts = []
+    try:
+        import torch
+
+        parts.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
+    except (ImportError, AttributeError):
+        pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = line.split(":", 1)[1].split()
+                shown = [f for f in CPU_FLAGS if f in flags]
+                parts.append("cpu " + (",".join(shown) if shown else "none of " + ",".join(CPU_FLAGS)))
+                break
+    except OSError:
+        pass
+    return "; ".join(parts) or platform.machine()
 
 
 def process_cpu_s(pid: int) -> float | None:
