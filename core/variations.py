@@ -2,7 +2,7 @@
 
 Framework-neutral pipeline; the frameworks supply only "load a checkpoint" and "run a part"
 (``torch_impl/variations.py``, ``keras_impl/variations.py``; the runtime has its own session).
-Any model with an ``encoder`` part works: its latents go through the model's generator part
+Any model with a Gaussian ``encoder`` part (mu, logvar) works: its latents go through the model's generator part
 (``decoder``, ``generator`` or ``video_generator``: a video model's variations are videos, written
 as a GIF/MP4 grid, or a PNG of their first frames).
 """
@@ -19,7 +19,7 @@ from .errors import AgeError, ConfigError, os_error_message
 from .files import atomic_write_bytes
 from .images import MEDIA_TYPES, check_layout, encode, format_refusal, load_image, to_uint8
 from .noise import check_scale, check_seed, variation_latents
-from .registry import ENCODER_PART, get_model_spec, sample_part
+from .registry import ENCODER_PART, get_model_spec, runtime_facts, sample_part
 
 log = logging.getLogger("age.variations")
 
@@ -43,6 +43,9 @@ def variations(model: Any, run_part: RunPart, image, n: int = 10, scale: float =
     if ENCODER_PART not in get_model_spec(cfg.model).parts(cfg):
         raise ConfigError(f"model {cfg.model!r} has no {ENCODER_PART} part; variations need a model that encodes "
                           f"images")
+    if runtime_facts(cfg)["encoder_kind"] != "gaussian":
+        raise ConfigError(f"model {cfg.model!r} encodes an image to one point, not a distribution; variations "
+                          f"need a Gaussian encoder (mu, logvar)")
     x = load_image(image, cfg.image_size, channels=cfg.in_channels)[None]
     mu, logvar = run_part(model, ENCODER_PART, x)[:2]
     z = variation_latents(mu, logvar, n, scale, seed)

@@ -142,3 +142,18 @@ def test_bad_input_exits_2_and_writes_nothing(framework, kind, ckpt, image, tmp_
     assert _main(framework)(argv + ["--out", str(out)]) == 2
     assert fragment in caplog.text
     assert not out.exists() and not out.parent.exists()
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_deterministic_encoder_is_refused_by_name(framework, image, tmp_path, caplog):
+    """An autoencoder maps an image to one code: there is no posterior to sample variations from."""
+    from core.registry import MODELS, runtime_facts
+
+    name = next(m for m in sorted(MODELS) if runtime_facts(make_config(m, "tiny"))["encoder_kind"] == "deterministic")
+    model = importlib.import_module(f"{framework}_impl.models").build(name, preset="tiny")
+    ckpt = importlib.import_module(f"{framework}_impl.checkpoint").save_model(model, tmp_path / "ae.safetensors")
+    out = tmp_path / "grid.png"
+    caplog.set_level(logging.ERROR, logger="age.variations")
+    assert _main(framework)([str(ckpt), str(image), "--out", str(out)]) == 2
+    assert f"{name!r} encodes an image to one point" in caplog.text and "Gaussian encoder" in caplog.text
+    assert not out.exists()
