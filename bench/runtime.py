@@ -1,13 +1,17 @@
 """Generator throughput of the ONNX runtime vs torch eager vs Keras, with achieved GFLOP/s.
 
-    python bench/runtime.py [--models conv_vae,vaegan:tiny] [--presets tiny,seed] [--tanh-mode single]
+    python bench/runtime.py [--models conv_vae:tiny+seed,vaegan/time] [--presets tiny]
                             [--batches 1,64] [--repeats 7] [--warmup 1] [--seconds 60]
                             [--keras eager,function] [--threads N] [--out-json PATH]
 
-For each model (``MODEL`` or ``MODEL:PRESET``; an entry without a preset gets every ``--presets``
-preset; default: tiny and seed ``conv_vae``, tiny ``vaegan``), a torch model is built from fresh
-seeded weights (``torch.manual_seed(--seed)`` then ``torch_impl.build``), saved with
-``torch_impl.save_model`` and exported with ``export.pipeline.export_checkpoint(ckpt, dir, "torch")``.
+A target is ``MODEL[/VARIANT][:PRESET[+PRESET...]]``, e.g. ``conv_vae:tiny+seed`` or
+``vaegan/time:tiny``. ``VARIANT`` is a name from the model's ``ModelSpec.variants`` (config
+overrides: ``vaegan/time`` is the ParamTanh ``time`` mode); ``MODEL`` alone is its first registered
+variant and ``MODEL/*`` every one. An entry without presets gets every ``--presets`` preset
+(default tiny). The default ``--models`` is every registered model (first variant each): nothing
+here names a model. For each target a torch model is built with core's initial weights
+(``torch_impl.init.initialize(model, --seed)``), saved with ``torch_impl.save_model`` and
+exported with ``export.pipeline.export_checkpoint(ckpt, dir, "torch")``.
 Its generator part (``decoder`` / ``generator`` / ``video_generator``, :func:`core.registry.sample_part`)
 is then timed, on the same latents, as
 
@@ -30,8 +34,8 @@ Gemm, MatMul and Einsum), times images/s. This machine's fp32 peak is measured i
 (best of several 2048 x 2048 sgemms, torch and NumPy, before and after the timings) and every
 GFLOP/s is reported as a share of it.
 
-The generator callables, the interleaved timing and the machine helpers are ``bench/common.py``'s,
-shared with ``bench/vaegan.py``.
+The generator callables, the interleaved timing and the machine helpers are ``bench/common.py``'s.
+Throughput counts images; a video generator's sample counts as its frames (``session.frames``).
 """
 
 from __future__ import annotations
@@ -64,12 +68,13 @@ import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
 import runtime  # noqa: E402
 import torch_impl  # noqa: E402
 from core.noise import latents  # noqa: E402
-from core.registry import MODELS, get_model_spec, make_config, sample_part  # noqa: E402
-from core.trainer_base import frames_per_sample  # noqa: E402
+from core.registry import MODELS, get_model_spec, sample_part  # noqa: E402
+from torch_impl.init import initialize  # noqa: E402
 
 log = logging.getLogger("bench.runtime")
 
-DEFAULT_MODELS = "conv_vae,vaegan:tiny"
+#: every registered model, its first variant
+DEFAULT_MODELS = ",".join(sorted(MODELS))
 
 
 # --------------------------------------------------------------------------- machine
@@ -225,31 +230,48 @@ def count_flops(model: onnx.ModelProto | str | os.PathLike, batch: int = 1) -> F
 @dataclass
 class Target:
     model: str
+    variant: str
     preset: str
     overrides: dict[str, Any]
 
     @property
     def label(self) -> str:
-        extra = "".join(f" {v}" for v in self.overrides.values())
-        return f"{self.model}/{self.preset}{extra}"
+        """``model:preset``, or ``model/variant:preset`` for a model with more than one variant."""
+        variant = "" if len(get_model_spec(self.model).variants) == 1 else f"/{self.variant}"
+        return f"{self.model}{variant}:{self.preset}"
+
+    def config(self):
+        return get_model_spec(self.model).config_cls.preset(self.preset, **self.overrides)
 
 
-def parse_targets(models: str, presets: str, tanh_mode: str) -> list[Target]:
-    """``conv_vae,vaegan:tiny`` x ``tiny,seed`` -> conv_vae/tiny, conv_vae/seed, vaegan/tiny."""
+def parse_targets(models: str, presets: str) -> list[Target]:
+    """``conv_vae:tiny+seed,vaegan/*`` x ``tiny`` -> conv_vae:tiny, conv_vae:seed and every
+    variant of vaegan at tiny; ``MODEL`` alone is its first variant."""
     default_presets = [p.strip() for p in presets.split(",") if p.strip()]
     targets = []
     for entry in (e.strip() for e in models.split(",") if e.strip()):
-        name, _, only = entry.partition(":")
+        head, _, only = entry.partition(":")
+        name, _, variant = head.partition("/")
         if name not in MODELS:
             raise ValueError(f"--models: unknown model {name!r}; known: {sorted(MODELS)}")
+        spec = get_model_spec(name)
+        if variant == "*":
+            variants = list(spec.variants)
+        elif variant:
+            if variant not in spec.variants:
+                raise ValueError(f"--models: {name} has no variant {variant!r}; choose from {list(spec.variants)} or *")
+            variants = [variant]
+        else:
+            variants = list(spec.variants)[:1]
         wanted = [p for p in only.split("+") if p] if only else default_presets
-        known = get_model_spec(name).config_cls.presets
-        for preset in wanted:
-            if preset not in known:
-                raise ValueError(f"--models/--presets: {name} has no preset {preset!r}; choose from {sorted(known)}")
-            overrides = {"tanh_mode": tanh_mode} if name == "vaegan" else {}
-            make_config(name, preset, **overrides)  # validates
-            targets.append(Target(name, preset, overrides))
+        known = spec.config_cls.presets
+        for v in variants:
+            for preset in wanted:
+                if preset not in known:
+                    raise ValueError(f"--models/--presets: {name} has no preset {preset!r}; choose from {sorted(known)}")
+                target = Target(name, v, preset, dict(spec.variants[v]))
+                target.config()  # validates
+                targets.append(target)
     if not targets:
         raise ValueError("--models/--presets select nothing")
     return targets
@@ -260,11 +282,10 @@ def parse_targets(models: str, presets: str, tanh_mode: str) -> list[Target]:
 
 def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget_s: float) -> dict:
     meter = CpuMeter()
-    torch.manual_seed(opts.seed)
-    tmodel = torch_impl.build(target.model, preset=target.preset, **target.overrides).eval()
+    tmodel = initialize(torch_impl.build(target.model, config=target.config()), opts.seed).eval()
     config = tmodel.config
     part = sample_part(config)
-    folder = workdir / f"{target.model}_{target.preset}"
+    folder = workdir / f"{target.model}_{target.variant}_{target.preset}"
     ckpt, reports, export_s = export_via_torch(tmodel, folder / "ckpt.safetensors", folder / "onnx")
     log.info("%s: exported %s via torch in %.1fs", target.label, [r.part for r in reports], export_s)
     session = runtime.load(folder / "onnx", providers="cpu")
@@ -272,9 +293,10 @@ def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget
     fns = generator_fns(tmodel, kmodel, session, part, opts.keras_list)
     diffs = check_outputs(fns, config, part)
     onnx_model = onnx.load(str(session.path))
-    per_img = frames_per_sample(config)
+    per_img = session.frames or 1
     result = {
-        "target": target.label, "model": target.model, "preset": target.preset, "overrides": target.overrides,
+        "target": target.label, "model": target.model, "variant": target.variant, "preset": target.preset,
+        "overrides": target.overrides,
         "part": part, "onnx": str(session.path.name), "ort_provider": session.provider, "export_s": export_s,
         "export_max_abs_diff": {r.part: r.max_abs_diff for r in reports}, "max_abs_diff_vs_torch": diffs,
         "images_per_sample": per_img, "output_shape": list(session.output_shape), "cells": [],
@@ -361,9 +383,9 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/runtime.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=DEFAULT_MODELS,
-                        help="comma-separated MODEL or MODEL:PRESET[+PRESET] (default conv_vae,vaegan:tiny)")
-    parser.add_argument("--presets", default="tiny,seed", help="presets for --models entries without one (default tiny,seed)")
-    parser.add_argument("--tanh-mode", default="single", help="vaegan tanh_mode (default single)")
+                        help="comma-separated MODEL[/VARIANT|/*][:PRESET[+PRESET]] (default: every registered "
+                             "model, its first variant)")
+    parser.add_argument("--presets", default="tiny", help="presets for --models entries without one (default tiny)")
     parser.add_argument("--batches", default="1,64", help="comma-separated batch sizes (default 1,64)")
     parser.add_argument("--repeats", type=int, default=7, help="most timed rounds per cell (default 7)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calibration rounds first, >= 1 (default 1)")
@@ -374,12 +396,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="repeat a short call inside one sample until it lasts this long (default 50)")
     parser.add_argument("--keras", default="eager,function", help="Keras paths to time: eager, function (default both)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: the CPUs this process may use)")
-    parser.add_argument("--seed", type=int, default=0, help="torch.manual_seed before building each model (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="initial-weights seed of every model (default 0)")
     parser.add_argument("--out-json", default=None, help="also write every number (and raw samples) here")
     parser.add_argument("--log-level", default="INFO")
     opts = parser.parse_args(argv)
     try:
-        targets = parse_targets(opts.models, opts.presets, opts.tanh_mode)
+        targets = parse_targets(opts.models, opts.presets)
         opts.batch_list = [int(b) for b in opts.batches.split(",") if b.strip()]
     except ValueError as exc:
         parser.error(str(exc))

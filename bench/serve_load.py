@@ -1,13 +1,19 @@
 """Load-test ``python -m runtime.serve``: concurrent clients, latency, throughput, batching, no lost requests.
 
-    python bench/serve_load.py [--repo DIR [--model NAME]] [--clients 16] [--requests-per-client 50]
+    python bench/serve_load.py [--export MODEL[/VARIANT]] [--preset tiny|seed] [--repo DIR [--model NAME]]
+                               [--clients 16] [--requests-per-client 50]
                                [--seconds 30] [--n-per-request 4] [--format npy] [--verify K]
                                [--max-batch 64] [--max-delay-ms 5] [--server-arg=--no-access-log ...]
 
-1. Without ``--repo``, a ``--preset`` (default tiny) ``conv_vae`` (fresh weights, ``torch.manual_seed(--seed)``) is saved and
-   exported with ``export.pipeline.export_checkpoint(ckpt, REPO/conv_vae, "torch")`` into a temporary
-   model repository. With ``--repo`` that repository is served as it is (``--model`` picks the
-   model to load; default: the first one ``GET /v1/models`` lists).
+1. Without ``--repo``, the ``--export`` model at ``--preset`` (default tiny) is built with core's
+   initial weights (``torch_impl.init.initialize(model, --seed)``), saved and exported with
+   ``export.pipeline.export_checkpoint(ckpt, REPO/NAME, "torch")`` into a temporary model
+   repository. ``--export`` is ``MODEL`` (its first registered variant) or ``MODEL/VARIANT`` (a name
+   from the model's ``ModelSpec.variants``); its default is the first registered model (in name
+   order) whose prior is not ``"none"``, i.e. one that generates from seeds, which is what the load
+   phase asks for. NAME is the model, or ``MODEL-VARIANT`` for a model with several variants. With
+   ``--repo`` that repository is served as it is (``--model`` picks the model to load; default:
+   the first one ``GET /v1/models`` lists).
 2. ``python -m runtime.serve REPO --host 127.0.0.1 --port FREE --max-batch 64 --max-delay-ms 5``
    (plus any ``--server-arg``) starts as a subprocess, its log in a file; we wait for ``/readyz``.
 3. ``--clients`` asyncio tasks share one ``httpx.AsyncClient`` (one connection each) and each sends
@@ -84,18 +90,47 @@ def free_port() -> int:
 # --------------------------------------------------------------------------- repository
 
 
-def export_repo(root: Path, name: str, seed: int, preset: str = "tiny") -> Path:
-    """REPO/<name>/{encoder,decoder}.onnx from a fresh conv_vae of ``preset`` (torch imported only here)."""
-    import torch
+def default_export() -> str:
+    """The first registered model (in name order) with a prior: one that generates from seeds."""
+    from core.registry import MODELS
 
+    for name, spec in sorted(MODELS.items()):
+        if spec.prior != "none":
+            return name
+    raise SystemExit("no registered model has a prior to generate from; pass --repo")
+
+
+def parse_export(target: str) -> tuple[str, str, str]:
+    """``MODEL`` or ``MODEL/VARIANT`` -> (model, variant, repository folder name)."""
+    from core.registry import MODELS
+
+    model, _, variant = target.partition("/")
+    if model not in MODELS:
+        raise ValueError(f"--export: unknown model {model!r}; registered: {','.join(sorted(MODELS))}")
+    if MODELS[model].prior == "none":
+        raise ValueError(f"--export: {model} has no prior (prior 'none'); the load phase generates from seeds")
+    variants = MODELS[model].variants
+    variant = variant or next(iter(variants))
+    if variant not in variants:
+        raise ValueError(f"--export: {model} has no variant {variant!r}; it has {','.join(variants)}")
+    return model, variant, model if len(variants) == 1 else f"{model}-{variant}"
+
+
+def export_repo(root: Path, target: str, seed: int, preset: str = "tiny") -> tuple[Path, str]:
+    """REPO/<name>/<part>.onnx from ``target`` (``MODEL[/VARIANT]``) at ``preset`` with core's initial
+    weights of ``seed``; returns (REPO, name). torch is imported only here."""
     import torch_impl
+    from core.registry import MODELS
+    from torch_impl.init import initialize
 
     for logger in ("export", "torch", "onnxscript"):
         logging.getLogger(logger).setLevel(logging.WARNING)
-    torch.manual_seed(seed)
-    model = torch_impl.build("conv_vae", preset=preset).eval()
-    export_via_torch(model, root / "ckpt" / f"conv_vae_{preset}.safetensors", root / "repo" / name)
-    return root / "repo"
+    model, variant, name = parse_export(target)
+    spec = MODELS[model]
+    config = spec.config_cls.preset(preset, **spec.variants[variant])
+    tmodel = initialize(torch_impl.build(model, config=config), seed).eval()
+    export_via_torch(tmodel, root / "ckpt" / f"{name}_{preset}.safetensors", root / "repo" / name)
+    return root / "repo", name
 
 
 # --------------------------------------------------------------------------- metrics
@@ -298,11 +333,14 @@ def serve_environment() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/serve_load.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repo", default=None, help="serve this model repository instead of exporting a tiny conv_vae")
+    parser.add_argument("--export", default=None, metavar="MODEL[/VARIANT]",
+                        help="model exported and served when no --repo is given (default: the first registered "
+                             "model with a prior)")
+    parser.add_argument("--repo", default=None, help="serve this model repository instead of exporting --export")
     parser.add_argument("--preset", default="tiny", choices=("tiny", "seed"),
-                        help="conv_vae preset exported when no --repo is given (default tiny: HTTP-bound; "
-                             "seed: 150x150, session-bound)")
-    parser.add_argument("--model", default=None, help="model (folder) name to load (default: conv_vae, or the first listed)")
+                        help="preset of the --export model (default tiny: HTTP-bound; seed: session-bound)")
+    parser.add_argument("--model", default=None,
+                        help="model (folder) name to load (default: the exported one, or the first listed)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (default 16)")
     parser.add_argument("--requests-per-client", type=int, default=50, help="most requests per client (default 50)")
     parser.add_argument("--seconds", type=float, default=30.0, help="stop sending after this long (default 30)")
@@ -317,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw-seconds", type=float, default=4.0, help="time per raw session measurement (default 4)")
     parser.add_argument("--request-timeout-s", type=float, default=60.0, help="client-side timeout per request (default 60)")
     parser.add_argument("--ready-timeout-s", type=float, default=120.0, help="how long to wait for /readyz (default 120)")
-    parser.add_argument("--seed", type=int, default=0, help="torch.manual_seed for the exported model (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="initial-weights seed of the exported model (default 0)")
     parser.add_argument("--server-log", default=None, help="keep the server's log here (default: a temporary file)")
     parser.add_argument("--out-json", default=None, help="also write every number (and per-request records) here")
     parser.add_argument("--log-level", default="INFO")
@@ -326,6 +364,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--clients, --requests-per-client, --n-per-request and --max-batch must be >= 1, --verify >= 0")
     if opts.seconds <= 0 or opts.raw_seconds <= 0:
         parser.error("--seconds and --raw-seconds must be > 0")
+    if opts.repo and opts.export:
+        parser.error("--export and --repo exclude each other")
+    if not opts.repo:
+        opts.export = opts.export or default_export()
+        try:
+            parse_export(opts.export)
+        except ValueError as exc:
+            parser.error(str(exc))
     setup_logging(opts.log_level, ("runtime", "httpx", "httpcore"))
 
     wall0 = time.perf_counter()
@@ -336,8 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             repo = Path(opts.repo)
         else:
             t0 = time.perf_counter()
-            repo = export_repo(tmp, opts.model or "conv_vae", opts.seed, opts.preset)
-            log.info("exported a %s conv_vae into %s in %.1fs", opts.preset, repo, time.perf_counter() - t0)
+            repo, opts.exported = export_repo(tmp, opts.export, opts.seed, opts.preset)
+            log.info("exported %s (%s) into %s in %.1fs", opts.export, opts.preset, repo, time.perf_counter() - t0)
         log_path = Path(opts.server_log) if opts.server_log else tmp / "server.log"
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
@@ -359,7 +405,8 @@ def run(proc: subprocess.Popen, repo: Path, base_url: str, log_path: Path, opts:
     with httpx.Client(base_url=base_url, timeout=30.0) as http:
         listing = http.get("/v1/models").json()
         names = [m["name"] for m in listing["models"]]
-        model = opts.model or ("conv_vae" if "conv_vae" in names else names[0])
+        exported = getattr(opts, "exported", None)
+        model = opts.model or (exported if exported in names else names[0])
         if model not in names:
             log.error("model %r not served; the server has %s (unavailable: %s)", model, names, listing["unavailable"])
             stop_server(proc, 60.0)
