@@ -18,8 +18,9 @@ and steps that optimizer. ``batch`` is the canonical data batch in the model's v
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -117,6 +118,21 @@ class Objective:
     @property
     def loss_names(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(name for u in self.updates for name in u.logs))
+
+
+def update_function(package: str, objective: str, update: str) -> Callable:
+    """A twin's implementation of ``update`` of ``objective``: ``<package>.<objective>.<update>``
+    (``package`` is ``torch_impl.objectives`` or ``keras_impl.objectives``)."""
+    return getattr(importlib.import_module(f"{package}.{objective}"), update)
+
+
+def masks(inputs: dict, stream: str) -> list:
+    """The dropout keep-masks of one pass from a step's inputs: ``<stream>_0``, ``<stream>_1``, ..."""
+    out, i = [], 0
+    while f"{stream}_{i}" in inputs:
+        out.append(inputs[f"{stream}_{i}"])
+        i += 1
+    return out
 
 
 def scalar(value: float) -> np.ndarray:

@@ -6,19 +6,13 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
+
+from core.objectives.base import masks, update_function as _find
+
+__all__ = ["masks", "update_function"]
 
 
 def update_function(objective: str, update: str) -> Callable:
-    """The function implementing ``update`` of ``objective``."""
-    return getattr(importlib.import_module(f"{__name__}.{objective}"), update)
-
-
-def masks(inputs: dict, stream: str) -> list:
-    """The dropout keep-masks of one pass, ``<stream>_0``, ``<stream>_1``, ... in order."""
-    out, i = [], 0
-    while f"{stream}_{i}" in inputs:
-        out.append(inputs[f"{stream}_{i}"])
-        i += 1
-    return out
+    """The function implementing ``update`` of ``objective`` in this framework."""
+    return _find(__name__, objective, update)
