@@ -7,7 +7,7 @@
 * timing: :func:`rotated` and :func:`interleave` (round-robin over several callables, warm-up
   rounds calibrating how many calls one sample holds, an optional time budget);
 * frameworks: :func:`prepare_frameworks` (environment before TensorFlow is imported),
-  :func:`export_via_torch`, :func:`generator_fns` (one callable per framework label in
+  :func:`export_via_torch`, :func:`part_latents`, :func:`generator_fns` (one callable per framework label in
   :data:`FRAMEWORKS`), :func:`check_outputs`, :func:`fastest_keras`;
 * scripts: :func:`setup_logging`, :func:`write_json`, :func:`report_footer`.
 
@@ -285,28 +285,40 @@ def export_via_torch(tmodel, ckpt_path: Path, onnx_dir: Path) -> tuple[Path, lis
     return ckpt, reports, time.perf_counter() - t0
 
 
+def part_latents(config, part: str, n: int, seed: int = 0) -> np.ndarray:
+    """(n, *latent shape) float32 standard-normal inputs of generator ``part`` from ``seed``: the
+    registry part's input shape, so spatial codes work too; for a vector latent the same values
+    as ``core.noise.latents(n, dim, seed)``."""
+    from core.registry import get_model_spec
+
+    shape = get_model_spec(config.model).parts(config)[part].inputs[0].concrete_shape(n)
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32)
+
+
 def generator_fns(tmodel, kmodel, session, part: str,
                   keras_paths: Iterable[str] = tuple(KERAS_PATHS)) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """Each framework's z (N, latent_dim) -> materialised NumPy output of ``part``, by label.
+    """Each framework's z (N, *latent shape) -> materialised NumPy output of ``part``, by label.
 
     The method is the registry's (``core.registry``: the part's ``.method``) on both twins:
 
     * ``ort``      ``session.decode(z, batch_size=len(z))``: raw float output, one session call;
     * ``torch``    the torch model's method in ``eval()`` under ``torch.no_grad()``, ``.numpy()``'d;
     * ``k eager``  ``keras_impl.parts.run_part`` (eager, with its NHWC -> NCHW transpose);
-    * ``k tf.fn``  the Keras method inside one ``tf.function`` with a ``[None, latent_dim]`` input
-                   signature (no transpose: NHWC output, see :func:`check_outputs`).
+    * ``k tf.fn``  the Keras method inside one ``tf.function`` with a ``[None, *latent shape]`` input
+                   signature (no output transpose: NHWC output, see :func:`check_outputs`; the
+                   input is in Keras' layout, which for a vector latent is the canonical one).
 
     ``keras_paths`` (``eager``, ``function``) picks the Keras ones; ``ort`` and ``torch`` always come.
     """
     import tensorflow as tf
     import torch
 
-    from keras_impl.parts import run_part
+    from keras_impl.parts import run_part, to_keras_array
     from core.registry import get_model_spec
 
     config = tmodel.config
-    method = get_model_spec(config.model).parts(config)[part].method
+    spec = get_model_spec(config.model).parts(config)[part]
+    method, z_spec = spec.method, spec.inputs[0]
     tmodel.eval()
     tgen, kgen = getattr(tmodel, method), getattr(kmodel, method)
 
@@ -320,11 +332,12 @@ def generator_fns(tmodel, kmodel, session, part: str,
     def keras_eager(z):
         return run_part(kmodel, part, z)[0]
 
+    keras_shape = to_keras_array(np.zeros(z_spec.concrete_shape(1), np.float32), z_spec.kind).shape[1:]
     graph = tf.function(lambda z: kgen(z, training=False),
-                        input_signature=[tf.TensorSpec([None, config.latent_dim], tf.float32)])
+                        input_signature=[tf.TensorSpec([None, *keras_shape], tf.float32)])
 
     def keras_graph(z):
-        return graph(z).numpy()
+        return graph(to_keras_array(z, z_spec.kind)).numpy()
 
     fns = dict(zip(FRAMEWORKS, (ort_fn, torch_fn, keras_eager, keras_graph)))
     wanted = {"ort", "torch", *(KERAS_PATHS[k] for k in keras_paths)}
@@ -336,11 +349,10 @@ def check_outputs(fns: dict[str, Callable[[np.ndarray], np.ndarray]], config, pa
     """max |diff| of every framework's output vs torch's on the same latents (canonical layout);
     a warning for any above ``tolerance``."""
     from keras_impl.parts import to_canonical_array
-    from core.noise import latents
     from core.registry import get_model_spec
 
     kind = get_model_spec(config.model).parts(config)[part].outputs[0].kind
-    z = latents(4, config.latent_dim, 0)
+    z = part_latents(config, part, 4, 0)
     ref = fns["torch"](z)
     diffs = {}
     for name, fn in fns.items():

@@ -14,7 +14,7 @@ names a model. Per model / variant / part the table shows max |diff| of:
   (``export.pipeline.export_checkpoint``) vs the framework it was exported from (the exporter's
   own check: batch 3 against a batch-2 trace);
 * ``runtime``: ``runtime.load`` on the via-torch export vs torch, on the tiny model. A model with
-  a prior decodes ``core.noise.latents`` (16) through the generator part (``session.decode``);
+  a prior decodes 16 standard-normal latents (``bench.common.part_latents``) through the generator part (``session.decode``);
   a model whose prior is ``"none"`` (an autoencoder: nothing to generate from) reconstructs 8
   random images instead, encoder -> generator part, on a row of its own (``encoder->decoder``:
   ``session.encode_latents`` then ``session.decode`` in float, and ``session.reconstruct``'s
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import cpu_count, cpu_model, prepare_frameworks  # noqa: E402
+from bench.common import cpu_count, cpu_model, part_latents, prepare_frameworks  # noqa: E402
 
 prepare_frameworks()
 
@@ -48,7 +48,6 @@ import keras_impl  # noqa: E402
 import runtime  # noqa: E402
 import torch_impl  # noqa: E402
 from core.errors import ExportError  # noqa: E402
-from core.noise import latents  # noqa: E402
 from core.registry import ENCODER_PART, MODELS, runtime_facts, sample_part  # noqa: E402
 from export.pipeline import export_checkpoint  # noqa: E402
 from export.validation import random_inputs  # noqa: E402
@@ -111,7 +110,7 @@ def runtime_parity(tm, spec, config, onnx_dir: Path, cells: dict, notes: list[st
     facts = runtime_facts(config)
     if spec.prior != "none":
         part = sample_part(config)
-        z = latents(16, config.latent_dim, 0)
+        z = part_latents(config, part, 16, 0)
         cells.setdefault(part, {})["runtime"] = max_abs(session.decode(z), torch_run(tm, part, z)[0])
         return
     if not (facts["reconstructs"] and hasattr(session, "reconstruct")):

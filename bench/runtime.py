@@ -21,7 +21,7 @@ is then timed, on the same latents, as
 * ``k eager``     ``keras_impl.load_model(ckpt)`` run by ``keras_impl.parts.run_part`` (eager, with
                   its NHWC -> NCHW transpose and NumPy conversion: what the parity tests call);
 * ``k tf.fn``     the same Keras model's method (``decode``/``generate``) inside one ``tf.function``
-                  with a ``[None, latent_dim]`` input signature (no transpose; NHWC ``.numpy()``).
+                  with a ``[None, *latent shape]`` input signature (no transpose; NHWC ``.numpy()``).
 
 Measurements are interleaved round-robin (the order rotating every round) so machine noise hits
 every framework alike; a warm-up round calibrates how many calls one sample holds (at least
@@ -55,7 +55,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
     FRAMEWORKS, KERAS_PATHS, MIN_ROUNDS, CpuMeter, check_outputs, cpu_count, export_via_torch, fastest_keras,
-    framework_environment, generator_fns, interleave, prepare_frameworks, report_footer, setup_logging, write_json,
+    framework_environment, generator_fns, interleave, part_latents, prepare_frameworks, report_footer, setup_logging, write_json,
 )
 
 prepare_frameworks()  # before TensorFlow is imported
@@ -67,7 +67,6 @@ import torch  # noqa: E402
 import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
 import runtime  # noqa: E402
 import torch_impl  # noqa: E402
-from core.noise import latents  # noqa: E402
 from core.registry import MODELS, get_model_spec, sample_part  # noqa: E402
 from torch_impl.init import initialize  # noqa: E402
 
@@ -310,7 +309,7 @@ def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget
         flops = count_flops(onnx_model, batch)
         if flops.flops != batch * first.flops:
             log.warning("%s: FLOPs at batch %d are %d, not %d x batch 1", target.label, batch, flops.flops, batch)
-        z = latents(batch, config.latent_dim, 1)
+        z = part_latents(config, part, batch, 1)
         log.info("%s: batch %d (%.3f GFLOP per call)", target.label, batch, flops.flops / 1e9)
         cell = interleave(fns, z, opts.repeats, opts.warmup, opts.min_sample_ms / 1e3, budget_s)
         cell["batch"] = batch
