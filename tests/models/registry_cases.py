@@ -13,7 +13,6 @@ one table at the end of the run (``-v`` or ``AGE_PARITY_REPORT=1``).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
