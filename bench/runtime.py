@@ -6,10 +6,10 @@
 
 A target is ``MODEL[/VARIANT][:PRESET[+PRESET...]]``, e.g. ``conv_vae:tiny+seed`` or
 ``vaegan/time:tiny``. ``VARIANT`` is a name from the model's ``ModelSpec.variants`` (config
-overrides: ``vaegan/time`` is the ParamTanh ``time`` mode); ``MODEL`` alone is its first registered
-variant and ``MODEL/*`` every one. An entry without presets gets every ``--presets`` preset
-(default tiny). The default ``--models`` is every registered model (first variant each): nothing
-here names a model. For each target a torch model is built with core's initial weights
+overrides: ``vaegan/time`` is the ParamTanh ``time`` mode); ``MODEL`` alone (or ``MODEL/*``) is
+every variant, as in ``bench/training.py``. An entry without presets gets every ``--presets``
+preset (default tiny). The default ``--models`` is every registered model at its first variant
+(``MODEL/FIRST``, read from the registry): nothing here names a model. For each target a torch model is built with core's initial weights
 (``torch_impl.init.initialize(model, --seed)``), saved with ``torch_impl.save_model`` and
 exported with ``export.pipeline.export_checkpoint(ckpt, dir, "torch")``.
 Its generator part (``decoder`` / ``generator`` / ``video_generator``, :func:`core.registry.sample_part`)
@@ -72,8 +72,8 @@ from torch_impl.init import initialize  # noqa: E402
 
 log = logging.getLogger("bench.runtime")
 
-#: every registered model, its first variant
-DEFAULT_MODELS = ",".join(sorted(MODELS))
+#: every registered model at its first variant
+DEFAULT_MODELS = ",".join(f"{name}/{next(iter(spec.variants))}" for name, spec in sorted(MODELS.items()))
 
 
 # --------------------------------------------------------------------------- machine
@@ -244,8 +244,8 @@ class Target:
 
 
 def parse_targets(models: str, presets: str) -> list[Target]:
-    """``conv_vae:tiny+seed,vaegan/*`` x ``tiny`` -> conv_vae:tiny, conv_vae:seed and every
-    variant of vaegan at tiny; ``MODEL`` alone is its first variant."""
+    """``conv_vae:tiny+seed,vaegan`` x ``tiny`` -> conv_vae:tiny, conv_vae:seed and every
+    variant of vaegan at tiny; ``MODEL/VARIANT`` is one variant."""
     default_presets = [p.strip() for p in presets.split(",") if p.strip()]
     targets = []
     for entry in (e.strip() for e in models.split(",") if e.strip()):
@@ -254,14 +254,12 @@ def parse_targets(models: str, presets: str) -> list[Target]:
         if name not in MODELS:
             raise ValueError(f"--models: unknown model {name!r}; known: {sorted(MODELS)}")
         spec = get_model_spec(name)
-        if variant == "*":
+        if variant in ("", "*"):
             variants = list(spec.variants)
-        elif variant:
+        else:
             if variant not in spec.variants:
                 raise ValueError(f"--models: {name} has no variant {variant!r}; choose from {list(spec.variants)} or *")
             variants = [variant]
-        else:
-            variants = list(spec.variants)[:1]
         wanted = [p for p in only.split("+") if p] if only else default_presets
         known = spec.config_cls.presets
         for v in variants:
@@ -382,8 +380,8 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python bench/runtime.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=DEFAULT_MODELS,
-                        help="comma-separated MODEL[/VARIANT|/*][:PRESET[+PRESET]] (default: every registered "
-                             "model, its first variant)")
+                        help="comma-separated MODEL[/VARIANT][:PRESET[+PRESET]]; MODEL alone: every variant "
+                             "(default: every registered model at its first variant)")
     parser.add_argument("--presets", default="tiny", help="presets for --models entries without one (default tiny)")
     parser.add_argument("--batches", default="1,64", help="comma-separated batch sizes (default 1,64)")
     parser.add_argument("--repeats", type=int, default=7, help="most timed rounds per cell (default 7)")

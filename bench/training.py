@@ -3,7 +3,8 @@
     python bench/training.py [--models conv_vae,vaegan/time] [--preset tiny|seed] [--batch-size N]
                              [--repeats 5] [--warmup 1] [--seed 0] [--threads N] [--out-json PATH]
 
-A target is ``MODEL`` (every variant it registers in ``ModelSpec.variants``) or ``MODEL/VARIANT``;
+A target is ``MODEL`` or ``MODEL/*`` (every variant it registers in ``ModelSpec.variants``) or
+``MODEL/VARIANT`` (the same syntax as ``bench/runtime.py``'s, without its ``:PRESET``);
 the default is every registered model and variant at the tiny preset. Nothing here names a model.
 
 For each target, the generic trainers (``torch_impl.train.make_trainer`` and
@@ -70,7 +71,7 @@ def parse_targets(models: str) -> list[tuple[str, str]]:
         variants = MODELS[name].variants
         if variant and variant not in variants:
             raise ValueError(f"model {name!r} has no variant {variant!r}; it has {','.join(variants)}")
-        out += [(name, v) for v in ([variant] if variant else variants)]
+        out += [(name, v) for v in ([variant] if variant not in ("", "*") else variants)]
     return out
 
 
