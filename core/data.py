@@ -1,7 +1,8 @@
 """Training data: any ImageFolder-style directory, and the embedded default dataset.
 
-Preprocessing is :func:`core.images.load_image` (resize shorter side + centre crop, RGB,
-values in [0, 1]) for both frameworks, and batches come from one NumPy iterator, so torch and
+Preprocessing is :func:`core.images.load_image` (resize shorter side + centre crop, RGB or
+greyscale (``channels`` 3 or 1: the :data:`~core.images.LUMA` of the RGB picture), values in
+[0, 1]) for both frameworks, and batches come from one NumPy iterator, so torch and
 Keras see the same pixels in the same order for the same seed.
 
 The embedded default (``--data digits``) is scikit-learn's bundled copy of the UCI optical
@@ -9,7 +10,9 @@ recognition of handwritten digits test set: 1,797 real 8x8 scans (16 grey levels
 inside the scikit-learn wheel, so nothing is downloaded. On first use they are upsampled
 (bicubic) to the config's image size and written as an ImageFolder tree
 ``<cache>/digits-<size>/<digit>/<index>.png``; the cache root is ``$AGE_CACHE_DIR`` or
-``~/.cache/age-toolkit``.
+``~/.cache/age-toolkit``. The cached PNGs are grey pixels stored as RGB (R = G = B), so one cache
+serves both channel counts: a 1-channel model reads their luma, which is that same grey (the
+:data:`~core.images.LUMA` weights sum to 1).
 """
 
 from __future__ import annotations
@@ -150,9 +153,13 @@ class ImageFolder:
     labels: list[int]
     classes: list[str]
     skipped: int
+    #: 3 (RGB) or 1 (greyscale): the channel count of every loaded image
+    channels: int = 3
 
     @classmethod
-    def open(cls, root: str | os.PathLike, image_size: int) -> "ImageFolder":
+    def open(cls, root: str | os.PathLike, image_size: int, channels: int = 3) -> "ImageFolder":
+        if channels not in (1, 3):
+            raise DataError(f"data: images are loaded with 1 (greyscale) or 3 (RGB) channels, got {channels}")
         root = Path(root)
         try:
             mode = root.stat().st_mode
@@ -180,14 +187,14 @@ class ImageFolder:
                         root, skipped, first_skip)
         if not files:
             raise DataError(f"data directory {root}: no readable images found")
-        return cls(root, image_size, files, labels, [name for name, _ in groups], skipped)
+        return cls(root, image_size, files, labels, [name for name, _ in groups], skipped, channels)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def load(self, indices: np.ndarray) -> np.ndarray:
-        """float32 (len(indices), 3, S, S) batch in [0, 1]."""
-        return np.stack([load_image(self.files[i], self.image_size) for i in indices])
+        """float32 (len(indices), channels, S, S) batch in [0, 1]."""
+        return np.stack([load_image(self.files[i], self.image_size, channels=self.channels) for i in indices])
 
     def batches(self, batch_size: int, seed: int, epoch: int, skip: int = 0) -> Iterator[np.ndarray]:
         """Shuffled full batches of one epoch; the order depends only on (seed, epoch).
@@ -203,8 +210,9 @@ class ImageFolder:
         return max(1, len(self) // batch_size) if len(self) >= batch_size else 1
 
 
-def open_dataset(data: str, image_size: int) -> ImageFolder:
-    """``data`` is a directory or ``"digits"`` (the embedded default)."""
+def open_dataset(data: str, image_size: int, channels: int = 3) -> ImageFolder:
+    """``data`` is a directory or ``"digits"`` (the embedded default); images are loaded with
+    ``channels`` 3 (RGB) or 1 (greyscale), the model config's ``in_channels``."""
     if data == DIGITS:
-        return ImageFolder.open(prepare_digits(image_size), image_size)
-    return ImageFolder.open(data, image_size)
+        return ImageFolder.open(prepare_digits(image_size), image_size, channels)
+    return ImageFolder.open(data, image_size, channels)

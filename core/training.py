@@ -365,7 +365,7 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
         raise ConfigError(f"--samples must be between 1 and {MAX_SAMPLES}, got {args.samples}")
     if args.keep_checkpoints < 0 or args.checkpoint_every < 0:
         raise ConfigError("--keep-checkpoints and --checkpoint-every must be >= 0")
-    data = open_dataset(args.data, config.image_size)
+    data = open_dataset(args.data, config.image_size, config.in_channels)
     per_epoch = data.batches_per_epoch(settings.batch_size)
     if args.steps is not None:
         if args.steps <= 0:
