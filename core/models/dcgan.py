@@ -51,8 +51,9 @@ class DCGANConfig(BaseConfig):
     * **"same" padding, 5x5 kernels**: stride 1 is torch ``padding=2`` exactly (TF pads 2 + 2).
       A stride-2 ``Conv2d`` uses ``padding=2``: 28 -> 14 -> 7 as TF's "same" (ceil(n / 2)), but
       TF pads asymmetrically (for 28: 1 before, 2 after; total 3) where torch pads 2 and 2, so
-      TF's output equals this one on the input shifted by one pixel up-left (its sampling grid
-      sits on odd pixels, this one on even pixels): the same sizes and parameter shapes, a
+      away from the first output row and column TF's output equals this one on the input shifted
+      by one pixel up-left (its sampling grid sits on odd pixels, this one on even pixels; checked
+      in ``tests/models/test_dcgan.py``): the same sizes and parameter shapes, a
       one-pixel alignment difference that only matters when loading weights trained by the
       tutorial itself. A stride-2 ``ConvTranspose2d`` uses ``padding=2, output_padding=1``: n ->
       (n - 1) * 2 - 4 + 5 + 1 = 2n (7 -> 14 -> 28), cropping the full transposed output
