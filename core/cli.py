@@ -37,7 +37,7 @@ def _add_field_flags(group: argparse._ArgumentGroup, fields: list[dataclasses.Fi
     user typed can be told from what the model defaults to (:func:`given`)."""
     for f in fields:
         default = defaults[f.name]
-        kind = type(default)
+        kind = type(f.default)  # the field's declared type: a model default of 1 for a float stays a float
         choices = f.metadata.get("choices")
         group.add_argument(_flag(f.name), dest=f.name, type=kind if kind in (int, float, str) else str,
                            default=None, choices=choices, metavar=None if choices else f.name.upper(),

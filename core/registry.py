@@ -52,6 +52,19 @@ def runtime_facts(config: BaseConfig) -> dict[str, object]:
     return {"prior": spec.prior, "encoder_kind": kind, "reconstructs": reconstructs}
 
 
+def data_range(config: BaseConfig) -> tuple[float, float]:
+    """The value range the model generates in (its generator part's), which training maps the
+    [0, 1] data onto: (0, 1) for Sigmoid outputs, (-1, 1) for Tanh ones."""
+    part = get_model_spec(config.model).parts(config)[sample_part(config)]
+    return part.value_range or (0.0, 1.0)
+
+
+def latent_shape(config: BaseConfig) -> tuple[int, ...]:
+    """Per-sample shape of what the generator part takes: the latent (a vector, or a feature map)."""
+    part = get_model_spec(config.model).parts(config)[sample_part(config)]
+    return tuple(int(d) for d in part.inputs[0].shape[1:])
+
+
 def sample_part(config: BaseConfig) -> str:
     """The registry part that maps z to what the model generates (decoder / generator / video)."""
     parts = get_model_spec(config.model).parts(config)

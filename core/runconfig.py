@@ -1,15 +1,19 @@
 """A run's resolved settings, ``RUN/hyperparameters.json``: what reproduces it from its directory.
 
-Written when a run starts and read back by ``--resume``: the model, preset, seed, batch size and
-the objective's resolved hyperparameters (defaults, then the model's, then the flags). A resumed
-run takes them from the file; a flag that contradicts the file is refused rather than silently
-changing a run halfway (extend a run with ``--steps``/``--epochs``; start a new one to change it).
+Written when a run starts and read back by ``--resume``: the model, seed, batch size, the data,
+the length the run was planned with (``schedule_steps``: a cyclical KL schedule's cycles are cut
+from it, so extending a run continues its cycles instead of re-cutting them) and the objective's
+resolved hyperparameters (defaults, then the model's, then the flags). A resumed run takes them
+from the file; a flag that contradicts the file is refused rather than silently changing a run
+halfway (extend a run with ``--steps``/``--epochs``; start a new one to change it). A run from
+before this file existed resumes with the flags and defaults, with a warning.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,8 @@ from .jsonio import loads as json_loads
 from .noise import check_seed
 from .objectives.base import Hyperparameters
 from .registry import get_model_spec
+
+log = logging.getLogger("age.train")
 
 FILENAME = "hyperparameters.json"
 #: A settings file is a few hundred bytes; anything far larger is not one.
@@ -34,6 +40,9 @@ class RunSettings:
     seed: int
     batch_size: int
     hyperparameters: Hyperparameters
+    #: the run's planned length when it started (what step schedules spanning the run use)
+    schedule_steps: int = 0
+    data: str = ""
 
     @property
     def objective(self) -> str:
@@ -41,8 +50,8 @@ class RunSettings:
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "objective": self.objective, "seed": self.seed,
-                           "batch_size": self.batch_size, "hyperparameters": self.hyperparameters.to_dict()},
-                          indent=2, sort_keys=True)
+                           "batch_size": self.batch_size, "schedule_steps": self.schedule_steps, "data": self.data,
+                           "hyperparameters": self.hyperparameters.to_dict()}, indent=2, sort_keys=True)
 
 
 def read(path: Path) -> dict[str, Any]:
@@ -55,9 +64,14 @@ def read(path: Path) -> dict[str, Any]:
     values = json_loads(text, where, CheckpointError, max_bytes=MAX_BYTES)
     if not isinstance(values, dict) or not isinstance(values.get("hyperparameters"), dict):
         raise CheckpointError(f"{where}: must be an object with a 'hyperparameters' object")
+    for key in ("seed", "batch_size", "schedule_steps"):
+        if type(values.get(key, 0)) is not int or values.get(key, 0) < 0:
+            raise CheckpointError(f"{where}: {key!r} must be an integer >= 0")
     for key in ("seed", "batch_size"):
-        if type(values.get(key)) is not int:
-            raise CheckpointError(f"{where}: {key!r} must be an integer")
+        if key not in values:
+            raise CheckpointError(f"{where}: {key!r} is missing")
+    if not isinstance(values.get("model"), str) or not isinstance(values.get("data", ""), str):
+        raise CheckpointError(f"{where}: 'model' and 'data' must be strings")
     return values
 
 
@@ -67,16 +81,28 @@ def write(run_root: Path, settings: RunSettings) -> None:
 
 def resolve(args: argparse.Namespace, model: str, run_root: Path, resume: bool) -> RunSettings:
     """Defaults < model defaults < stored (on ``--resume``) < flags; a flag that differs from
-    the stored value is refused, naming both."""
+    the stored value is refused, naming both. ``schedule_steps`` is the stored one, or 0 for a new
+    run (the caller fills in the length it plans)."""
     spec = get_model_spec(model)
     stored_path = run_root / FILENAME
     stored = read(stored_path) if resume and stored_path.is_file() else None
+    if resume and stored is None:
+        log.warning("%s: no %s (a run from before it existed): resuming with the flags given and the model's "
+                    "defaults; the optimizer state keeps the learning rates it was saved with", run_root, FILENAME)
+    schedule_steps, data = 0, args.data
     flags = given(args, hyperparameter_fields(model))
     values = dict(hyperparameter_defaults(model))
     if stored is not None:
         if stored.get("model") != model:
             raise ConfigError(f"--resume: {stored_path} is for model {stored.get('model')!r}, not {model!r}")
+        names = {f.name for f in hyperparameter_fields(model)}
+        missing = sorted(names - set(stored["hyperparameters"]))
+        if missing:
+            raise CheckpointError(f"run settings {stored_path}: hyperparameters {missing} are missing")
         values.update(stored["hyperparameters"])
+        schedule_steps = stored.get("schedule_steps", 0)
+        if stored.get("data") and stored["data"] != args.data:
+            log.warning("--resume: --data %s differs from the data the run started on (%s)", args.data, stored["data"])
         top = {"seed": args.seed, "batch_size": args.batch_size}
         for name, value in [*flags.items(), *((k, v) for k, v in top.items() if v is not None)]:
             have = stored[name] if name in top else stored["hyperparameters"].get(name)
@@ -93,4 +119,4 @@ def resolve(args: argparse.Namespace, model: str, run_root: Path, resume: bool) 
     except ConfigError as exc:
         raise ConfigError(f"{exc} (flags {', '.join('--' + k.replace('_', '-') for k in flags) or 'none'})") from None
     check_seed(seed)
-    return RunSettings(model, seed, batch_size, hp)
+    return RunSettings(model, seed, batch_size, hp, schedule_steps, data)

@@ -19,7 +19,7 @@ from .checkpoint import load_checkpoint
 from .configs import BaseConfig
 from .images import save_gif, to_uint8
 from .objectives.base import Objective, StepContext, Update
-from .registry import ENCODER_PART, get_model_spec, sample_part
+from .registry import ENCODER_PART, data_range, get_model_spec, sample_part
 
 
 @dataclass(frozen=True)
@@ -34,19 +34,6 @@ class Backend:
     #: save_optimizers({name: optimizer}, path, step) / load_optimizers({name: optimizer}, path)
     save_optimizers: Callable[[dict[str, Any], Path, int], None]
     load_optimizers: Callable[[dict[str, Any], Path], None]
-
-
-def data_range(config: BaseConfig) -> tuple[float, float]:
-    """The value range the model generates in (its generator part's), which training maps the
-    [0, 1] data onto: (0, 1) for Sigmoid outputs, (-1, 1) for Tanh ones."""
-    part = get_model_spec(config.model).parts(config)[sample_part(config)]
-    return part.value_range or (0.0, 1.0)
-
-
-def latent_shape(config: BaseConfig) -> tuple[int, ...]:
-    """Per-sample shape of the generator's input (a vector for every model with a prior)."""
-    part = get_model_spec(config.model).parts(config)[sample_part(config)]
-    return tuple(int(d) for d in part.inputs[0].shape[1:])
 
 
 class FrameworkTrainer:

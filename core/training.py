@@ -1,7 +1,8 @@
 """The training driver both frameworks share: run directory, loop, logging, checkpoints, grids.
 
-A framework supplies a :class:`Trainer` (one per model family); everything else - data order,
-fixed noise, resume, TensorBoard, progress bar, PNGs, crash safety - happens here once, so
+A framework supplies its :class:`Trainer` (the generic :class:`core.trainer_base.FrameworkTrainer`
+with that framework's model, optimizers and updates); everything else - the run's settings, data
+order, fixed noise, resume, TensorBoard, progress bar, PNGs, crash safety - happens here once, so
 ``python -m torch_impl.train`` and ``python -m keras_impl.train`` behave identically.
 
 Run directory ``RUN/``::
@@ -60,10 +61,14 @@ MAX_BATCH_SIZE = 4096
 
 
 class Trainer(Protocol):
-    """What a framework provides for one model family. Arrays are canonical NCHW float32."""
+    """What a framework provides (:class:`core.trainer_base.FrameworkTrainer`). Arrays are canonical
+    NCHW float32."""
 
     framework: str
     config: BaseConfig
+    optimizers: dict
+
+    def restore_history(self, history: list[dict[str, float]]) -> None: ...
 
     def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]: ...
 
@@ -183,9 +188,10 @@ def run_model(out: str) -> str | None:
     """The model of the run in ``out`` (for parsing ``--resume`` flags without ``--model``)."""
     path = Path(out) / runconfig.FILENAME
     try:
-        return str(runconfig.read(path).get("model")) if path.is_file() else None
+        model = runconfig.read(path).get("model") if path.is_file() else None
     except CheckpointError:
         return None
+    return model if isinstance(model, str) and model in MODELS else None
 
 
 def _resolve_config(args: argparse.Namespace, model: str | None, run: Run) -> BaseConfig:
@@ -382,15 +388,18 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
         raise OutputError(f"--out {run.root}: cannot create the run directory ({exc.strerror or exc})") from None
     snapshots.sweep_orphans(run.root)
     atomic_write_text(run.config, json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True))
-    runconfig.write(run.root, settings)
-    log.info("%s: %s (%s preset) on %d images from %s, %d steps of batch %d (%d per epoch) -> %s",
-             framework, config.model, args.preset, len(data), data.root, total, settings.batch_size, per_epoch,
+    log.info("%s: %s (%s) on %d images from %s, %d steps of batch %d (%d per epoch) -> %s",
+             framework, config.model, "resumed" if args.resume else f"{args.preset} preset", len(data), data.root,
+             total, settings.batch_size, per_epoch,
              run.root)
     log.info("%s objective: %s", settings.objective,
              ", ".join(f"{k}={v}" for k, v in settings.hyperparameters.to_dict().items()))
 
     objective = get_model_spec(model).objective(config, settings.hyperparameters)
-    trainer = make_trainer(config, objective, settings.seed, total)
+    if not settings.schedule_steps:  # a new run (or one from before it was recorded): plan over this length
+        settings = dataclasses.replace(settings, schedule_steps=total)
+    runconfig.write(run.root, settings)
+    trainer = make_trainer(config, objective, settings.seed, settings.schedule_steps)
     loop = _Loop(args, trainer, run, data, settings.seed)
     step = 0
     if args.resume:

@@ -19,7 +19,7 @@ from .errors import AgeError, ConfigError, os_error_message
 from .files import atomic_write_bytes
 from .images import MEDIA_TYPES, check_layout, encode, format_refusal, load_image, to_uint8
 from .noise import check_scale, check_seed, variation_latents
-from .registry import ENCODER_PART, get_model_spec, runtime_facts, sample_part
+from .registry import ENCODER_PART, data_range, get_model_spec, runtime_facts, sample_part
 
 log = logging.getLogger("age.variations")
 
@@ -31,8 +31,8 @@ DECODE_BATCH = 64
 
 
 def variations(model: Any, run_part: RunPart, image, n: int = 10, scale: float = 0.01, seed: int = 0) -> np.ndarray:
-    """float32 (n, C, H, W) decoded variations of ``image`` (a path or encoded bytes); (n, T, C, H, W)
-    for a video model."""
+    """float32 (n, C, H, W) decoded variations of ``image`` (a path or encoded bytes) in [0, 1];
+    (n, T, C, H, W) for a video model."""
     cfg = model.config
     if not 1 <= n <= MAX_N:
         raise ConfigError(f"--n must be between 1 and {MAX_N}, got {n}")
@@ -46,11 +46,13 @@ def variations(model: Any, run_part: RunPart, image, n: int = 10, scale: float =
     if runtime_facts(cfg)["encoder_kind"] != "gaussian":
         raise ConfigError(f"model {cfg.model!r} encodes an image to one point, not a distribution; variations "
                           f"need a Gaussian encoder (mu, logvar)")
+    low, high = data_range(cfg)  # training fed the encoder data in the generator's range
     x = load_image(image, cfg.image_size, channels=cfg.in_channels)[None]
-    mu, logvar = run_part(model, ENCODER_PART, x)[:2]
+    mu, logvar = run_part(model, ENCODER_PART, (low + (high - low) * x).astype(np.float32))[:2]
     z = variation_latents(mu, logvar, n, scale, seed)
     part = sample_part(cfg)
-    return np.concatenate([run_part(model, part, z[i : i + DECODE_BATCH])[0] for i in range(0, n, DECODE_BATCH)])
+    out = np.concatenate([run_part(model, part, z[i : i + DECODE_BATCH])[0] for i in range(0, n, DECODE_BATCH)])
+    return ((out - low) / (high - low)).astype(np.float32) if (low, high) != (0.0, 1.0) else out
 
 
 def output_format(out: str | Path) -> str:

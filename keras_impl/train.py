@@ -2,8 +2,8 @@
 
 The loop, run directory and logging live in :mod:`core.training`, the objective's schedule in
 :class:`core.trainer_base.FrameworkTrainer`; this file only says how Keras builds a model and its
-optimizers and runs one named update; initial weights are drawn in
-:mod:`core.init` from the seed, so both frameworks start from the same model, of :mod:`keras_impl.objectives`. Each update runs as a
+optimizers and runs one named update of :mod:`keras_impl.objectives`. Initial weights are drawn in
+:mod:`core.init` from the seed, so both frameworks start from the same model. Each update runs as a
 ``tf.function`` graph with ``GradientTape``, without AutoGraph: updates have no tensor-dependent
 Python control flow, and our own errors raised while tracing (e.g. :class:`core.errors.BatchTooSmall`)
 then reach the CLI as they are instead of wrapped in a StagingError.

@@ -35,7 +35,7 @@ import onnxruntime as ort
 from PIL import Image as PILImage
 
 from core import FORMAT_VERSION, jsonio
-from core import images as spec_images
+from core import images as core_images
 from core import noise as spec_noise
 from core.noise import MAX_SEED, SCALE_RANGE, check_scale, check_seed  # noqa: F401 - part of this API
 from core.errors import ModelFileError, os_error_message
@@ -575,7 +575,7 @@ class GeneratorSession:
         if self.value_range is not None and self.value_range != (0.0, 1.0):
             lo, hi = self.value_range
             x = (x - np.float32(lo)) / np.float32(hi - lo)
-        return spec_images.to_uint8(x)
+        return core_images.to_uint8(x)
 
     def generate(
         self,
@@ -657,7 +657,7 @@ class GeneratorSession:
         if c not in (1, 3):
             raise ModelFileError(f"{self._require_encoder().path}: encoder wants {c} channels; images give 1 or 3")
         # (c, h, h); raises DataError on bad files
-        return spec_images.load_image(image, h, max_pixels=max_pixels, channels=c).astype(np.float32, copy=False)
+        return core_images.load_image(image, h, max_pixels=max_pixels, channels=c).astype(np.float32, copy=False)
 
     def _run_encoder(self, images: np.ndarray, what: str, batch_size: int | None = None) -> dict[str, np.ndarray]:
         """The encoder's outputs by name, each ``(N, *latent_shape)``, run in chunks."""
@@ -668,6 +668,7 @@ class GeneratorSession:
             raise ValueError(f"{what}: expected images (N, {', '.join(map(str, want))}), got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise ValueError(f"{what}: images contain NaN or infinity")
+        x = self._to_model_range(x)
         step = min(_batch_size(batch_size), max(1, MAX_CHUNK_ELEMENTS // max(1, math.prod(want))))
         chunks = [enc.run({enc.inputs[0].name: x[i : i + step]}) for i in range(0, len(x), step)] or [
             [np.zeros((0, *self.latent_shape), np.float32) for _ in enc.output_names]]
@@ -676,6 +677,15 @@ class GeneratorSession:
             if value.shape[1:] != self.latent_shape:
                 raise ModelFileError(f"{enc.path}: output {name!r} has shape {value.shape[1:]}, metadata says {self.latent_shape}")
         return out
+
+    def _to_model_range(self, x: np.ndarray) -> np.ndarray:
+        """Images in [0, 1] -> the range the model generates in (its generator's ``value_range``):
+        training maps its data onto that range (``core.trainer_base.data_range``), so that is what
+        the encoder learned to read ((-1, 1) for a Tanh generator)."""
+        low, high = self.value_range or (0.0, 1.0)
+        if (low, high) == (0.0, 1.0):
+            return x
+        return (np.float32(low) + np.float32(high - low) * x).astype(np.float32)
 
     def encode(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Float ``(N, C, H, W)`` images in [0, 1] -> ``(mu, logvar)``, each ``(N, *latent_shape)``.

@@ -2,8 +2,8 @@
 
 The loop, run directory and logging live in :mod:`core.training`, the objective's schedule in
 :class:`core.trainer_base.FrameworkTrainer`; this file only says how torch builds a model and its
-optimizers and runs one named update; initial weights are drawn in
-:mod:`core.init` from the seed, so both frameworks start from the same model, of :mod:`torch_impl.objectives`.
+optimizers and runs one named update of :mod:`torch_impl.objectives`. Initial weights are drawn in
+:mod:`core.init` from the seed, so both frameworks start from the same model.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 from ..configs import bounded
 from ..errors import ConfigError
-from ..modelspec import ModelSpec, PartSpec
+from ..modelspec import ModelSpec, PartSpec, TensorSpec
 from ..objectives.elbo import ELBO
 from .conv_vae import parts as conv_vae_parts
 from .vae import REPORT_HYPERPARAMETERS, VAEConfig
@@ -29,9 +29,11 @@ class FlowVAEConfig(VAEConfig):
     invertibility constraint of the paper's appendix A. The ELBO's KL is the one-sample estimate
     log q0(z_0) - sum_k log|det J_k| - log p(z_K) (:mod:`core.objectives.elbo`).
 
-    The ``encoder`` part returns (mu_K, logvar): mu_K is the posterior mean pushed through the
-    flows (the runtime decodes an encoder's mu, so reconstructions and variations go through the
-    flows, like training's z_K); logvar is the base Gaussian's, q0's.
+    The ``encoder`` part returns one code, ``z``: the posterior mean pushed through the flows, which
+    the decoder reads like training's z_K (so the runtime's reconstructions go through the flows).
+    The posterior after the flows is not Gaussian, so the part does not claim a (mu, logvar): the
+    runtime treats the encoder as deterministic, and variations (sampling a Gaussian around mu)
+    are refused rather than drawn from the wrong distribution.
     """
 
     model: ClassVar[str] = "flow_vae"
@@ -51,9 +53,10 @@ class FlowVAEConfig(VAEConfig):
 
 
 def parts(cfg: FlowVAEConfig) -> dict[str, PartSpec]:
-    """``conv_vae``'s parts; the encoder runs ``encode_flowed`` (mu through the flows)."""
+    """``conv_vae``'s parts; the encoder runs ``encode_flowed`` (mu through the flows) to one code ``z``."""
     out = conv_vae_parts(cfg)
-    out["encoder"] = dataclasses.replace(out["encoder"], method="encode_flowed")
+    out["encoder"] = dataclasses.replace(out["encoder"], method="encode_flowed",
+                                         outputs=(TensorSpec("z", ("batch", cfg.latent_dim)),))
     return out
 
 

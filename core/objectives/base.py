@@ -115,10 +115,6 @@ class Objective:
         """Values logged beside the losses on this step (e.g. the KL weight in force)."""
         return {}
 
-    @property
-    def loss_names(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(name for u in self.updates for name in u.logs))
-
 
 def update_function(package: str, objective: str, update: str) -> Callable:
     """A twin's implementation of ``update`` of ``objective``: ``<package>.<objective>.<update>``

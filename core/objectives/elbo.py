@@ -26,8 +26,11 @@ class ELBOHyperparameters(KLHyperparameters):
 
 
 def latent_shape(config) -> tuple[int, ...]:
-    """The reparameterisation noise's per-sample shape: the config's ``latent_dim``."""
-    return (int(config.latent_dim),)
+    """Per-sample shape of the latent noise (reparameterisation eps, generator input): the shape
+    the model's generator part takes (:func:`core.registry.latent_shape`)."""
+    from ..registry import latent_shape as generator_input  # the registry imports every objective
+
+    return generator_input(config)
 
 
 class ELBO(Objective):

@@ -18,7 +18,7 @@ class FlowVAE(ConvVAE):
     """image -> (mu, logvar) -> z_0 = mu + eps * exp(logvar / 2) -> K planar flows -> z_K -> image.
 
     ``encode`` is the base Gaussian q0's (mu, logvar) (inherited); ``encode_flowed`` (the
-    ``encoder`` part) pushes mu through the flows; the training forward returns
+    ``encoder`` part) pushes mu through the flows (one code, z); the training forward returns
     (reconstruction, mu, logvar, z_K, sum_k log|det J_k|), the flow ELBO's inputs.
     """
 
@@ -35,9 +35,8 @@ class FlowVAE(ConvVAE):
         return z, log_det
 
     def encode_flowed(self, image, training=False):
-        """(mu pushed through the flows, logvar of q0): what the runtime decodes and varies."""
-        mu, logvar = self.encode(image, training=training)
-        return self.flow(mu)[0], logvar
+        """mu pushed through the flows: the code the runtime decodes to reconstruct."""
+        return self.flow(self.encode(image, training=training)[0])[0]
 
     def call(self, image, eps=None, training=False):
         """(reconstruction, mu, logvar, z_K, log_det); ``eps`` defaults to fresh N(0, 1) noise."""

@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from core import images as spec_images
+from core import images as core_images
 from core.images import ImageTooLarge
 from core.errors import DataError, ModelFileError
 
@@ -168,7 +168,7 @@ class ServerState:
         if single and fmt == "png" and images.ndim == 4:
             body = await asyncio.to_thread(_png, images[0])
         else:
-            body = await asyncio.to_thread(spec_images.encode, images, fmt, nrow, fps)
+            body = await asyncio.to_thread(core_images.encode, images, fmt, nrow, fps)
         headers = {
             "X-AGE-Model": entry.name,
             "X-AGE-Shape": ",".join(map(str, images.shape)),
@@ -176,7 +176,7 @@ class ServerState:
         }
         if seed is not None:
             headers["X-AGE-Seed"] = str(seed)
-        return Response(body, media_type=spec_images.MEDIA_TYPES[fmt], headers=headers)
+        return Response(body, media_type=core_images.MEDIA_TYPES[fmt], headers=headers)
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -215,7 +215,7 @@ _RECONSTRUCT_DOC = {"requestBody": {"required": True, "content": {"multipart/for
 }}}}}
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
     "description": "PNG grid, GIF grid animation (video models) or .npy uint8 array",
-    "content": {media: {} for media in spec_images.MEDIA_TYPES.values()},
+    "content": {media: {} for media in core_images.MEDIA_TYPES.values()},
 }}
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from core import images as spec_images
+from core import images as core_images
 from core.errors import AgeError, ModelFileError
 
 from ..session import GENERATOR_PARTS, GeneratorSession, load
@@ -62,7 +62,7 @@ class ModelEntry:
             "frames": s.frames,
             "value_range": list(s.value_range) if s.value_range is not None else None,
             "variations": s.can_vary,
-            "formats": list(spec_images.output_formats(s.is_video)),
+            "formats": list(core_images.output_formats(s.is_video)),
             "step": _int_or_none(s.metadata.get("age.step")),
             "source_framework": s.metadata.get("age.source_framework"),
             "provider": s.provider,

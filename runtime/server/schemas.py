@@ -9,7 +9,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from core import images as spec_images
+from core import images as core_images
 
 from ..session import MAX_LATENT_ABS, MAX_SEED, SCALE_RANGE, GeneratorSession, check_scale
 from .errors import ApiError, bad_request
@@ -24,7 +24,7 @@ DEFAULT_SCALE = 0.01
 DEFAULT_FPS = 8.0
 
 
-FPS_LOW, FPS_HIGH = spec_images.FPS_RANGE
+FPS_LOW, FPS_HIGH = core_images.FPS_RANGE
 
 #: What the request schema (``/openapi.json``, ``/docs``) says about each field's range; the
 #: checks themselves are the functions below (``core.images.check_layout`` for nrow and fps).
@@ -122,7 +122,7 @@ def check_layout(n: int, nrow: int | None, fps: float) -> None:
     """``core.images.check_layout``, one field at a time so that the 422 names the right one."""
     for field, kwargs in (("nrow", {"nrow": nrow}), ("fps", {"fps": fps})):
         try:
-            spec_images.check_layout(n, **kwargs)
+            core_images.check_layout(n, **kwargs)
         except ValueError as exc:
             raise bad_request(str(exc), field) from None
 
@@ -138,8 +138,8 @@ def check_seed(seed: int | None) -> int:
 
 def check_format(fmt: str | None, session: GeneratorSession, name: str) -> str:
     if fmt is None:
-        return spec_images.output_formats(session.is_video)[0]
-    why = spec_images.format_refusal(fmt, session.is_video)
+        return core_images.output_formats(session.is_video)[0]
+    why = core_images.format_refusal(fmt, session.is_video)
     if why is not None:
         raise bad_request(f"format: model {name!r} {why}", "format")
     return fmt

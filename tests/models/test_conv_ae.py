@@ -10,7 +10,7 @@ import torch
 import keras_impl
 import torch_impl
 from core.registry import get_model_spec, make_config, runtime_facts
-from core.trainer_base import data_range, latent_shape
+from core.registry import data_range, latent_shape
 from keras_impl.checkpoint import load_tensors as keras_load
 from keras_impl.parts import run_part as keras_run
 from torch_impl.checkpoint import model_tensors as torch_tensors

@@ -17,7 +17,7 @@ import logging
 import numpy as np
 import pytest
 
-from core.registry import ENCODER_PART, sample_part
+from core.registry import ENCODER_PART, data_range, sample_part
 from tests.models.registry_cases import Case, cases, compare, part_inputs, record, run_parts, twins
 
 TOL = 1e-4
@@ -103,7 +103,8 @@ def test_runtime_matches_torch(case: Case, via: str, exports):
         assert session.can_reconstruct
         x = part_inputs(parts[ENCODER_PART], 3, seed=22)[0]
         x = np.clip(x, 0.0, 1.0).astype(np.float32)  # the runtime takes images in [0, 1]
-        code = run_part(tw.torch, ENCODER_PART, x)[0]
+        low, high = data_range(tw.torch.config)  # ... and feeds them as training did: in the model's range
+        code = run_part(tw.torch, ENCODER_PART, (low + (high - low) * x).astype(np.float32))[0]
         want = run_part(tw.torch, gen, code)[0]
         got = session.decode(session.encode_latents(x))
         worst = max(worst, compare({"reconstruct": got}, {"reconstruct": want}, TOL))

@@ -16,7 +16,7 @@ class FlowVAE(ConvVAE):
     """image -> (mu, logvar) -> z_0 = mu + eps * exp(logvar / 2) -> K planar flows -> z_K -> image.
 
     ``encode`` is the base Gaussian q0's (mu, logvar) (inherited); ``encode_flowed`` (the
-    ``encoder`` part) pushes mu through the flows; the training forward returns
+    ``encoder`` part) pushes mu through the flows (one code, z); the training forward returns
     (reconstruction, mu, logvar, z_K, sum_k log|det J_k|), the flow ELBO's inputs.
     """
 
@@ -32,10 +32,9 @@ class FlowVAE(ConvVAE):
             log_det = log_det + ld
         return z, log_det
 
-    def encode_flowed(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mu pushed through the flows, logvar of q0): what the runtime decodes and varies."""
-        mu, logvar = self.encode(image)
-        return self.flow(mu)[0], logvar
+    def encode_flowed(self, image: torch.Tensor) -> torch.Tensor:
+        """mu pushed through the flows: the code the runtime decodes to reconstruct."""
+        return self.flow(self.encode(image)[0])[0]
 
     def forward(self, image: torch.Tensor, eps: torch.Tensor | None = None):
         """(reconstruction, mu, logvar, z_K, log_det); ``eps`` defaults to fresh N(0, 1) noise."""
