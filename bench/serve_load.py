@@ -69,7 +69,7 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 import runtime  # noqa: E402
-from core import images as spec_images  # noqa: E402
+from core import images as core_images  # noqa: E402
 from core.noise import latents as seeded_latents  # noqa: E402
 
 log = logging.getLogger("bench.serve_load")
@@ -467,7 +467,7 @@ def run(proc: subprocess.Popen, repo: Path, base_url: str, log_path: Path, opts:
     # -- verify ---------------------------------------------------------------------------
     verified, mismatched = 0, []
     for seed, body in kept.items():
-        want = spec_images.encode(session.generate(opts.n_per_request, seed=seed), opts.format)
+        want = core_images.encode(session.generate(opts.n_per_request, seed=seed), opts.format)
         if body == want:
             verified += 1
         else:

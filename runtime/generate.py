@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import images as spec_images
+from core import images as core_images
 from core.errors import AgeError, os_error_message
 from core.files import atomic_write_bytes
 from core.registry import PRECISIONS
@@ -30,7 +30,7 @@ from .session import DEFAULT_BATCH_SIZE, SCALE_RANGE, GeneratorSession, check_sc
 
 log = logging.getLogger("runtime.generate")
 
-OUTPUT_SUFFIXES = tuple(f".{fmt}" for fmt in spec_images.MEDIA_TYPES)
+OUTPUT_SUFFIXES = tuple(f".{fmt}" for fmt in core_images.MEDIA_TYPES)
 DEFAULT_N = 16
 DEFAULT_N_VARIATIONS = 10
 #: Refuse absurd requests up front instead of exhausting memory halfway.
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="encode and decode these images, one grid cell each (needs encoder.onnx)")
     parser.add_argument("--scale", type=float, default=0.01, help=f"variation strength: fraction of the posterior variance, "
                         f"{SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g} (default 0.01)")
-    parser.add_argument("--fps", type=float, default=8.0, help=f"GIF/MP4 frame rate, {spec_images.FPS_RANGE[0]:g}..{spec_images.FPS_RANGE[1]:g} (default 8)")
+    parser.add_argument("--fps", type=float, default=8.0, help=f"GIF/MP4 frame rate, {core_images.FPS_RANGE[0]:g}..{core_images.FPS_RANGE[1]:g} (default 8)")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                         help="which export to run from a directory: <part>.onnx, <part>.fp16.onnx or <part>.int8.onnx")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
@@ -76,7 +76,7 @@ def check_args(args: argparse.Namespace) -> None:
     suffix = Path(args.out).suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise UsageError(f"--out {args.out}: unsupported extension {suffix or '(none)'}; use one of {', '.join(OUTPUT_SUFFIXES)}")
-    if suffix == ".mp4" and (why := spec_images.format_refusal("mp4", is_video=True)):
+    if suffix == ".mp4" and (why := core_images.format_refusal("mp4", is_video=True)):
         raise UsageError(f"--out {args.out}: {why}")  # before loading anything
     if Path(args.out).is_dir():
         raise UsageError(f"--out {args.out}: is a directory")
@@ -92,7 +92,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     # the shared validators' messages start with the field name: prefix it with "--"
     try:
-        spec_images.check_layout(args.n, nrow=args.nrow, fps=args.fps)
+        core_images.check_layout(args.n, nrow=args.nrow, fps=args.fps)
         check_scale(args.scale)
         check_seed(args.seed)
     except ValueError as exc:
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> Path:
     session = load(args.model, providers=args.provider, precision=args.precision)
     out = Path(args.out)
     fmt = out.suffix.lower()[1:]
-    why = spec_images.format_refusal(fmt, session.is_video)
+    why = core_images.format_refusal(fmt, session.is_video)
     if why is not None:
         hint = "" if session.is_video else "; or export a model whose generator makes videos"
         raise UsageError(f"--out {out}: {session.path.name} ({session.model}, part {session.part!r}) {why}{hint}")
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> Path:
     except ValueError as exc:
         raise UsageError(f"--{exc}") from None
     # encoded fully in memory, then written atomically: no half-written file on failure
-    return atomic_write_bytes(out, spec_images.encode(make_images(session, args), fmt, args.nrow, args.fps))
+    return atomic_write_bytes(out, core_images.encode(make_images(session, args), fmt, args.nrow, args.fps))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -102,11 +102,11 @@ def save(proto, folder: Path, **meta) -> Path:
 
 
 def expected(n: int, seed: int) -> np.ndarray:
-    from core import images as spec_images
+    from core import images as core_images
     from core import noise as spec_noise
 
     z = spec_noise.latents(n, LATENT, seed)
-    return spec_images.to_uint8((1 / (1 + np.exp(-(z @ WEIGHTS)))).reshape(n, *SHAPE))
+    return core_images.to_uint8((1 / (1 + np.exp(-(z @ WEIGHTS)))).reshape(n, *SHAPE))
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 import runtime
-from core import images as spec_images
+from core import images as core_images
 from core import noise as spec_noise
 from core.errors import ModelFileError
 from runtime import generate as cli
@@ -174,7 +174,7 @@ def photo() -> bytes:
 
 def reference_reconstruction(folder: Path, x: np.ndarray) -> np.ndarray:
     z = ort_outputs(folder / "encoder.onnx", {"x": x})[0]
-    return spec_images.to_uint8(ort_outputs(folder / "decoder.onnx", {"z": z})[0])
+    return core_images.to_uint8(ort_outputs(folder / "decoder.onnx", {"z": z})[0])
 
 
 # --------------------------------------------------------------------------- metadata read back
@@ -243,7 +243,7 @@ def test_encoder_output_shape_must_match_the_generator_input(tmp_path):
 
 def test_spatial_latents_decode_shaped_or_flat(ae, repo):
     z = np.random.default_rng(3).standard_normal((4, *LATENT)).astype(np.float32)
-    want = spec_images.to_uint8(ort_outputs(repo / "ae" / "decoder.onnx", {"z": z})[0])
+    want = core_images.to_uint8(ort_outputs(repo / "ae" / "decoder.onnx", {"z": z})[0])
     np.testing.assert_array_equal(ae.generate(latents=z), want)
     np.testing.assert_array_equal(ae.generate(latents=z.reshape(4, -1)), want)
     with pytest.raises(ValueError, match=r"expected shape \(N, 2, 4, 4\) or \(N, 32\)"):

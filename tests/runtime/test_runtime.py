@@ -21,7 +21,7 @@ from PIL import Image
 
 import runtime
 from runtime import generate as cli
-from core import images as spec_images
+from core import images as core_images
 from core import noise as spec_noise
 from core.errors import DataError, ModelFileError
 
@@ -157,7 +157,7 @@ def test_generate_matches_torch(session, torch_model):
     assert float(want.max() - want.min()) > 0.5, "fixture outputs should span the range"
     images = session.generate(n, seed=seed)
     assert images.dtype == np.uint8 and images.shape == (n, SIZE, SIZE, 3)
-    diff = np.abs(images.astype(np.int16) - spec_images.to_uint8(want).astype(np.int16))
+    diff = np.abs(images.astype(np.int16) - core_images.to_uint8(want).astype(np.int16))
     assert int(diff.max()) <= 1
 
 
@@ -186,7 +186,7 @@ def test_variations_match_torch(session, torch_model, photo):
     assert np.array_equal(images, session.variations(photo, n=n, scale=scale, seed=seed))
     assert np.array_equal(images, session.variations(photo.read_bytes(), n=n, scale=scale, seed=seed))
 
-    x = spec_images.load_image(photo, SIZE)
+    x = core_images.load_image(photo, SIZE)
     assert np.array_equal(images, session.variations(x, n=n, scale=scale, seed=seed))
     mu, logvar = run_part(torch_model, "encoder", x[None])
     z_torch = spec_noise.variation_latents(mu[0], logvar[0], n, scale, seed)
@@ -194,7 +194,7 @@ def test_variations_match_torch(session, torch_model, photo):
     assert float(np.max(np.abs(z_rt - z_torch))) <= TOL
     want = run_part(torch_model, "decoder", z_torch)[0]
     assert float(np.max(np.abs(session.decode(z_rt) - want))) <= TOL
-    diff = np.abs(images.astype(np.int16) - spec_images.to_uint8(want).astype(np.int16))
+    diff = np.abs(images.astype(np.int16) - core_images.to_uint8(want).astype(np.int16))
     assert int(diff.max()) <= 1
 
 
@@ -218,7 +218,7 @@ def test_cli_grid_and_variations(exported, photo, tmp_path):
         assert im.format == "PNG" and im.size == grid_size(6, 3)
         grid = np.asarray(im.convert("RGB"))
     # the grid is exactly the API's images, tiled
-    expected = spec_images.make_grid(runtime.load(exported["dir"]).generate(6, seed=0), 3)
+    expected = core_images.make_grid(runtime.load(exported["dir"]).generate(6, seed=0), 3)
     assert np.array_equal(grid, expected)
 
     var = tmp_path / "var.png"
@@ -261,7 +261,7 @@ def test_reconstruct_matches_torch_and_the_server_answers_a_png(session, torch_m
 
     x = session.load_image(photo)[None]
     mu, _ = run_part(torch_model, "encoder", x)
-    want = spec_images.to_uint8(run_part(torch_model, "decoder", mu)[0])
+    want = core_images.to_uint8(run_part(torch_model, "decoder", mu)[0])
     got = session.reconstruct(x)
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # float noise may flip a rounding
     np.testing.assert_array_equal(session.reconstruct_image(photo), got[0])
@@ -282,7 +282,7 @@ def test_reconstruct_matches_torch_and_the_server_answers_a_png(session, torch_m
     assert proc.returncode == 0, proc.stderr
     with Image.open(out) as im:
         assert im.size == grid_size(2)
-        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), spec_images.make_grid(np.concatenate([got, got])))
+        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), core_images.make_grid(np.concatenate([got, got])))
 
 
 def test_cli_gif_from_image_generator_is_refused_and_npy_works(exported, tmp_path, caplog):
@@ -522,7 +522,7 @@ def test_generator_value_range_and_priority(exported, tmp_path):
     assert (s.part, s.model, s.latent_dim, s.value_range) == ("generator", "toy", 12, (-1.0, 1.0))
     assert not s.has_encoder and s.image_shape == (2, 2, 3)
     z = spec_noise.latents(4, 12, 0)
-    want = spec_images.to_uint8((np.tanh(z).reshape(4, 3, 2, 2) + 1) / 2)
+    want = core_images.to_uint8((np.tanh(z).reshape(4, 3, 2, 2) + 1) / 2)
     assert np.abs(s.generate(4, seed=0).astype(int) - want.astype(int)).max() <= 1
 
 

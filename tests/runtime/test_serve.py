@@ -30,7 +30,7 @@ from PIL import Image
 
 import runtime
 from runtime.server import Settings, create_app
-from core import images as spec_images
+from core import images as core_images
 from core import noise as spec_noise
 
 pytestmark = pytest.mark.serving
@@ -312,7 +312,7 @@ def test_repository_listing(server):
     assert not models["decoder_only"]["variations"] and len(models["decoder_only"]["parts"]) == 1
     assert models["video"]["kind"] == "video" and models["video"]["frames"] == 2
     # mp4 only where the optional imageio-ffmpeg is installed (it is in the test extra)
-    assert models["video"]["formats"] == (["gif", "mp4", "npy"] if spec_images.mp4_available() else ["gif", "npy"])
+    assert models["video"]["formats"] == (["gif", "mp4", "npy"] if core_images.mp4_available() else ["gif", "npy"])
     unavailable = {u["name"]: u["error"] for u in body["unavailable"]}
     assert sorted(unavailable) == ["bad name", "broken", "empty"]
     assert "not a loadable ONNX model" in unavailable["broken"]
@@ -329,7 +329,7 @@ def test_repository_listing(server):
 def test_request_schema_offers_exactly_the_encoder_formats():
     from runtime.server import schemas
 
-    assert sorted(schemas.FORMATS) == sorted(spec_images.MEDIA_TYPES)
+    assert sorted(schemas.FORMATS) == sorted(core_images.MEDIA_TYPES)
 
 
 def test_probes_and_metrics_format(server):
@@ -384,7 +384,7 @@ def test_generate_png_and_npy_equal_solo_session(server, solo):
     r = server.client.post("/v1/models/vae/generate", json={"n": 5, "seed": 11, "nrow": 2})  # png by default
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     with Image.open(io.BytesIO(r.content)) as im:
-        np.testing.assert_array_equal(np.asarray(im), spec_images.make_grid(want, nrow=2))
+        np.testing.assert_array_equal(np.asarray(im), core_images.make_grid(want, nrow=2))
 
     # seed null: the server draws one and reports it, so the answer can be reproduced
     r = server.client.post("/v1/models/vae/generate", json={"n": 3, "seed": None, "format": "npy"})
@@ -414,7 +414,7 @@ def test_video_generator_mp4(server, monkeypatch):
     r = server.client.post("/v1/models/video/generate", json={"n": 2, "seed": 1, "format": "mp4"})
     assert r.status_code == 200 and r.headers["content-type"] == "video/mp4"
     assert r.content[4:8] == b"ftyp" and r.headers["content-disposition"].endswith('.mp4"')
-    monkeypatch.setattr(spec_images, "mp4_available", lambda: False)
+    monkeypatch.setattr(core_images, "mp4_available", lambda: False)
     assert_error(server.client.post("/v1/models/video/generate", json={"n": 1, "format": "mp4"}), 422, "format",
                  "imageio-ffmpeg")
 
@@ -433,7 +433,7 @@ def test_variations_upload(server, solo, photo):
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     seed = int(r.headers["x-age-seed"])
     with Image.open(io.BytesIO(r.content)) as im:
-        np.testing.assert_array_equal(np.asarray(im), spec_images.make_grid(solo.variations(photo, n=10, seed=seed)))
+        np.testing.assert_array_equal(np.asarray(im), core_images.make_grid(solo.variations(photo, n=10, seed=seed)))
 
     files = {"image": ("face.png", photo, "image/png")}
     assert_error(server.client.post("/v1/models/decoder_only/variations", files=files), 404, "name", "no encoder.onnx")
