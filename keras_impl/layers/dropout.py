@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from .core import TorchLayer
+from .core import Sequential, TorchLayer
 
 
 class Dropout(TorchLayer):
@@ -32,3 +32,31 @@ class Dropout(TorchLayer):
         if keep_mask is None:
             return keras.random.dropout(x, self.p) if self.p > 0 else x
         return x * ops.cast(keep_mask, x.dtype) / (1.0 - self.p)
+
+
+class MaskedSequential(Sequential):
+    """:class:`Sequential` whose call hands injected keep-masks to its :class:`Dropout` children,
+    one per Dropout, in order (twin of torch's). Masks arrive in the canonical layout; a subclass
+    whose activations are NHWC overrides :meth:`adapt_mask` to transpose them."""
+
+    @property
+    def num_dropouts(self) -> int:
+        return sum(isinstance(layer, Dropout) for layer in self.children_list)
+
+    def adapt_mask(self, mask):
+        """A canonical keep-mask in the layout of the activations it masks (identity here)."""
+        return mask
+
+    def call(self, x, keep_masks=None, training=None):
+        keep_masks = list(keep_masks or ())
+        if keep_masks and len(keep_masks) != self.num_dropouts:
+            raise ValueError(f"{type(self).__name__}: {len(keep_masks)} keep-masks for {self.num_dropouts} "
+                             f"Dropout layers")
+        masks = iter(keep_masks)
+        for layer in self.children_list:
+            if isinstance(layer, Dropout):
+                mask = next(masks, None)
+                x = layer(x, None if mask is None else self.adapt_mask(mask), training=training)
+            else:
+                x = layer(x, training=training)
+        return x

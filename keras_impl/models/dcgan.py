@@ -17,7 +17,7 @@ from core.models.dcgan import DCGANConfig
 
 from ..layers.batchnorm import BatchNorm1d
 from ..layers.core import BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Sequential, TorchLayer
-from ..layers.dropout import Dropout
+from ..layers.dropout import Dropout, MaskedSequential
 
 
 class Generator(TorchLayer):
@@ -47,7 +47,7 @@ class Generator(TorchLayer):
         return ops.tanh(self.upsample(h, training=training))
 
 
-class Features(Sequential):
+class Features(MaskedSequential):
     """Conv2d(k5, s2, p2) -> LeakyReLU -> Dropout per discriminator width: image (B, H, W, C) ->
     features (B, H', W', C').
 
@@ -61,20 +61,10 @@ class Features(Sequential):
             layers += [Conv2d(a, b, config.kernel_size, 2, config.padding), LeakyReLU(config.leaky_slope),
                        Dropout(config.dropout)]
         super().__init__(*layers, **kwargs)
-        self.num_dropouts = len(config.discriminator_dims)
 
-    def call(self, x, keep_masks=None, training=None):
-        keep_masks = list(keep_masks or ())
-        if keep_masks and len(keep_masks) != self.num_dropouts:
-            raise ValueError(f"Discriminator: {len(keep_masks)} keep-masks for "
-                             f"{self.num_dropouts} Dropout layers")
-        masks = iter([ops.transpose(m, (0, 2, 3, 1)) for m in keep_masks])  # canonical NCHW -> NHWC
-        for layer in self.children_list:
-            if isinstance(layer, Dropout):
-                x = layer(x, next(masks, None), training=training)
-            else:
-                x = layer(x, training=training)
-        return x
+    def adapt_mask(self, mask):
+        """canonical NCHW -> NHWC, the layout of the activations it masks."""
+        return ops.transpose(mask, (0, 2, 3, 1))
 
 
 class Discriminator(TorchLayer):

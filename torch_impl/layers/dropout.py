@@ -28,3 +28,23 @@ class Dropout(nn.Dropout):
         if keep_mask is None:
             return super().forward(x)
         return x * keep_mask.to(dtype=x.dtype, device=x.device) / (1.0 - self.p)
+
+
+class MaskedSequential(nn.Sequential):
+    """``nn.Sequential`` whose forward hands injected keep-masks to its :class:`Dropout` children,
+    one per Dropout, in order (children are named "0", "1", ... like any Sequential's). Without
+    masks, training mode drops at random and inference not at all."""
+
+    @property
+    def num_dropouts(self) -> int:
+        return sum(isinstance(layer, Dropout) for layer in self)
+
+    def forward(self, x: torch.Tensor, keep_masks=None) -> torch.Tensor:
+        keep_masks = list(keep_masks or ())
+        if keep_masks and len(keep_masks) != self.num_dropouts:
+            raise ValueError(f"{type(self).__name__}: {len(keep_masks)} keep-masks for {self.num_dropouts} "
+                             f"Dropout layers")
+        masks = iter(keep_masks)
+        for layer in self:
+            x = layer(x, next(masks, None)) if isinstance(layer, Dropout) else layer(x)
+        return x

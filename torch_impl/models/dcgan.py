@@ -12,7 +12,7 @@ from core.models.dcgan import DCGANConfig
 
 from ..layers.batchnorm import BatchNorm1d
 from ..layers.core import BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Sequential
-from ..layers.dropout import Dropout
+from ..layers.dropout import Dropout, MaskedSequential
 
 
 class Generator(nn.Module):
@@ -42,7 +42,7 @@ class Generator(nn.Module):
         return torch.tanh(self.upsample(h))
 
 
-class Features(Sequential):
+class Features(MaskedSequential):
     """Conv2d(k5, s2, p2) -> LeakyReLU -> Dropout per discriminator width: image (B, C, H, W) ->
     features (B, C', H', W').
 
@@ -56,17 +56,6 @@ class Features(Sequential):
             layers += [Conv2d(a, b, config.kernel_size, 2, config.padding), LeakyReLU(config.leaky_slope),
                        Dropout(config.dropout)]
         super().__init__(*layers)
-        self.num_dropouts = len(config.discriminator_dims)
-
-    def forward(self, x: torch.Tensor, keep_masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        keep_masks = list(keep_masks or ())
-        if keep_masks and len(keep_masks) != self.num_dropouts:
-            raise ValueError(f"Discriminator: {len(keep_masks)} keep-masks for "
-                             f"{self.num_dropouts} Dropout layers")
-        masks = iter(keep_masks)
-        for layer in self:
-            x = layer(x, next(masks, None)) if isinstance(layer, Dropout) else layer(x)
-        return x
 
 
 class Discriminator(nn.Module):

@@ -10,10 +10,10 @@ from torch import nn
 from core.models.mlp_gan import MLPGANConfig
 
 from ..layers.core import LeakyReLU, Linear, Sequential
-from ..layers.dropout import Dropout
+from ..layers.dropout import Dropout, MaskedSequential
 
 
-class Discriminator(Sequential):
+class Discriminator(MaskedSequential):
     """Linear -> LeakyReLU -> Dropout per hidden width, then Linear(-> 1): (B, C*H*W) -> logits (B, 1).
 
     ``keep_masks`` (one per Dropout, in order) are handed to the Dropout layers; without them
@@ -25,17 +25,6 @@ class Discriminator(Sequential):
         for a, b in zip(widths[:-2], widths[1:-1]):
             layers += [Linear(a, b), LeakyReLU(config.leaky_slope), Dropout(config.dropout)]
         super().__init__(*layers, Linear(widths[-2], widths[-1]))
-        self.num_dropouts = len(config.discriminator_dims)
-
-    def forward(self, x: torch.Tensor, keep_masks: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        keep_masks = list(keep_masks or ())
-        if keep_masks and len(keep_masks) != self.num_dropouts:
-            raise ValueError(f"Discriminator: {len(keep_masks)} keep-masks for "
-                             f"{self.num_dropouts} Dropout layers")
-        masks = iter(keep_masks)
-        for layer in self:
-            x = layer(x, next(masks, None)) if isinstance(layer, Dropout) else layer(x)
-        return x
 
 
 class MLPGAN(nn.Module):
