@@ -10,7 +10,7 @@ Metadata (all strings, as safetensors requires):
 =================  ===============================================================
 ``format``         ``"age-checkpoint"``
 ``format_version`` :data:`core.FORMAT_VERSION`
-``model``          registry key, e.g. ``"conv_vae"``
+``model``          registry key (``core/models/<name>.py``)
 ``config``         the config's JSON (:meth:`BaseConfig.to_json`)
 ``framework``      ``"torch"`` or ``"keras"`` (who wrote it)
 ``step``           training step, an integer

@@ -442,7 +442,7 @@ class GeneratorSession:
 
     @property
     def model(self) -> str:
-        """Registry name of the model, e.g. ``"conv_vae"``."""
+        """Registry name of the model (its ``core/models/<name>.py``)."""
         return self._gen.model
 
     @property

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from ..configs import BaseConfig, bounded
 from ..errors import ConfigError
-from ..modelspec import ModelSpec, PartSpec, TensorSpec
+from ..modelspec import ModelSpec, PartSpec, image_gan_parts
 from ..objectives.bce_gan import BCEGAN
 
 
@@ -95,13 +95,7 @@ class MLPGANConfig(BaseConfig):
 
 def parts(cfg: MLPGANConfig) -> dict[str, PartSpec]:
     """``generator`` (z -> image in [-1, 1]) and ``discriminator`` (image -> logit, eval mode: no dropout)."""
-    image = TensorSpec("image", ("batch", cfg.in_channels, cfg.image_size, cfg.image_size), "image")
-    return {
-        "generator": PartSpec("generator", "generate", inputs=(TensorSpec("z", ("batch", cfg.latent_dim)),),
-                              outputs=(image,), value_range=(-1.0, 1.0)),
-        "discriminator": PartSpec("discriminator", "discriminate", inputs=(image,),
-                                  outputs=(TensorSpec("logit", ("batch", 1)),)),
-    }
+    return image_gan_parts(cfg.in_channels, cfg.image_size, cfg.latent_dim)
 
 
 MODEL = ModelSpec(

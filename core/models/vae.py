@@ -1,8 +1,8 @@
 """``vae``: the convolutional VAE of seed 004 (the report's "2. Variational Autoencoder").
 
-No model code of its own: it is ``conv_vae``'s network (twins ``torch_impl/models/conv_vae.py``,
-``keras_impl/models/conv_vae.py``, class ``ConvVAE``) built from :class:`VAEConfig`, the report's
-numbers, and trained with the report's KL strategies.
+No model code of its own: it is the network of :class:`ConvVAEConfig` (its twins' class ``ConvVAE``,
+named by ``twin`` below) built from :class:`VAEConfig`, the report's numbers, and trained with the
+report's KL strategies.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class VAEConfig(ConvVAEConfig):
 
     Seed 004 gives the latent size (128; it also tried 64 and 256). Choices it leaves open:
 
-    * the layers are ``conv_vae``'s (see :class:`core.models.conv_vae.ConvVAEConfig`: Conv2d(k=3,
+    * the layers are :class:`ConvVAEConfig`'s (Conv2d(k=3,
       s=2, p=1) + BatchNorm + LeakyReLU blocks, Linear mu/logvar, mirrored ConvTranspose2d decoder,
       Sigmoid);
     * images are 32x32 RGB (the embedded digits' size, :mod:`core.data`), so three blocks of
@@ -52,7 +52,7 @@ MODEL = ModelSpec(
     parts_fn=parts,
     description="convolutional VAE, latent 128, KL annealing and free bits (seed 004)",
     class_name="ConvVAE",
-    twin="conv_vae",
+    twin=ConvVAEConfig.model,  # the network this model reuses
     objective=ELBO,
     hyperparameters=dict(REPORT_HYPERPARAMETERS),
     batch_size=64,  # seed 004: "varied between 64 and 128"

@@ -73,11 +73,6 @@ class VAEGAN(VariationalModel):
         """The objective's optimizers' variables: ``generator`` (all but the critic), ``critic``."""
         return {"generator": self.generator_variables(), "critic": list(self.critic.trainable_variables)}
 
-    @property
-    def frames_per_sample(self) -> int:
-        """Images the critic judges per generated sample (T in ``time`` mode)."""
-        return self.config.num_frames if self.config.is_video else 1
-
     def training_scalars(self) -> dict[str, float]:
         """``single`` mode's learned alpha, logged every step."""
         if self.config.tanh_mode != "single":

@@ -9,12 +9,14 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
+from core.objectives.wgan_gp import frames_per_sample
+
 from ..losses import critic_loss, gradient_penalty
 
 
 def per_frame(model, real):
     """Real images repeated once per generated frame (video generators are judged frame by frame)."""
-    frames = getattr(model, "frames_per_sample", 1)
+    frames = frames_per_sample(model.config)
     return ops.repeat(real, frames, axis=0) if frames > 1 else real
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import torch
 
+from core.objectives.wgan_gp import frames_per_sample
+
 from ..losses import critic_loss, gradient_penalty
 
 
 def per_frame(model, real: torch.Tensor) -> torch.Tensor:
     """Real images repeated once per generated frame (video generators are judged frame by frame)."""
-    frames = getattr(model, "frames_per_sample", 1)
+    frames = frames_per_sample(model.config)
     return real.repeat_interleave(frames, 0) if frames > 1 else real
 
 
