@@ -74,6 +74,9 @@ class ModelSpec:
     prior: str = "normal"
     #: the module of the twins, when the model reuses another model's code
     twin: str | None = None
+    #: what ``--data`` holds for it: "image" (an ImageFolder, the embedded digits by default) or
+    #: "video" (a folder of clips, the embedded moving digits by default: :mod:`core.video_data`)
+    data: str = "image"
 
     def parts(self, config: BaseConfig) -> dict[str, PartSpec]:
         return self.parts_fn(config)

@@ -95,8 +95,10 @@ class FrameworkTrainer:
         ctx = StepContext(self.seed, step, len(batch), self.total_steps)
         inputs = self.objective.step_inputs(ctx)
         x = self.to_model_range(batch)
+        runs: dict[str, int] = {}
         for update in self.objective.schedule(step):
-            self.last[update.name] = self.run_update(update, x, inputs)
+            occurrence = runs[update.name] = runs.get(update.name, -1) + 1
+            self.last[update.name] = self.run_update(update, x, self.objective.update_inputs(inputs, update, occurrence))
         out: dict[str, float] = {}
         for update in self.objective.updates:
             out.update(self.last.get(update.name, {k: 0.0 for k in update.logs}))

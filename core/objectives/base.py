@@ -111,6 +111,12 @@ class Objective:
         """Per-step arrays both twins receive (noise, scheduled scalars as float32 0-d arrays)."""
         return {}
 
+    def update_inputs(self, inputs: dict[str, np.ndarray], update: Update, occurrence: int) -> dict[str, np.ndarray]:
+        """The inputs of one run of ``update`` within a step: ``occurrence`` counts from 0 when a
+        schedule runs the same update several times in one step (A.G.E.'s generator steps), so
+        each run can take its own noise. Default: the step's inputs unchanged."""
+        return inputs
+
     def logged(self, ctx: StepContext) -> dict[str, float]:
         """Values logged beside the losses on this step (e.g. the KL weight in force)."""
         return {}
