@@ -44,15 +44,16 @@ def _add_field_flags(group: argparse._ArgumentGroup, fields: list[dataclasses.Fi
                            help=_describe(f, default))
 
 
-def hyperparameter_fields(model: str) -> list[dataclasses.Field]:
-    return list(dataclasses.fields(get_model_spec(model).objective.hyperparameters))
+def hyperparameter_fields(model: str, objective: str | None = None) -> list[dataclasses.Field]:
+    """The fields of the hyperparameters of ``model``'s objective ``objective`` (None: its default)."""
+    return list(dataclasses.fields(get_model_spec(model).objective_choice(objective).objective.hyperparameters))
 
 
-def hyperparameter_defaults(model: str) -> dict[str, Any]:
-    """The objective's defaults with the model's own (``ModelSpec.hyperparameters``) over them."""
-    spec = get_model_spec(model)
-    base = {f.name: f.default for f in dataclasses.fields(spec.objective.hyperparameters)}
-    return {**base, **spec.hyperparameters}
+def hyperparameter_defaults(model: str, objective: str | None = None) -> dict[str, Any]:
+    """The objective's defaults with the model's own for it (:class:`core.modelspec.ObjectiveChoice`) over them."""
+    choice = get_model_spec(model).objective_choice(objective)
+    base = {f.name: f.default for f in dataclasses.fields(choice.objective.hyperparameters)}
+    return {**base, **choice.hyperparameters}
 
 
 def given(args: argparse.Namespace, fields: list[dataclasses.Field]) -> dict[str, Any]:
@@ -60,17 +61,22 @@ def given(args: argparse.Namespace, fields: list[dataclasses.Field]) -> dict[str
     return {f.name: getattr(args, f.name) for f in fields if getattr(args, f.name, None) is not None}
 
 
-def train_parser(prog: str, model: str | None = None) -> argparse.ArgumentParser:
-    """The trainers' flags: the common ones, then ``model``'s objective hyperparameters and config
-    flags, generated from their typed declarations (``--model X --help`` lists X's)."""
+def train_parser(prog: str, model: str | None = None, objective: str | None = None) -> argparse.ArgumentParser:
+    """The trainers' flags: the common ones, then ``model``'s objective hyperparameters (of
+    ``objective``, its default when None) and config flags, generated from their typed
+    declarations (``--model X [--objective Y] --help`` lists X's)."""
     models = "\n".join(f"  {name:<10} {spec.description}" for name, spec in sorted(MODELS.items()))
     p = argparse.ArgumentParser(prog=prog, description="Train an A.G.E. model; the run directory is resumable.",
                                 epilog=f"models:\n{models}\n\n`--model NAME --help` lists NAME's objective flags.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, choices=sorted(MODELS), metavar="NAME",
                    help="registry key (required for a new run; on --resume, the run's)")
+    p.add_argument("--objective", default=None, metavar="NAME",
+                   help="objective, for a model that trains with several (default: the model's first; "
+                        "on --resume, the run's)")
     p.add_argument("--data", default="digits",
-                   help="ImageFolder directory, or 'digits' for the embedded default dataset (default)")
+                   help="ImageFolder directory (a folder of clips for video models), or 'digits' for the "
+                        "embedded default: the digits, moving digits for video models (default)")
     p.add_argument("--preset", default="seed", help="config preset: 'seed' (the seed's numbers) or 'tiny'")
     length = p.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, default=None, help="passes over the data (default 10)")
@@ -91,8 +97,11 @@ def train_parser(prog: str, model: str | None = None) -> argparse.ArgumentParser
     if model is None:
         return p
     spec = get_model_spec(model)
-    objective = p.add_argument_group(f"{model}: {spec.objective.name} objective")
-    _add_field_flags(objective, hyperparameter_fields(model), hyperparameter_defaults(model))
+    choice = spec.objective_choice(objective)
+    names = list(spec.objectives)
+    others = f" (--objective {' | '.join(names)})" if len(names) > 1 else ""
+    group = p.add_argument_group(f"{model}: {choice.objective.name} objective{others}")
+    _add_field_flags(group, hyperparameter_fields(model, objective), hyperparameter_defaults(model, objective))
     if spec.config_flags:
         config = p.add_argument_group(f"{model}: model config")
         fields = [f for f in dataclasses.fields(spec.config_cls) if f.name in spec.config_flags]
@@ -112,6 +121,28 @@ def model_of(argv: list[str] | None, run_model: Callable[[str], str | None] | No
     if known.model is None and known.resume and known.out and run_model is not None:
         found = run_model(known.out)
         if found in MODELS:
+            return found
+    return None
+
+
+def objective_of(argv: list[str] | None, model: str | None,
+                 run_objective: Callable[[str], str | None] | None = None) -> str | None:
+    """The objective whose flags to parse: ``--objective`` when ``model`` trains with it, else (on
+    ``--resume``) the run's, else None (the model's default). An unknown name is left for
+    :func:`core.runconfig.resolve` to refuse by name."""
+    if model is None:
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--objective", default=None)
+    pre.add_argument("--out", default=None)
+    pre.add_argument("--resume", action="store_true")
+    known, _ = pre.parse_known_args(argv)
+    choices = get_model_spec(model).objectives
+    if known.objective in choices:
+        return known.objective
+    if known.objective is None and known.resume and known.out and run_objective is not None:
+        found = run_objective(known.out)
+        if found in choices:
             return found
     return None
 

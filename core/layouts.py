@@ -13,6 +13,7 @@ rule                   torch               Keras                  to_keras
 ``conv2d``             (O, I, kh, kw)      (kh, kw, I, O)         transpose(2, 3, 1, 0)
 ``conv_transpose2d``   (I, O, kh, kw)      (kh, kw, O, I)         transpose(2, 3, 1, 0)
 ``conv3d``             (O, I, kd, kh, kw)  (kd, kh, kw, I, O)     transpose(2, 3, 4, 1, 0)
+``conv_transpose3d``   (I, O, kd, kh, kw)  (kd, kh, kw, O, I)     transpose(2, 3, 4, 1, 0)
 ``chw``                (C, H, W)           (H, W, C)              transpose(1, 2, 0)
 ``mha_in_weight@N``    (3E, E)             (3, E, N, E/N)         see below
 ``mha_in_bias@N``      (3E,)               (3, N, E/N)            reshape
@@ -69,6 +70,7 @@ RULES: dict[str, LayoutRule] = {
         LayoutRule("conv2d", _perm(_CONV2D), _perm(_inverse(_CONV2D)), ndim=4),
         LayoutRule("conv_transpose2d", _perm(_CONV2D), _perm(_inverse(_CONV2D)), ndim=4),
         LayoutRule("conv3d", _perm(_CONV3D), _perm(_inverse(_CONV3D)), ndim=5),
+        LayoutRule("conv_transpose3d", _perm(_CONV3D), _perm(_inverse(_CONV3D)), ndim=5),
     )
 }
 

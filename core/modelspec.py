@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .configs import BaseConfig
+from .errors import ConfigError
 
 Dim = int | str
 
@@ -45,6 +46,15 @@ class PartSpec:
 
 
 @dataclass(frozen=True)
+class ObjectiveChoice:
+    """An objective a model can also train with (``--objective NAME``), with the model's own
+    defaults for its hyperparameters (over the objective's)."""
+
+    objective: type
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the toolkit knows about one model: the ``MODEL`` of ``core/models/<name>.py``.
 
@@ -63,6 +73,8 @@ class ModelSpec:
     objective: type
     #: the objective's hyperparameter defaults for this model (e.g. the seed's learning rates)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    #: objectives it can train with instead (``--objective NAME``; the default is ``objective``)
+    alternatives: tuple[ObjectiveChoice, ...] = ()
     #: the trainers' default --batch-size
     batch_size: int = 64
     #: config fields the trainers expose as flags (``--tanh-mode``); other fields come from presets
@@ -80,6 +92,21 @@ class ModelSpec:
 
     def parts(self, config: BaseConfig) -> dict[str, PartSpec]:
         return self.parts_fn(config)
+
+    @property
+    def objectives(self) -> dict[str, ObjectiveChoice]:
+        """Every objective it trains with, by name; the default first."""
+        choices = (ObjectiveChoice(self.objective, dict(self.hyperparameters)), *self.alternatives)
+        return {c.objective.name: c for c in choices}
+
+    def objective_choice(self, name: str | None = None) -> ObjectiveChoice:
+        """The objective called ``name`` (None: the default), or a ConfigError naming the choices."""
+        choices = self.objectives
+        if name is None:
+            return next(iter(choices.values()))
+        if name not in choices:
+            raise ConfigError(f"model {self.name!r} trains with the objective {' or '.join(choices)}, not {name!r}")
+        return choices[name]
 
     @property
     def twin_module(self) -> str:

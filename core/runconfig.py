@@ -43,10 +43,12 @@ class RunSettings:
     #: the run's planned length when it started (what step schedules spanning the run use)
     schedule_steps: int = 0
     data: str = ""
+    #: the objective's name (the model's default unless ``--objective`` chose another)
+    objective: str = ""
 
     @property
-    def objective(self) -> str:
-        return get_model_spec(self.model).objective.name
+    def objective_class(self) -> type:
+        return get_model_spec(self.model).objective_choice(self.objective or None).objective
 
     def to_json(self) -> str:
         return json.dumps({"model": self.model, "objective": self.objective, "seed": self.seed,
@@ -70,9 +72,21 @@ def read(path: Path) -> dict[str, Any]:
     for key in ("seed", "batch_size"):
         if key not in values:
             raise CheckpointError(f"{where}: {key!r} is missing")
-    if not isinstance(values.get("model"), str) or not isinstance(values.get("data", ""), str):
-        raise CheckpointError(f"{where}: 'model' and 'data' must be strings")
+    for key in ("model", "data", "objective"):
+        if not isinstance(values.get(key, ""), str):
+            raise CheckpointError(f"{where}: {key!r} must be a string")
+    if "model" not in values:
+        raise CheckpointError(f"{where}: 'model' is missing")
     return values
+
+
+def stored_objective(run_root: str | Path) -> str | None:
+    """The objective a run was started with, or None (no readable settings file): what
+    ``--resume`` parses the flags of."""
+    try:
+        return read(Path(run_root) / FILENAME).get("objective")
+    except CheckpointError:
+        return None
 
 
 def write(run_root: Path, settings: RunSettings) -> None:
@@ -90,12 +104,22 @@ def resolve(args: argparse.Namespace, model: str, run_root: Path, resume: bool) 
         log.warning("%s: no %s (a run from before it existed): resuming with the flags given and the model's "
                     "defaults; the optimizer state keeps the learning rates it was saved with", run_root, FILENAME)
     schedule_steps, data = 0, args.data
-    flags = given(args, hyperparameter_fields(model))
-    values = dict(hyperparameter_defaults(model))
+    requested = getattr(args, "objective", None)
+    objective = requested
     if stored is not None:
         if stored.get("model") != model:
             raise ConfigError(f"--resume: {stored_path} is for model {stored.get('model')!r}, not {model!r}")
-        names = {f.name for f in hyperparameter_fields(model)}
+        kept = stored.get("objective") or spec.objective_choice().objective.name
+        if requested is not None and requested != kept:
+            raise ConfigError(f"--resume: --objective {requested} differs from the run's {kept} ({stored_path}); "
+                              f"start a new run to change it")
+        objective = kept
+    choice = spec.objective_choice(objective)
+    objective = choice.objective.name
+    flags = given(args, hyperparameter_fields(model, objective))
+    values = dict(hyperparameter_defaults(model, objective))
+    if stored is not None:
+        names = {f.name for f in hyperparameter_fields(model, objective)}
         missing = sorted(names - set(stored["hyperparameters"]))
         if missing:
             raise CheckpointError(f"run settings {stored_path}: hyperparameters {missing} are missing")
@@ -115,8 +139,8 @@ def resolve(args: argparse.Namespace, model: str, run_root: Path, resume: bool) 
         seed = DEFAULT_SEED if args.seed is None else args.seed
         batch_size = spec.batch_size if args.batch_size is None else args.batch_size
     try:
-        hp = spec.objective.hyperparameters.from_dict(values, f"{model} hyperparameters")
+        hp = choice.objective.hyperparameters.from_dict(values, f"{model} {objective} hyperparameters")
     except ConfigError as exc:
         raise ConfigError(f"{exc} (flags {', '.join('--' + k.replace('_', '-') for k in flags) or 'none'})") from None
     check_seed(seed)
-    return RunSettings(model, seed, batch_size, hp, schedule_steps, data)
+    return RunSettings(model, seed, batch_size, hp, schedule_steps, data, objective)

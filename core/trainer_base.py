@@ -17,7 +17,8 @@ import numpy as np
 
 from .checkpoint import load_checkpoint
 from .configs import BaseConfig
-from .images import save_gif, to_uint8
+from .epoch_media import interpolate_latents, write_videos
+from .images import to_uint8
 from .objectives.base import Objective, StepContext, Update
 from .registry import ENCODER_PART, data_range, get_model_spec, sample_part
 
@@ -123,22 +124,44 @@ class FrameworkTrainer:
         out = self.generate(z)
         return out[:, 0] if out.ndim == 5 else out
 
-    def reconstruct(self, batch: np.ndarray) -> np.ndarray | None:
-        """Encoder (its first output: the posterior mean or the code) then generator, for a [0, 1] batch."""
+    def encode(self, batch: np.ndarray) -> np.ndarray | None:
+        """The encoder's first output (the posterior mean, or the code) for a [0, 1] batch; None
+        for a model without an encoder."""
         if ENCODER_PART not in self.spec.parts(self.config):
             return None
-        code = self.backend.run_part(self.model, ENCODER_PART, self.to_model_range(batch))[0]
-        out = self.to_unit_range(self.backend.run_part(self.model, self.sample_part, code)[0])
+        return self.backend.run_part(self.model, ENCODER_PART, self.to_model_range(batch))[0]
+
+    def reconstruct(self, batch: np.ndarray) -> np.ndarray | None:
+        """Encoder (its first output: the posterior mean or the code) then generator, for a [0, 1] batch."""
+        code = self.encode(batch)
+        if code is None:
+            return None
+        out = self.generate(code)
         return out[:, 0] if out.ndim == 5 else out
 
+    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray | None:
+        """Decoded walks between the codes of two [0, 1] batches: (pairs, steps, C, H, W) in [0, 1]
+        (a video model's first frames), along the prior's geometry (spherical for the sphere);
+        None for a model without an encoder."""
+        codes_a, codes_b = self.encode(a), self.encode(b)
+        if codes_a is None:
+            return None
+        spherical = self.spec.prior == "sphere"
+        rows = []
+        for za, zb in zip(codes_a, codes_b):
+            out = self.generate(interpolate_latents(za, zb, steps, spherical))
+            rows.append(out[:, 0] if out.ndim == 5 else out)
+        return np.stack(rows)
+
     def log_extras(self, tb: Any, run_root: Path, epoch: int, step: int, z: np.ndarray | None) -> None:
-        """Per-epoch outputs beyond the PNG grids: ``samples/epoch_NNN.gif`` for video models, and
-        the model's summaries (a scalar mean, and a histogram when there is more than one value)."""
+        """Per-epoch outputs beyond the PNG grids: a video model's evaluation videos
+        (:func:`core.epoch_media.write_videos`: GIF, MP4, frame strip; in TensorBoard too), and the
+        model's summaries (a scalar mean, and a histogram when there is more than one value)."""
         if z is None:
             return
         out = self.generate(z)
         if out.ndim == 5:
-            save_gif(to_uint8(out), run_root / "samples" / f"epoch_{epoch:03d}.gif")
+            write_videos(to_uint8(out), run_root / "samples", epoch, step, tb)
         for name, values in self.summaries(z).items():
             tb.scalar(f"{name}/mean", float(np.mean(values)), step)
             if values.size > 1:

@@ -17,6 +17,8 @@ Run directory ``RUN/``::
     tb/                           TensorBoard event files
     samples/epoch_NNN.png         fixed-noise sample grid (core.noise.latents(samples, dim, seed))
     reconstructions/epoch_NNN.png top row: data, bottom row: reconstruction
+    interpolations/epoch_NNN.png  models with an encoder: walks between pairs of those images' codes
+    samples/epoch_NNN.gif|.mp4, samples/epoch_NNN_frames.png  video models: the fixed-noise clips
     loss.png                      loss curves
 """
 
@@ -41,6 +43,7 @@ from . import snapshot as snapshots
 from .checkpoint import CheckpointError, load_checkpoint, read_optimizer_state
 from .configs import BaseConfig
 from .data import ImageFolder, open_dataset
+from .epoch_media import write_interpolations
 from .errors import AgeError, ConfigError, OutputError, os_error_message
 from .files import atomic_write_text
 from .jsonio import finite_number, loads as json_loads
@@ -58,6 +61,8 @@ DEFAULT_EPOCHS = 10
 #: Largest fixed-noise grid and batch a run may ask for (each is decoded or trained in one call).
 MAX_SAMPLES = 1024
 MAX_BATCH_SIZE = 4096
+#: latents per walk in the per-epoch interpolation strips (ends included)
+INTERPOLATION_STEPS = 8
 
 
 class Trainer(Protocol):
@@ -75,6 +80,8 @@ class Trainer(Protocol):
     def sample(self, z: np.ndarray) -> np.ndarray: ...
 
     def reconstruct(self, batch: np.ndarray) -> np.ndarray | None: ...
+
+    def interpolate(self, a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray | None: ...
 
     def save(self, path: Path, step: int) -> None: ...
 
@@ -104,6 +111,7 @@ class Run:
         self.config = self.root / "config.json"
         self.samples = self.root / "samples"
         self.reconstructions = self.root / "reconstructions"
+        self.interpolations = self.root / "interpolations"
         self.loss_png = self.root / "loss.png"
         self.tb = self.root / "tb"
 
@@ -222,6 +230,18 @@ def _resolve_config(args: argparse.Namespace, model: str | None, run: Run) -> Ba
     return make_config(model, args.preset, **config_flags(model))
 
 
+def open_training_data(config: BaseConfig, data: str) -> ImageFolder:
+    """What ``--data`` names, as the model's registration says it trains on (``ModelSpec.data``):
+    an ImageFolder of images, or a folder of clips (:mod:`core.video_data`) cut to the config's
+    ``num_frames``; both load [0, 1] batches in the canonical layout."""
+    kind = get_model_spec(config.model).data
+    if kind == "video":
+        from .video_data import open_video_dataset
+
+        return open_video_dataset(data, config.num_frames, config.image_size, config.in_channels)
+    return open_dataset(data, config.image_size, config.in_channels)
+
+
 def fixed_latents(config: BaseConfig, n: int, seed: int) -> np.ndarray | None:
     """The fixed-noise latents of the sample grids (:func:`core.noise.latents`), or None for a
     model whose latents have no prior to sample (an autoencoder: it only reconstructs)."""
@@ -287,6 +307,11 @@ class _Loop:
             grid = make_grid(pair, nrow=len(self.recon_batch))
             self.tb.image("reconstructions", encode_png(pair, nrow=len(self.recon_batch)), grid.shape[0],
                           grid.shape[1], step)
+        half = len(self.recon_batch) // 2
+        walks = self.trainer.interpolate(self.recon_batch[:half], self.recon_batch[half : 2 * half],
+                                         INTERPOLATION_STEPS) if half else None
+        if walks is not None:
+            write_interpolations(to_uint8(walks), run.interpolations, epoch, step, self.tb)
         self.trainer.log_extras(self.tb, run.root, epoch, step, self.fixed_z)
         if self.state["history"]:
             plot_losses(self.state["history"], run.loss_png)
@@ -371,7 +396,7 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
         raise ConfigError(f"--samples must be between 1 and {MAX_SAMPLES}, got {args.samples}")
     if args.keep_checkpoints < 0 or args.checkpoint_every < 0:
         raise ConfigError("--keep-checkpoints and --checkpoint-every must be >= 0")
-    data = open_dataset(args.data, config.image_size, config.in_channels)
+    data = open_training_data(config, args.data)
     per_epoch = data.batches_per_epoch(settings.batch_size)
     if args.steps is not None:
         if args.steps <= 0:
@@ -388,14 +413,14 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
         raise OutputError(f"--out {run.root}: cannot create the run directory ({exc.strerror or exc})") from None
     snapshots.sweep_orphans(run.root)
     atomic_write_text(run.config, json.dumps(json.loads(config.to_json()), indent=2, sort_keys=True))
-    log.info("%s: %s (%s) on %d images from %s, %d steps of batch %d (%d per epoch) -> %s",
+    log.info("%s: %s (%s) on %d samples from %s, %d steps of batch %d (%d per epoch) -> %s",
              framework, config.model, "resumed" if args.resume else f"{args.preset} preset", len(data), data.root,
              total, settings.batch_size, per_epoch,
              run.root)
     log.info("%s objective: %s", settings.objective,
              ", ".join(f"{k}={v}" for k, v in settings.hyperparameters.to_dict().items()))
 
-    objective = get_model_spec(model).objective(config, settings.hyperparameters)
+    objective = settings.objective_class(config, settings.hyperparameters)
     if not settings.schedule_steps:  # a new run (or one from before it was recorded): plan over this length
         settings = dataclasses.replace(settings, schedule_steps=total)
     runconfig.write(run.root, settings)
@@ -460,9 +485,11 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
 
 def main(framework: str, make_trainer: TrainerFactory, argv: list[str] | None = None) -> int:
     """CLI entry point shared by both trainers; bad input -> one error line, exit code 2."""
-    from .cli import model_of, train_parser
+    from .cli import model_of, objective_of, train_parser
 
-    args = train_parser(f"python -m {framework}_impl.train", model_of(argv, run_model)).parse_args(argv)
+    model = model_of(argv, run_model)
+    parser = train_parser(f"python -m {framework}_impl.train", model, objective_of(argv, model, runconfig.stored_objective))
+    args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         run_training(args, framework, make_trainer)

@@ -23,7 +23,6 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from core.configs import BaseConfig  # noqa: E402
-from core.layouts import nchw_to_nhwc  # noqa: E402
 from core.objectives.base import Objective, Update  # noqa: E402
 from core.trainer_base import Backend, FrameworkTrainer  # noqa: E402
 from core.training import main as train_main  # noqa: E402
@@ -33,7 +32,7 @@ from .checkpoint import load_optimizers, load_tensors, save_model, save_optimize
 from .models import build  # noqa: E402
 from .objectives import update_function  # noqa: E402
 from .optimizers import Adam  # noqa: E402
-from .parts import run_part  # noqa: E402
+from .parts import run_part, to_keras_array  # noqa: E402
 
 BACKEND = Backend("keras", run_part, save_model, load_tensors, save_optimizers, load_optimizers)
 
@@ -78,7 +77,8 @@ class Trainer(FrameworkTrainer):
     def run_update(self, update: Update, batch: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, float]:
         if update.name not in self.compiled:
             self.compiled[update.name] = self._compile(update)
-        losses = self.compiled[update.name](nchw_to_nhwc(batch), inputs)
+        kind = "video" if batch.ndim == 5 else "image"  # canonical (B, T, C, H, W) clips or (B, C, H, W) images
+        losses = self.compiled[update.name](to_keras_array(batch, kind), inputs)
         return {k: float(v) for k, v in losses.items()}
 
 

@@ -140,3 +140,21 @@ def masks(inputs: dict, stream: str) -> list:
 def scalar(value: float) -> np.ndarray:
     """A per-step scalar input: a float32 0-d array (one tf.function trace serves every step)."""
     return np.asarray(value, dtype=np.float32)
+
+
+def penalized(model: Any, method: str, z: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """(output, penalty): ``model.<method>(z)`` and the generator's own regulariser, when the model
+    has one: its ``<method>_with_penalty(z)`` returns both (the two-stream video GAN's mask L1);
+    otherwise the penalty is None. Framework-neutral: the twins' generator updates call it."""
+    hook = getattr(model, f"{method}_with_penalty", None)
+    if hook is not None:
+        return hook(z, **kwargs)
+    return getattr(model, method)(z, **kwargs), None
+
+
+def with_penalty(losses: dict[str, Any], penalty: Any, loss: str = "generator") -> dict[str, Any]:
+    """``losses`` with ``penalty`` added to ``losses[loss]`` and logged as ``<loss>_penalty``
+    (unchanged when the model has no penalty)."""
+    if penalty is None:
+        return losses
+    return {**losses, loss: losses[loss] + penalty, f"{loss}_penalty": penalty}

@@ -108,6 +108,57 @@ class ConvTranspose2d(TorchLayer):
         return _default_init(self)
 
 
+def _triple(value: int | tuple[int, int, int]) -> tuple[int, int, int]:
+    return (value,) * 3 if isinstance(value, int) else tuple(value)
+
+
+class Conv3d(TorchLayer):
+    """torch.nn.Conv3d on (B, T, H, W, C): explicit symmetric zero padding, then a "valid" Conv3D."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels, self.pad = in_channels, _triple(padding)
+        self.conv = keras.layers.Conv3D(out_channels, _triple(kernel_size), strides=_triple(stride), padding="valid",
+                                        use_bias=bias)
+
+    def call(self, x, training=None):
+        if any(self.pad):
+            x = ops.pad(x, [[0, 0], *([p, p] for p in self.pad), [0, 0]])
+        return self.conv(x)
+
+    def torch_params(self):
+        return _kernel_and_bias(self.conv, "conv3d")
+
+    def init_rules(self):
+        return _default_init(self)
+
+
+class ConvTranspose3d(TorchLayer):
+    """torch.nn.ConvTranspose3d on (B, T, H, W, C): the full "valid" transposed convolution cropped
+    to torch's window per axis (as :class:`ConvTranspose2d`; no output_padding)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.in_channels = in_channels
+        self.kernel, self.stride, self.pad = _triple(kernel_size), _triple(stride), _triple(padding)
+        self.conv = keras.layers.Conv3DTranspose(out_channels, self.kernel, strides=self.stride, padding="valid",
+                                                 use_bias=bias)
+
+    def call(self, x, training=None):
+        y = self.conv(x)
+        out = [(n - 1) * s - 2 * p + k for n, k, s, p in zip(x.shape[1:4], self.kernel, self.stride, self.pad)]
+        (pt, ph, pw), (t, h, w) = self.pad, out
+        return y[:, pt : pt + t, ph : ph + h, pw : pw + w, :]
+
+    def torch_params(self):
+        return _kernel_and_bias(self.conv, "conv_transpose3d")
+
+    def init_rules(self):
+        return _default_init(self)
+
+
 class Linear(TorchLayer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -154,7 +205,10 @@ class BatchNorm2d(TorchLayer):
     def _require_batch_statistics(x) -> None:
         """One value per channel: the same :class:`core.errors.BatchTooSmall` as torch (Keras would
         write NaN into the moving variance); checked in the graph when the batch size is symbolic."""
-        b, h, w = x.shape[0], x.shape[1], x.shape[2]
+        BatchNorm2d._require_batch_statistics_sized(x, x.shape[0], x.shape[1], x.shape[2])
+
+    @staticmethod
+    def _require_batch_statistics_sized(x, b, h, w) -> None:
         require_batch_statistics(b, h, w)
         if b is None and h is not None and w is not None and h * w == 1:
             import tensorflow as tf
@@ -171,6 +225,16 @@ class BatchNorm2d(TorchLayer):
 
     def init_rules(self):
         return init.batch_norm()
+
+
+class BatchNorm3d(BatchNorm2d):
+    """torch.nn.BatchNorm3d over the last (channel) axis of (B, T, H, W, C); the statistics are
+    taken over the batch, the frames and the pixels, as :class:`BatchNorm2d`'s over all but the last axis."""
+
+    @staticmethod
+    def _require_batch_statistics(x) -> None:
+        b, t, h, w = x.shape[0], x.shape[1], x.shape[2], x.shape[3]
+        BatchNorm2d._require_batch_statistics_sized(x, b, None if t is None or h is None else t * h, w)
 
 
 class LeakyReLU(TorchLayer):

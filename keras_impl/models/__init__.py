@@ -10,8 +10,9 @@ import keras
 import numpy as np
 
 from core.configs import BaseConfig
-from core.layouts import nchw_to_nhwc
 from core.registry import get_model_spec, resolve_config
+
+from ..parts import to_keras_array
 
 
 
@@ -28,7 +29,7 @@ def build(name: str, config: BaseConfig | None = None, preset: str = "seed", **o
     model = model_class(name)(config)
     for part in spec.parts(config).values():
         inputs = [np.zeros(t.concrete_shape(1), np.float32) for t in part.inputs]
-        inputs = [nchw_to_nhwc(x) if t.kind == "image" else x for x, t in zip(inputs, part.inputs)]
+        inputs = [to_keras_array(x, t.kind) for x, t in zip(inputs, part.inputs)]
         getattr(model, part.method)(*inputs)
     model.built = True
     return model

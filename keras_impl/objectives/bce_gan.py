@@ -9,7 +9,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ..losses import bce_with_logits
-from . import masks
+from . import masks, penalized, with_penalty
 
 
 def discriminator(model, batch, inputs, objective):
@@ -21,6 +21,6 @@ def discriminator(model, batch, inputs, objective):
 
 
 def generator(model, batch, inputs, objective):
-    fake = model.generate(inputs["prior"], training=True)
-    return {"generator": bce_with_logits(model.discriminate(fake, masks(inputs, "dropout_generator"), training=True),
-                                         1.0)}
+    fake, penalty = penalized(model, "generate", inputs["prior"], training=True)
+    logits = model.discriminate(fake, masks(inputs, "dropout_generator"), training=True)
+    return with_penalty({"generator": bce_with_logits(logits, 1.0)}, penalty)

@@ -12,6 +12,7 @@ from keras import ops
 from core.objectives.wgan_gp import frames_per_sample
 
 from ..losses import critic_loss, gradient_penalty
+from . import penalized, with_penalty
 
 
 def per_frame(model, real):
@@ -29,5 +30,5 @@ def critic(model, batch, inputs, objective):
 
 
 def generator(model, batch, inputs, objective):
-    fake = model.generate_images(inputs["prior"], training=True)
-    return {"generator": -ops.mean(model.critique(fake, training=True))}
+    fake, penalty = penalized(model, "generate_images", inputs["prior"], training=True)
+    return with_penalty({"generator": -ops.mean(model.critique(fake, training=True))}, penalty)

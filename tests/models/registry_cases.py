@@ -185,9 +185,10 @@ def run_parts(run_part, model, parts, inputs: dict[str, list[np.ndarray]]) -> di
             for name, part in parts.items()}
 
 
-def objective_of(case: Case, config: BaseConfig):
-    """The model's objective at its registered hyperparameters (what the trainers start from)."""
+def objective_of(case: Case, config: BaseConfig, objective: str | None = None):
+    """The model's objective ``objective`` (None: its default) at its registered hyperparameters
+    (what the trainers start from)."""
     from core.cli import hyperparameter_defaults
 
-    spec = case.spec
-    return spec.objective(config, spec.objective.hyperparameters.from_dict(hyperparameter_defaults(case.model)))
+    cls = case.spec.objective_choice(objective).objective
+    return cls(config, cls.hyperparameters.from_dict(hyperparameter_defaults(case.model, objective)))

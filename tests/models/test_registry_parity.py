@@ -60,7 +60,7 @@ def _batch(case: Case, config, seed: int) -> np.ndarray:
     """A data batch in the model's value range (what the trainers hand the updates)."""
     part = case.spec.parts(config)[sample_part(config)]
     shape = part.outputs[0].concrete_shape(BATCH)
-    if len(shape) == 5:  # a video generator trains on images
+    if len(shape) == 5 and case.spec.data != "video":  # a video generator trained on images
         shape = (shape[0], *shape[2:])
     low, high = data_range(config)
     return (low + (high - low) * np.random.default_rng(seed).random(shape)).astype(np.float32)
@@ -70,7 +70,9 @@ def _step_inputs(objective, step: int = 1) -> dict[str, np.ndarray]:
     return objective.step_inputs(StepContext(seed=7, step=step, batch=BATCH, total_steps=10))
 
 
-UPDATE_CASES = [(c, u.name) for c in CASES for u in c.spec.objective.updates]
+#: (case, objective, update): every update of every objective a model trains with
+UPDATE_CASES = [(c, name, u.name) for c in CASES for name, choice in c.spec.objectives.items()
+                for u in choice.objective.updates]
 
 
 def _keras_grads_by_torch_name(km, variables, grads) -> dict[str, np.ndarray]:
@@ -90,12 +92,13 @@ def _keras_grads_by_torch_name(km, variables, grads) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("case,update", UPDATE_CASES, ids=[f"{c.id}-{u}" for c, u in UPDATE_CASES])
-def test_training_update_losses_statistics_and_gradients_match(case: Case, update: str):
+@pytest.mark.parametrize("case,objective_name,update", UPDATE_CASES,
+                         ids=[f"{c.id}-{u}" if o == c.spec.objective.name else f"{c.id}-{o}-{u}"
+                              for c, o, u in UPDATE_CASES])
+def test_training_update_losses_statistics_and_gradients_match(case: Case, objective_name: str, update: str):
     import tensorflow as tf
     import torch
 
-    from core.layouts import nchw_to_nhwc
     from keras_impl.checkpoint import model_tensors as keras_tensors
     from keras_impl.objectives import update_function as keras_update
     from keras_impl.train import parameter_groups as keras_groups
@@ -103,9 +106,11 @@ def test_training_update_losses_statistics_and_gradients_match(case: Case, updat
     from torch_impl.objectives import update_function as torch_update
     from torch_impl.train import parameter_groups as torch_groups
 
+    from keras_impl.parts import to_keras_array
+
     tw = twins(case)
     tm, km, config = tw.torch, tw.keras, tw.config
-    objective = objective_of(case, config)
+    objective = objective_of(case, config, objective_name)
     upd = next(u for u in objective.updates if u.name == update)
     batch, inputs = _batch(case, config, seed=5), _step_inputs(objective)
     try:
@@ -123,7 +128,7 @@ def test_training_update_losses_statistics_and_gradients_match(case: Case, updat
         k_group = keras_groups(km)[upd.optimizer]
         with tf.GradientTape() as tape:
             k_losses = keras_update(objective.name, update)(
-                km, tf.convert_to_tensor(nchw_to_nhwc(batch)), {k: tf.convert_to_tensor(v) for k, v in inputs.items()},
+                km, tf.convert_to_tensor(to_keras_array(batch, "video" if batch.ndim == 5 else "image")), {k: tf.convert_to_tensor(v) for k, v in inputs.items()},
                 objective)
         k_grads = _keras_grads_by_torch_name(km, k_group, tape.gradient(k_losses[upd.loss], k_group))
         k_values = {k: float(v) for k, v in k_losses.items()}

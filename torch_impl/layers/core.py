@@ -9,7 +9,9 @@ import torch
 from torch import nn
 from torch.nn import (  # noqa: F401 - re-exported vocabulary
     Conv2d,
+    Conv3d,
     ConvTranspose2d,
+    ConvTranspose3d,
     LayerNorm,
     LeakyReLU,
     Linear,
@@ -22,7 +24,7 @@ from torch.nn import (  # noqa: F401 - re-exported vocabulary
 
 from core.errors import require_batch_statistics  # noqa: E402
 
-__all__ = ["BatchNorm2d", "Conv2d", "ConvTranspose2d", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
+__all__ = ["BatchNorm2d", "BatchNorm3d", "Conv2d", "Conv3d", "ConvTranspose2d", "ConvTranspose3d", "LayerNorm", "LeakyReLU", "Linear", "MaxPool2d",
            "ModuleList", "ReLU", "Sequential", "Sigmoid"]
 
 
@@ -33,4 +35,14 @@ class BatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             require_batch_statistics(x.shape[0], x.shape[2], x.shape[3])
+        return super().forward(x)
+
+
+class BatchNorm3d(nn.BatchNorm3d):
+    """``nn.BatchNorm3d`` with the same one-value-per-channel refusal as :class:`BatchNorm2d`
+    (the frames and the pixels of a volume count together)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            require_batch_statistics(x.shape[0], x.shape[2] * x.shape[3], x.shape[4])
         return super().forward(x)

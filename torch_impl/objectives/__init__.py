@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from core.objectives.base import masks, update_function as _find
+from core.objectives.base import masks, penalized, update_function as _find, with_penalty
 
-__all__ = ["masks", "update_function"]
+__all__ = ["masks", "penalized", "update_function", "with_penalty"]
 
 
 def update_function(objective: str, update: str) -> Callable:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..losses import bce_with_logits
-from . import masks
+from . import masks, penalized, with_penalty
 
 
 def discriminator(model, batch, inputs, objective):
@@ -21,5 +21,6 @@ def discriminator(model, batch, inputs, objective):
 
 
 def generator(model, batch, inputs, objective):
-    logits = model.discriminate(model.generate(inputs["prior"]), masks(inputs, "dropout_generator"))
-    return {"generator": bce_with_logits(logits, 1.0)}
+    fake, penalty = penalized(model, "generate", inputs["prior"])
+    logits = model.discriminate(fake, masks(inputs, "dropout_generator"))
+    return with_penalty({"generator": bce_with_logits(logits, 1.0)}, penalty)

@@ -11,6 +11,7 @@ import torch
 from core.objectives.wgan_gp import frames_per_sample
 
 from ..losses import critic_loss, gradient_penalty
+from . import penalized, with_penalty
 
 
 def per_frame(model, real: torch.Tensor) -> torch.Tensor:
@@ -27,4 +28,5 @@ def critic(model, batch, inputs, objective):
 
 
 def generator(model, batch, inputs, objective):
-    return {"generator": -model.critique(model.generate_images(inputs["prior"])).mean()}
+    fake, penalty = penalized(model, "generate_images", inputs["prior"])
+    return with_penalty({"generator": -model.critique(fake).mean()}, penalty)
