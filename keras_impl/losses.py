@@ -69,3 +69,32 @@ def critic_loss(real_scores, fake_scores, penalty, gp_weight) -> dict:
     critic's estimate of the distance, mean D(real) - mean D(fake)."""
     distance = ops.mean(real_scores) - ops.mean(fake_scores)
     return {"critic": -distance + gp_weight * penalty, "wasserstein": distance, "gp": penalty}
+
+
+def mean_absolute_error(recon, target):
+    """Mean over every value of |x_hat - x| (A.G.E.'s data-space reconstruction term, the
+    reference's ``match(.., 'L1')``)."""
+    return ops.mean(ops.abs(recon - target))
+
+
+def gaussian_fit_kl(codes):
+    """A.G.E.'s divergence of a batch of codes (B, M) from N(0, I) (:mod:`core.objectives.age`):
+    a Gaussian fitted per dimension, m_j the batch mean and v_j the *biased* batch variance
+    (1/B) Σ_b (q_bj - m_j)^2, then the mean over the M dimensions of
+    KL(N(m_j, v_j) ‖ N(0, 1)) = (v_j + m_j^2 - 1 - log v_j) / 2.
+
+    The corrected formula: the reference's ``KLN01Loss`` squares v_j (DmitryUlyanov/AGE issue #3).
+    """
+    mean = ops.mean(codes, axis=0)
+    var = ops.mean((codes - mean) ** 2, axis=0)
+    return ops.mean(0.5 * (var + mean**2 - 1.0 - ops.log(var)))
+
+
+def latent_cosine(a, b):
+    """A.G.E.'s latent reconstruction term (:mod:`core.objectives.age`): each row of ``a`` and
+    ``b`` (B, M) projected onto the unit sphere, then the mean over the B x M entries of
+    (1/M - â ⊙ b̂) = (1/M) · mean_b (1 - cos(a_b, b_b)): the reference's ``match(.., 'cos')``
+    (2 - mean(â ⊙ b̂)) less a constant, with its gradient."""
+    from .layers.sphere import to_sphere
+
+    return ops.mean(1.0 / a.shape[1] - to_sphere(a) * to_sphere(b))
