@@ -252,8 +252,13 @@ def load_image(source: str | os.PathLike | bytes, size: int, name: str | None = 
     """
     if channels not in (1, 3):
         raise ValueError(f"load_image: channels must be 1 or 3, got {channels}")
-    im = resize_center_crop(open_image(source, name, max_pixels), size)
-    x = np.asarray(im, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+    return model_input(open_image(source, name, max_pixels), size, channels)
+
+
+def model_input(im: Image.Image, size: int, channels: int = 3) -> np.ndarray:
+    """A decoded RGB picture (already checked: :func:`open_image`, or a frame of a checked clip) as
+    a model input: :func:`resize_center_crop`, float32 (channels, size, size) in [0, 1]."""
+    x = np.asarray(resize_center_crop(im, size), dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
     return np.tensordot(LUMA, x, axes=1)[None] if channels == 1 else x
 
 

@@ -81,13 +81,12 @@ from .data import DIGITS, _is_dir, _scan, cache_root
 from .errors import ConfigError, DataError, OutputError
 from .images import (
     IMAGE_EXTENSIONS,
-    LUMA,
     MP4_PACKAGE,
     _check_header,
     _open_file,
     _to_rgb,
     load_image,
-    resize_center_crop,
+    model_input,
 )
 
 log = logging.getLogger(__name__)
@@ -373,9 +372,8 @@ class VideoFolder:
         return self._load_ffmpeg(clip.path, start)
 
     def _frame(self, im: Image.Image) -> np.ndarray:
-        """One decoded RGB frame as :func:`core.images.load_image` turns a decoded image into a model input."""
-        x = np.asarray(resize_center_crop(im, self.image_size), dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
-        return np.tensordot(LUMA, x, axes=1)[None] if self.channels == 1 else x
+        """One decoded RGB frame as a model input (:func:`core.images.model_input`, as training images)."""
+        return model_input(im, self.image_size, self.channels)
 
     def _load_pillow(self, path: Path, start: int) -> np.ndarray:
         label = str(path)

@@ -50,13 +50,16 @@ class VideoGANConfig(BaseConfig):
 
     BatchNorm in the generator uses torch's defaults (eps 1e-5, momentum 0.1), set in both twins.
     Presets: ``seed`` (16 frames of 64 x 64 greyscale: the moving digits), ``color`` (the same in
-    RGB, for folders of real clips), ``tiny`` (4 frames of 16 x 16, narrow: for tests).
+    RGB, for folders of real clips), ``small`` (8 frames of 32 x 32 from a 1 x 4 x 4 base, half the
+    widths: a CPU-sized run), ``tiny`` (4 frames of 16 x 16, narrow: for tests).
     """
 
     model: ClassVar[str] = "video_gan"
     presets: ClassVar[dict[str, dict[str, Any]]] = {
         "seed": {},
         "color": {"in_channels": 3},
+        "small": {"image_size": 32, "num_frames": 8, "latent_dim": 64, "base_frames": 1,
+                  "generator_dims": (256, 128, 64), "discriminator_dims": (64, 128, 256)},
         "tiny": {"image_size": 16, "num_frames": 4, "latent_dim": 8, "generator_dims": (16, 8),
                  "discriminator_dims": (8, 16)},
     }
