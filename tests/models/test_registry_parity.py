@@ -112,7 +112,8 @@ def test_training_update_losses_statistics_and_gradients_match(case: Case, objec
     tm, km, config = tw.torch, tw.keras, tw.config
     objective = objective_of(case, config, objective_name)
     upd = next(u for u in objective.updates if u.name == update)
-    batch, inputs = _batch(case, config, seed=5), _step_inputs(objective)
+    batch = _batch(case, config, seed=5)
+    inputs = objective.update_inputs(_step_inputs(objective), upd, 0)  # the update's first run of a step
     try:
         tm.train()
         t_group = torch_groups(tm)[upd.optimizer]
@@ -190,7 +191,8 @@ def test_one_optimizer_step_per_update_matches(case: Case):
     worst, loose = 0.0, 0
     before = tensors
     for upd in objective.updates:
-        lt, lk = tt.run_update(upd, batch, inputs), kt.run_update(upd, batch, inputs)
+        run_inputs = objective.update_inputs(inputs, upd, 0)  # the update's first run of a step
+        lt, lk = tt.run_update(upd, batch, run_inputs), kt.run_update(upd, batch, run_inputs)
         bad = {k: (lt[k], lk[k]) for k in lt if not rel_close(lt[k], lk[k], TOL)}
         assert not bad, f"{case.id} {upd.name}: losses (torch, keras) differ: {bad}"
         after_t, after_k = torch_tensors(tt.model), keras_tensors(kt.model)
