@@ -175,3 +175,37 @@ def test_unknown_objective_is_refused_by_name(tmp_path, caplog):
     rc = _train("keras", ["--model", "video_gan", "--preset", "tiny", "--objective", "elbo", "--steps", "1",
                           "--no-progress", "--out", str(tmp_path / "run")])
     assert rc == 2 and "bce_gan or wgan_gp" in caplog.text
+
+
+def test_exported_generator_is_served_unchanged(tmp_path):
+    """The runtime and server serve this generator as they serve every video generator: a GIF of
+    ``num_frames`` frames, raw clips as .npy, the same pixels as the runtime library."""
+    import io
+    import logging
+
+    from PIL import Image
+
+    import export.pipeline as exporter
+    import runtime
+    from runtime.server import create_app
+    from tests.runtime.test_serve import MAIN_SETTINGS, LiveServer
+
+    model = torch_impl.build("video_gan", preset="tiny", architecture="two_stream")
+    ckpt = torch_impl.save_model(model, tmp_path / "model.safetensors", step=1)
+    logging.getLogger("export.pipeline").setLevel(logging.WARNING)
+    assert all(r.passed for r in exporter.export_checkpoint(ckpt, tmp_path / "models" / "clips", via="torch"))
+    cfg = model.config
+    session = runtime.load(tmp_path / "models" / "clips", providers="cpu")
+    assert session.is_video and session.frames == cfg.num_frames
+    with LiveServer(create_app(tmp_path / "models", MAIN_SETTINGS)) as live:
+        live.wait_ready()
+        listing = {m["name"]: m for m in live.client.get("/v1/models").json()["models"]}
+        assert listing["clips"]["kind"] == "video" and listing["clips"]["frames"] == cfg.num_frames
+        r = live.client.post("/v1/models/clips/generate", json={"n": 2, "seed": 3})
+        assert r.status_code == 200 and r.headers["content-type"] == "image/gif"
+        with Image.open(io.BytesIO(r.content)) as gif:
+            assert gif.n_frames == cfg.num_frames
+        r = live.client.post("/v1/models/clips/generate", json={"n": 2, "seed": 3, "format": "npy"})
+        clips = np.load(io.BytesIO(r.content))
+    assert clips.shape[:4] == (2, cfg.num_frames, cfg.image_size, cfg.image_size)
+    np.testing.assert_array_equal(clips, session.generate(2, seed=3))
