@@ -209,6 +209,14 @@ def test_grids_show_the_saved_model(trained):
     mu, _ = run_part(model, "encoder", batch)
     assert np.abs(recon[8:].astype(int) - to_uint8(run_part(model, "decoder", mu)[0])).max() <= 1
 
+    # interpolations: 4 rows (image i to image i + 4 of that batch), 8 steps from mu_i to mu_{i+4}
+    walks = _tiles(_png(run / "interpolations" / "epoch_001.png"), 32, SIZE, 8).reshape(4, 8, SIZE, SIZE, 3)
+    for i in range(4):
+        t = np.linspace(0.0, 1.0, 8, dtype=np.float32)[:, None]
+        want = to_uint8(run_part(model, "decoder", ((1 - t) * mu[i] + t * mu[i + 4]).astype(np.float32))[0])
+        assert np.abs(walks[i].astype(int) - want).max() <= 1
+    assert np.abs(walks[:, 0].astype(int) - recon[8:12]).max() <= 1  # a walk starts at the reconstruction
+
 
 def test_resume_continues_to_more_steps(trained, tmp_path):
     fw = trained.framework
