@@ -5,6 +5,8 @@
     images = session.generate(16, seed=0)                 # uint8 (16, H, W, 3)
     similar = session.variations("face.png", n=10)        # needs a Gaussian encoder.onnx beside the decoder
     again = session.reconstruct_image("face.png")         # any encoder: encode (mu or z), decode
+    z = session.invert("face.png")                        # its latent (unit norm for a sphere prior)
+    walk = session.interpolate("a.png", "b.png", steps=8) # uint8 (8, H, W, 3); lerp, or slerp on the sphere
 
 CLI: ``python -m runtime.generate DIR --n 16 --seed 0 --out grid.png``.
 """

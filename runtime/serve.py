@@ -6,6 +6,8 @@ output; the folder name is the model name) with FastAPI + uvicorn:
 * ``POST /v1/models/{name}/generate``   JSON ``{"n": 16, "seed": 0, "format": "png"}`` -> images
 * ``POST /v1/models/{name}/variations`` multipart ``image=@face.png n=10 scale=0.01 seed=0``
 * ``POST /v1/models/{name}/reconstruct`` multipart ``image=@face.png`` -> the picture encoded and decoded
+* ``POST /v1/models/{name}/interpolate`` multipart ``image_a=@a.png image_b=@b.png steps=8 format=gif``
+  -> the steps from one picture's latent to the other's
 * ``GET /v1/models``, ``GET /healthz``, ``GET /readyz``, ``GET /metrics`` (Prometheus)
 
 Concurrent requests to one model are micro-batched into one inference call. On SIGTERM/SIGINT

@@ -16,6 +16,11 @@ config), so new models work here without code changes as long as they export:
 ``age.reconstructs`` whether it can reconstruct. Files exported before those keys existed read as
 prior ``normal`` with the encoder kind its output names give.
 
+With an encoder, a picture can be *inverted* to its latent (:meth:`GeneratorSession.invert`: the
+posterior mean or the code, on the prior's support) and two pictures *interpolated*
+(:meth:`GeneratorSession.interpolate`): linearly for priors ``normal`` and ``none``, along the great
+circle for ``sphere`` (:mod:`runtime.interpolation`).
+
 Only onnxruntime, NumPy and Pillow (through :mod:`core.images`) are used: no torch, no
 TensorFlow, not even indirectly, so the runtime installs with ``pip install .[runtime]``.
 """
@@ -42,7 +47,7 @@ from core.errors import ModelFileError, os_error_message
 from core.errors import AgeError
 from core.registry import ENCODER_KINDS, ENCODER_PART, GENERATOR_PARTS, PRECISIONS, PRIORS, part_filename
 
-from . import modelfile, priors
+from . import interpolation, modelfile, priors
 from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
 from .providers import ort_message as _one_line
 
@@ -64,7 +69,8 @@ FACT_KEYS = ("prior", "encoder_kind", "reconstructs")
 
 class UnsupportedOperation(AgeError):
     """The model cannot do what was asked: generate from seeds without a prior, variations without
-    a Gaussian encoder. The message says why and what the model can do instead."""
+    a Gaussian encoder, invert or interpolate pictures without an encoder. The message says why and
+    what the model can do instead."""
 
 
 @dataclass(frozen=True)
@@ -494,6 +500,18 @@ class GeneratorSession:
         return self._encoder_kind == "gaussian"
 
     @property
+    def can_interpolate(self) -> bool:
+        """Whether :meth:`invert` and :meth:`interpolate` work on pictures: they need an encoder
+        (:meth:`interpolation_path` between two latents works on every model)."""
+        return self._enc is not None
+
+    @property
+    def interpolation_geometry(self) -> str:
+        """``"linear"`` (priors ``normal``, ``none``) or ``"spherical"`` (``sphere``): the geometry of
+        :meth:`interpolation_path` (:data:`runtime.interpolation.GEOMETRIES`)."""
+        return interpolation.geometry(self.prior)
+
+    @property
     def is_video(self) -> bool:
         return self._gen.outputs[0].kind == "video"
 
@@ -633,10 +651,11 @@ class GeneratorSession:
         """Canonical (C, H, W) the encoder takes, or None without an encoder."""
         return self._enc.inputs[0].dims if self._enc else None  # type: ignore[return-value]
 
-    def load_image(self, image: ImageSource, max_pixels: int | None = None) -> np.ndarray:
+    def load_image(self, image: ImageSource, max_pixels: int | None = None, name: str | None = None) -> np.ndarray:
         """An encoder input ``(C, H, W)`` float32 in [0, 1] from a path, encoded bytes, an array or a
         PIL image; a file or bytes over ``max_pixels`` (default ``core.images.MAX_IMAGE_PIXELS``) is
-        refused with :class:`core.images.ImageTooLarge` before it is decoded."""
+        refused with :class:`core.images.ImageTooLarge` before it is decoded. ``name`` is what
+        error messages call the picture (default: its path, or "image")."""
         c, h, w = self._require_encoder().inputs[0].dims
         if isinstance(image, PILImage.Image):
             # through PNG bytes, so a PIL image gets exactly the checks and resizing a file gets
@@ -647,17 +666,18 @@ class GeneratorSession:
             x = np.asarray(image, dtype=np.float32)
             if x.ndim == 4 and x.shape[0] == 1:
                 x = x[0]
+            label = f"{name} array" if name else "image array"
             if x.shape != (c, h, w):
-                raise ValueError(f"image array: expected float (C, H, W) = {(c, h, w)}, got {image.shape}")
+                raise ValueError(f"{label}: expected float (C, H, W) = {(c, h, w)}, got {image.shape}")
             if not np.all(np.isfinite(x)):
-                raise ValueError("image array: contains NaN or infinity")
+                raise ValueError(f"{label}: contains NaN or infinity")
             return x
         if h != w:
             raise ModelFileError(f"{self._require_encoder().path}: encoder input {h}x{w} is not square")
         if c not in (1, 3):
             raise ModelFileError(f"{self._require_encoder().path}: encoder wants {c} channels; images give 1 or 3")
         # (c, h, h); raises DataError on bad files
-        return core_images.load_image(image, h, max_pixels=max_pixels, channels=c).astype(np.float32, copy=False)
+        return core_images.load_image(image, h, name=name, max_pixels=max_pixels, channels=c).astype(np.float32, copy=False)
 
     def _run_encoder(self, images: np.ndarray, what: str, batch_size: int | None = None) -> dict[str, np.ndarray]:
         """The encoder's outputs by name, each ``(N, *latent_shape)``, run in chunks."""
@@ -702,28 +722,116 @@ class GeneratorSession:
         out = self._run_encoder(images, "reconstruct", batch_size)
         return out["mu"] if self._encoder_kind == "gaussian" else out["z"]
 
-    def reconstruct(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Float ``(N, C, H, W)`` images in [0, 1] -> their uint8 reconstructions ``(N, H, W, C)``:
-        encode (the posterior mean, or z), then decode."""
+    def _inverted(self, images: np.ndarray, batch_size: int | None, what: str) -> np.ndarray:
+        """:meth:`encode_latents` on the prior's support (:func:`runtime.priors.on_support`: unit norm
+        for ``sphere``), checked to be decodable: what reconstruction and inversion decode."""
         x = np.asarray(images, dtype=np.float32)
         self.check_n(len(x) if x.ndim else 0, "images")
-        return self.to_uint8(self.decode(self._unusable_latents(self.encode_latents(x, batch_size)), batch_size))
+        return self._unusable_latents(priors.on_support(self.prior, self.encode_latents(x, batch_size)), what)
+
+    def reconstruct(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Float ``(N, C, H, W)`` images in [0, 1] -> their uint8 reconstructions ``(N, H, W, C)``:
+        encode (the posterior mean, or z; on the unit sphere for prior ``sphere``), then decode."""
+        return self.to_uint8(self.decode(self._inverted(images, batch_size, "reconstruct"), batch_size))
 
     def reconstruction_latents(self, image: ImageSource, max_pixels: int | None = None) -> np.ndarray:
         """The ``(1, *latent_shape)`` latent that reconstructs one picture (a path, encoded bytes,
         a float ``(C, H, W)`` array or a PIL image); what the server decodes."""
         self._require_encoder("reconstruction needs")
-        return self._unusable_latents(self.encode_latents(self.load_image(image, max_pixels)[None]))
+        return self._inverted(self.load_image(image, max_pixels)[None], None, "reconstruct")
 
     def reconstruct_image(self, image: ImageSource, max_pixels: int | None = None) -> np.ndarray:
         """One picture -> its uint8 reconstruction ``(H, W, C)`` (``(T, H, W, C)`` for video)."""
         return self.to_uint8(self.decode(self.reconstruction_latents(image, max_pixels)))[0]
 
-    def _unusable_latents(self, z: np.ndarray) -> np.ndarray:
+    def _unusable_latents(self, z: np.ndarray, what: str = "reconstruct") -> np.ndarray:
         try:
             return self._check_latents(z)
         except ValueError as exc:
-            raise ValueError(f"reconstruct: the encoder gives unusable latents for this image ({exc})") from None
+            raise ValueError(f"{what}: the encoder gives unusable latents for this image ({exc})") from None
+
+    # -- inversion and interpolation -------------------------------------------------------
+
+    def _require_inversion(self, purpose: str) -> Part:
+        if self._enc is None:
+            raise UnsupportedOperation(
+                f"model {self.model!r} ({self.path.name}) has no encoder: there is no {ENCODER_PART}.onnx next to "
+                f"{self.path.name}, so pictures cannot be inverted to latents; {purpose} needs the encoder part "
+                "(export a model with an encoder, or interpolate between latents with interpolation_path)"
+            )
+        return self._enc
+
+    def invert_latents(self, images: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Float ``(N, C, H, W)`` images in [0, 1] -> their latents ``(N, *latent_shape)``.
+
+        The encoder's posterior mean ``mu`` (Gaussian) or its code ``z`` (deterministic), on the
+        prior's support: for ``sphere`` each latent is normalised to unit L2 norm (one already
+        within ``runtime.priors.UNIT_NORM_TOLERANCE`` of it is kept bit for bit). These are the
+        latents :meth:`reconstruct` decodes. Without an encoder: :class:`UnsupportedOperation`.
+        """
+        self._require_inversion("inversion")
+        return self._inverted(images, batch_size, "invert")
+
+    def invert(self, image: ImageSource, max_pixels: int | None = None, name: str | None = None) -> np.ndarray:
+        """One picture (a path, encoded bytes, a float ``(C, H, W)`` array in [0, 1] or a PIL image)
+        -> its latent, float32 of shape :attr:`latent_shape` (:meth:`invert_latents`)."""
+        self._require_inversion("inversion")
+        return self._inverted(self.load_image(image, max_pixels, name)[None], None, "invert")[0]
+
+    def check_steps(self, steps: Any, what: str = "steps") -> int:
+        """``steps`` as an int in 2..:attr:`max_images`, else ValueError naming ``what``."""
+        return interpolation.check_steps(steps, max(interpolation.MIN_STEPS, self.max_images), what)
+
+    def _one_latent(self, latent: Any, what: str) -> np.ndarray:
+        """One latent, shaped :attr:`latent_shape` (or flat, or with a batch axis of 1)."""
+        try:
+            z = np.asarray(latent, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{what}: not a numeric array ({exc})") from None
+        if z.shape in (self.latent_shape, (self.latent_dim,)):
+            z = z.reshape(1, *self.latent_shape)
+        if z.ndim < 1 or len(z) != 1:
+            raise ValueError(f"{what}: expected one latent of shape {self.latent_shape}, got {tuple(z.shape)}")
+        try:
+            return self._check_latents(z)[0]
+        except ValueError as exc:
+            raise ValueError(f"{what}: {exc}") from None
+
+    def interpolation_path(self, latent_a: np.ndarray, latent_b: np.ndarray, steps: int = interpolation.DEFAULT_STEPS
+                           ) -> np.ndarray:
+        """``steps`` float32 latents ``(steps, *latent_shape)`` from ``latent_a`` to ``latent_b`` inclusive.
+
+        Both are first put on the prior's support (unit norm for ``sphere``); the path is linear
+        for priors ``normal`` and ``none`` and the great-circle arc (slerp; Shoemake 1985, White
+        2016) for ``sphere``, where every point has unit norm (:mod:`runtime.interpolation`, which
+        also says what happens for (anti)parallel latents). The first and last rows are the two
+        latents themselves. Needs no encoder: two latents from :meth:`sample_latents` work too.
+        """
+        steps = self.check_steps(steps)
+        a, b = priors.on_support(self.prior, np.stack([self._one_latent(latent_a, "latent_a"),
+                                                       self._one_latent(latent_b, "latent_b")]))
+        return self._check_latents(interpolation.path(a, b, steps, self.interpolation_geometry))
+
+    def interpolation_latents(self, image_a: ImageSource, image_b: ImageSource,
+                              steps: int = interpolation.DEFAULT_STEPS, max_pixels: int | None = None) -> np.ndarray:
+        """The ``(steps, *latent_shape)`` latents from one picture's latent to the other's:
+        :meth:`invert` both (one encoder call), then :meth:`interpolation_path`."""
+        self._require_inversion("interpolation")
+        steps = self.check_steps(steps)  # before any work
+        # errors name a file by its path, and pictures without one by the argument
+        x = np.stack([self.load_image(image, max_pixels, None if isinstance(image, (str, os.PathLike)) else field)
+                      for field, image in (("image_a", image_a), ("image_b", image_b))])
+        a, b = self._inverted(x, None, "interpolate")
+        return self.interpolation_path(a, b, steps)
+
+    def interpolate(self, image_a: ImageSource, image_b: ImageSource, steps: int = interpolation.DEFAULT_STEPS,
+                    batch_size: int | None = None, max_pixels: int | None = None) -> np.ndarray:
+        """``steps`` uint8 images ``(steps, H, W, C)`` (videos ``(steps, T, H, W, C)``) morphing
+        ``image_a`` into ``image_b``: :meth:`interpolation_latents`, decoded. The first and last are
+        exactly the two pictures' reconstructions (:meth:`reconstruct_image`)."""
+        z = self.interpolation_latents(image_a, image_b, steps, max_pixels)
+        log.debug("interpolate %s: %d steps, %s", self.model, len(z), self.interpolation_geometry)
+        return self.to_uint8(self.decode(z, batch_size))
 
     def variation_latents(self, image: ImageSource, n: int = 10, scale: float = 0.01, seed: int | None = 0,
                           max_pixels: int | None = None) -> np.ndarray:

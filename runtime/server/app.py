@@ -29,7 +29,8 @@ from core import images as core_images
 from core.images import ImageTooLarge
 from core.errors import DataError, ModelFileError
 
-from ..session import UnsupportedOperation
+from .. import interpolation_media
+from ..session import GeneratorSession, UnsupportedOperation
 
 from . import schemas
 from .batcher import Batcher, BatcherClosed, QueueFull
@@ -44,7 +45,7 @@ log = logging.getLogger("runtime.serve")
 
 #: Seconds a client is told to wait after a 503 for a full queue.
 RETRY_AFTER_S = 1
-_MODEL_PATH = re.compile(r"^/v1/models/([^/]+)(?:/(generate|variations|reconstruct))?/?$")
+_MODEL_PATH = re.compile(r"^/v1/models/([^/]+)(?:/(generate|variations|reconstruct|interpolate))?/?$")
 
 
 class ServerState:
@@ -159,13 +160,18 @@ class ServerState:
             raise ApiError(500, f"model {name!r} failed: {exc}") from None
 
     async def images_response(self, entry: ModelEntry, latents: np.ndarray, fmt: str, nrow: int | None,
-                              fps: float, seed: int | None, single: bool = False) -> Response:
+                              fps: float, seed: int | None, single: bool = False,
+                              encode: Callable[[np.ndarray], bytes] | None = None,
+                              headers: dict[str, str] | None = None) -> Response:
         """Decode ``latents`` through the model's batcher and encode the images as ``fmt``: a grid,
-        or with ``single`` one image as it is (a PNG the size of the model's output, no padding)."""
+        or with ``single`` one image as it is (a PNG the size of the model's output, no padding), or
+        with ``encode`` however that function writes them (an interpolation)."""
         # one shape per batcher, whichever way the latents came (flat JSON rows or an encoder's output)
         latents = np.asarray(latents, dtype=np.float32).reshape(len(latents), *entry.session.latent_shape)
         images = await self.batchers[entry.name].submit(latents)
-        if single and fmt == "png" and images.ndim == 4:
+        if encode is not None:
+            body = await asyncio.to_thread(encode, images)
+        elif single and fmt == "png" and images.ndim == 4:
             body = await asyncio.to_thread(_png, images[0])
         else:
             body = await asyncio.to_thread(core_images.encode, images, fmt, nrow, fps)
@@ -173,10 +179,27 @@ class ServerState:
             "X-AGE-Model": entry.name,
             "X-AGE-Shape": ",".join(map(str, images.shape)),
             "Content-Disposition": f'inline; filename="{entry.name}.{fmt}"',
+            **(headers or {}),
         }
         if seed is not None:
             headers["X-AGE-Seed"] = str(seed)
         return Response(body, media_type=core_images.MEDIA_TYPES[fmt], headers=headers)
+
+
+def _interpolation_latents(session: GeneratorSession, images: tuple[tuple[str, bytes], ...], steps: int,
+                           max_pixels: int) -> np.ndarray:
+    """Invert each uploaded picture (errors name its form field), then the path between the two latents."""
+    codes = []
+    for field, data in images:
+        try:
+            codes.append(session.invert(data, max_pixels, name=field))
+        except ImageTooLarge as exc:  # from the header alone: nothing was decoded
+            raise ApiError(413, f"{exc} (--max-image-pixels)", field) from None
+        except DataError as exc:
+            raise ApiError(422, str(exc), field) from None
+        except ValueError as exc:
+            raise ApiError(422, f"{field}: {exc}", field) from None
+    return session.interpolation_path(codes[0], codes[1], steps)
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -213,8 +236,30 @@ _RECONSTRUCT_DOC = {"requestBody": {"required": True, "content": {"multipart/for
                 "description": schemas.FIELD_DOCS["fps"]},
     },
 }}}}}
+_INTERPOLATE_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object",
+    "required": list(schemas.INTERPOLATE_IMAGES),
+    "properties": {
+        "image_a": {"type": "string", "format": "binary", "description": "the picture the interpolation starts from"},
+        "image_b": {"type": "string", "format": "binary", "description": "the picture it ends at"},
+        "steps": {"type": "integer", "default": schemas.DEFAULT_STEPS, "minimum": schemas.MIN_STEPS,
+                  "description": schemas.FIELD_DOCS["steps"]},
+        "format": {"type": "string", "enum": list(schemas.FORMATS), "description": schemas.FIELD_DOCS["interpolation_format"]},
+        "nrow": {"type": "integer", "minimum": 1, "description": "steps per row of a png strip or video grid, 1..steps "
+                 "(default: all in one row)"},
+        "fps": {"type": "number", "default": schemas.DEFAULT_FPS, "minimum": schemas.FPS_LOW, "maximum": schemas.FPS_HIGH,
+                "description": schemas.FIELD_DOCS["fps"]},
+    },
+}}}}}
 _IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
     "description": "PNG grid, GIF grid animation (video models) or .npy uint8 array",
+    "content": {media: {} for media in core_images.MEDIA_TYPES.values()},
+}}
+
+
+_INTERPOLATE_RESPONSES: dict[int | str, dict[str, Any]] = {200: {
+    "description": "image models: a PNG strip of the steps, a GIF/MP4 with one step per frame, or a .npy uint8 array "
+                   "(steps, H, W, C); video models: the step videos side by side as GIF/MP4, or .npy (steps, T, H, W, C)",
     "content": {media: {} for media in core_images.MEDIA_TYPES.values()},
 }}
 
@@ -296,8 +341,8 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
         return await state.serve(name, work)
 
     async def image_form(request: Request, entry: ModelEntry, purpose: str, fields: tuple[str, ...],
-                         parse: Callable[[Any], Awaitable[Any]]) -> Any:
-        """The multipart form of an image endpoint, parsed by ``parse`` (one upload, bounded parts)."""
+                         parse: Callable[[Any], Awaitable[Any]], max_files: int = 1) -> Any:
+        """The multipart form of an image endpoint, parsed by ``parse`` (``max_files`` uploads, bounded parts)."""
         session = entry.session
         if not session.has_encoder:
             raise ApiError(
@@ -308,7 +353,7 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
         if not content_type.lower().startswith("multipart/form-data"):
             raise ApiError(415, "send multipart/form-data with the picture in field 'image' "
                            "(curl -F image=@face.png)", "image")
-        form = await request.form(max_files=1, max_fields=len(fields), max_part_size=settings.max_body_bytes)
+        form = await request.form(max_files=max_files, max_fields=len(fields), max_part_size=settings.max_body_bytes)
         try:
             return await parse(form)
         finally:
@@ -345,6 +390,31 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
             except ValueError as exc:
                 raise ApiError(422, str(exc), "image") from None
             return await state.images_response(entry, latents, req.format, None, req.fps, None, single=True)
+
+        return await state.serve(name, work)
+
+    @app.post("/v1/models/{name}/interpolate", openapi_extra=_INTERPOLATE_DOC, responses=_INTERPOLATE_RESPONSES)
+    async def interpolate(name: str, request: Request) -> Response:
+        """Invert the two uploaded pictures and decode ``steps`` latents from one to the other
+        (linear, or along the great circle for a ``sphere`` prior): a png strip, a gif/mp4, or npy."""
+        async def work(entry: ModelEntry) -> Response:
+            session = entry.session
+            if not session.can_interpolate:  # before reading the body: nothing in it can change this
+                raise UnsupportedOperation(
+                    f"model {name!r} has no encoder (no encoder.onnx next to {session.path.name}): pictures cannot be "
+                    "inverted to latents, so it cannot interpolate between them; export a model with an encoder")
+            req = await image_form(request, entry, "interpolation needs", schemas.INTERPOLATE_FIELDS,
+                                   lambda form: schemas.parse_interpolate(form, session, name, settings.max_n),
+                                   max_files=len(schemas.INTERPOLATE_IMAGES))
+            latents = await asyncio.to_thread(_interpolation_latents, session, (("image_a", req.image_a),
+                                              ("image_b", req.image_b)), req.steps, settings.max_image_pixels)
+            log.debug("model %s: interpolating %d steps (%s)", name, req.steps, session.interpolation_geometry)
+
+            def encode(images: np.ndarray) -> bytes:
+                return interpolation_media.encode(images, req.format, session.is_video, req.nrow, req.fps)
+
+            return await state.images_response(entry, latents, req.format, req.nrow, req.fps, None, encode=encode,
+                                               headers={"X-AGE-Interpolation": session.interpolation_geometry})
 
         return await state.serve(name, work)
 

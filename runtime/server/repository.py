@@ -21,6 +21,7 @@ import numpy as np
 from core import images as core_images
 from core.errors import AgeError, ModelFileError
 
+from .. import interpolation_media
 from ..session import GENERATOR_PARTS, GeneratorSession, load
 
 log = logging.getLogger("runtime.serve")
@@ -62,7 +63,10 @@ class ModelEntry:
             "frames": s.frames,
             "value_range": list(s.value_range) if s.value_range is not None else None,
             "variations": s.can_vary,
+            "interpolates": s.can_interpolate,
+            "interpolation": s.interpolation_geometry,
             "formats": list(core_images.output_formats(s.is_video)),
+            "interpolation_formats": list(interpolation_media.formats(s.is_video)),
             "step": _int_or_none(s.metadata.get("age.step")),
             "source_framework": s.metadata.get("age.source_framework"),
             "provider": s.provider,

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from core import images as core_images
 
+from .. import interpolation_media
+from ..interpolation import DEFAULT_STEPS, MIN_STEPS
 from ..session import MAX_LATENT_ABS, MAX_SEED, SCALE_RANGE, GeneratorSession, check_scale
 from .errors import ApiError, bad_request
 
@@ -37,6 +39,10 @@ FIELD_DOCS = {
     "nrow": "images per grid row, 1..n (default: a square grid)",
     "fps": f"frames per second of a gif/mp4, {FPS_LOW:g}..{FPS_HIGH:g}",
     "scale": f"variation strength, a fraction of the posterior variance, {SCALE_RANGE[0]:g}..{SCALE_RANGE[1]:g}",
+    "steps": f"interpolation steps, both pictures included, {MIN_STEPS}..--max-n (and at most what the model's "
+             "output size allows)",
+    "interpolation_format": "png (a one-row strip) | gif | mp4 (one step per frame) | npy for image models, png by "
+                            "default; gif | mp4 | npy for video models (the step videos side by side), gif by default",
 }
 
 
@@ -161,6 +167,8 @@ def check_latents(rows: list[list[float]], session: GeneratorSession, name: str,
 
 VARIATION_FIELDS = ("image", "n", "scale", "seed", "format", "nrow", "fps")
 RECONSTRUCT_FIELDS = ("image", "format", "fps")
+INTERPOLATE_FIELDS = ("image_a", "image_b", "steps", "format", "nrow", "fps")
+INTERPOLATE_IMAGES = ("image_a", "image_b")
 
 
 @dataclass
@@ -204,14 +212,23 @@ class ReconstructForm:
 
 def _check_fields(form: Any, allowed: tuple[str, ...]) -> Any:
     """Refuse unknown fields; returns the ``image`` upload."""
+    _refuse_unknown(form, allowed)
+    return _upload(form, "image")
+
+
+def _refuse_unknown(form: Any, allowed: tuple[str, ...]) -> None:
     for key in form.keys():
         if key not in allowed:
             raise bad_request(f"{key}: unknown form field (expected {', '.join(allowed)})", key)
-    upload = form.get("image")
+
+
+def _upload(form: Any, field: str) -> Any:
+    """The file uploaded as ``field``: 422 naming it when it is missing or a plain value."""
+    upload = form.get(field)
     if upload is None:
-        raise bad_request("image: missing; upload the picture as multipart form field 'image'", "image")
+        raise bad_request(f"{field}: missing; upload the picture as multipart form field '{field}'", field)
     if isinstance(upload, str) or not hasattr(upload, "read"):
-        raise bad_request("image: expected a file upload (curl -F image=@face.png), got a plain value", "image")
+        raise bad_request(f"{field}: expected a file upload (curl -F {field}=@face.png), got a plain value", field)
     return upload
 
 
@@ -242,3 +259,43 @@ async def parse_variations(form: Any, session: GeneratorSession, name: str, max_
     check_layout(n, nrow, fps)
     data = await upload.read()
     return VariationsForm(data, n, scale, seed, fmt, nrow, fps)
+
+
+@dataclass
+class InterpolateForm:
+    image_a: bytes
+    image_b: bytes
+    steps: int
+    format: str
+    nrow: int | None
+    fps: float
+
+
+def check_steps(steps: int, max_n: int, session: GeneratorSession) -> int:
+    """2..max_n, and no more than the model's output size allows (``session.max_images``)."""
+    if not MIN_STEPS <= steps <= max(MIN_STEPS, max_n):
+        raise bad_request(f"steps must be between {MIN_STEPS} and {max_n} (--max-n), got {steps}", "steps")
+    try:
+        return session.check_steps(steps)
+    except ValueError as exc:
+        raise bad_request(str(exc), "steps") from None
+
+
+async def parse_interpolate(form: Any, session: GeneratorSession, name: str, max_n: int) -> InterpolateForm:
+    """The interpolate form: every value checked (422 naming the field) before an image is read."""
+    _refuse_unknown(form, INTERPOLATE_FIELDS)
+    uploads = [_upload(form, field) for field in INTERPOLATE_IMAGES]
+    steps = check_steps(_form_int(form, "steps", DEFAULT_STEPS), max_n, session)  # type: ignore[arg-type]
+    fmt_text = form.get("format")
+    fmt = fmt_text.strip() if isinstance(fmt_text, str) and fmt_text.strip() else None
+    if fmt is None:
+        fmt = interpolation_media.formats(session.is_video)[0]
+    elif why := interpolation_media.format_refusal(fmt, session.is_video):
+        raise bad_request(f"format: model {name!r} {why}", "format")
+    nrow = _form_int(form, "nrow", None)
+    fps = _form_float(form, "fps", DEFAULT_FPS)
+    check_layout(steps, nrow, fps)
+    if why := interpolation_media.layout_refusal(fmt, session.is_video, steps, nrow):
+        raise bad_request(why, "nrow")
+    image_a, image_b = [await upload.read() for upload in uploads]
+    return InterpolateForm(image_a, image_b, steps, fmt, nrow, fps)
