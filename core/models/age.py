@@ -35,11 +35,11 @@ class AGEConfig(BaseConfig):
       -> BatchNorm -> ReLU (4x4) -> [ConvT(w, 4x4, s2, p1, no bias) -> BatchNorm -> ReLU] for
       w = 128, 64 (8, 16) -> ConvT(3, 4x4, s2, p1, no bias) -> Tanh: (B, 3, 32, 32) in [-1, 1].
 
-    Where the reference differs (its 32-pixel nets): its encoder's last conv is 4x4 stride 2 to a
-    2x2 map followed by a 2x2 average pool (here one 4x4 valid conv, DCGAN's discriminator head),
-    and its generator adds a fourth 128-wide ConvT block at 32x32 and a 1x1 conv to RGB (here
-    DCGAN's ConvT straight to RGB): the widths 64-128-256 / 256-128-64 follow DCGAN's 32-pixel
-    layout.
+    Where the reference differs (its 32-pixel nets, ``--ndf 64 --ngf 64``): its encoder has the
+    same widths 64-128-256 but ends with a 4x4 stride-2 conv to a 2x2 map and a 2x2 average pool
+    (here one 4x4 valid conv, DCGAN's discriminator head); its generator is 512-256-128 wide, adds
+    a fourth 128-wide ConvT block at 32x32 and ends with a 1x1 conv to RGB (here the issue's
+    256-128-64 and DCGAN's ConvT straight to RGB, the encoder's mirror image).
 
     Initial weights (:meth:`init_rule`): every conv and transposed-conv weight ~ N(0, 0.02^2)
     (the reference's ``weights_init``, from DCGAN §4), set by the torch twin's constructor and

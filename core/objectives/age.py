@@ -4,10 +4,10 @@ Generator-Encoder Networks", AAAI 2018, arXiv:1704.02304), written once for both
 Two networks and no discriminator: a generator g (z -> image) and an encoder e (image -> z),
 both latents on the unit sphere S^(M-1) (M = latent size). The encoder plays the discriminator's
 role *in latent space*: it pulls the codes of real images towards the prior and pushes the codes
-of generated images away from it, and the generator pulls its images' codes back (paper §2,
-"adversarial distribution alignment"). Reconstruction terms tie the two maps together (paper §2,
-"reconstruction losses"): in data space ||g(e(x)) - x||_1, in latent space the cosine distance
-between e(g(z)) and z.
+of generated images away from it, and the generator pulls its images' codes back (the game of the
+paper's §2). Reconstruction terms tie the two maps together (also §2): in data space
+||g(e(x)) - x||_1, in latent space the cosine distance between e(g(z)) and z (the reference
+code's defaults ``--match_x L1 --match_z cos``).
 
 The divergence from the prior, Δ(Q ‖ N(0, I)), is the paper's parametric estimate: a Gaussian
 fitted per latent dimension to the batch of codes q_1..q_B (B codes of M dimensions),
