@@ -10,7 +10,7 @@ file behind.
   shows motion on paper.
 * Models with an encoder and a prior: ``interpolations/epoch_NNN.png``, one row per pair of
   reconstruction images, from the first image's code to the second's (linear for Gaussian
-  latents, spherical for latents on the unit sphere: :func:`interpolate_latents`).
+  latents, spherical for latents on the unit sphere: :mod:`core.interpolation`).
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ log = logging.getLogger(__name__)
 
 #: at most this many clips in the frame strip (a row each)
 STRIP_CLIPS = 8
-#: latents closer than this angle (radians) are interpolated linearly: slerp's sin(omega) -> 0
-SLERP_MIN_ANGLE = 1e-4
 
 
 def _tb_image(tb: Any, tag: str, encoded: bytes, picture: np.ndarray, step: int) -> None:
@@ -54,24 +52,6 @@ def write_videos(videos: np.ndarray, folder: Path, epoch: int, step: int, tb: An
         _tb_image(tb, "samples/video", gif, first, step)
         _tb_image(tb, "samples/frames", strip, make_grid(strip_images, nrow=frames), step)
     return written
-
-
-def interpolate_latents(a: np.ndarray, b: np.ndarray, steps: int, spherical: bool) -> np.ndarray:
-    """``steps`` latents from ``a`` to ``b`` inclusive, (steps, *a.shape).
-
-    Linear: (1 - t) a + t b. Spherical (Shoemake 1985; White 2016 for latent spaces): along the
-    great circle, sin((1 - t) w) / sin(w) a + sin(t w) / sin(w) b with w the angle between them,
-    for latents on the unit sphere; nearly parallel latents (w < :data:`SLERP_MIN_ANGLE`) fall back to
-    linear.
-    """
-    t = np.linspace(0.0, 1.0, steps, dtype=np.float64).reshape(-1, *([1] * a.ndim))
-    a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    if spherical:
-        cos = float(np.sum(a64 * b64) / max(np.linalg.norm(a64) * np.linalg.norm(b64), 1e-30))
-        omega = float(np.arccos(np.clip(cos, -1.0, 1.0)))
-        if omega >= SLERP_MIN_ANGLE and np.sin(omega) > 1e-12:
-            return ((np.sin((1 - t) * omega) * a64 + np.sin(t * omega) * b64) / np.sin(omega)).astype(np.float32)
-    return ((1 - t) * a64 + t * b64).astype(np.float32)
 
 
 def write_interpolations(rows: np.ndarray, folder: Path, epoch: int, step: int, tb: Any = None) -> Path:

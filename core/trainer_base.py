@@ -17,7 +17,8 @@ import numpy as np
 
 from .checkpoint import load_checkpoint
 from .configs import BaseConfig
-from .epoch_media import interpolate_latents, write_videos
+from . import interpolation
+from .epoch_media import write_videos
 from .images import to_uint8
 from .objectives.base import Objective, StepContext, Update
 from .registry import ENCODER_PART, data_range, get_model_spec, sample_part
@@ -146,10 +147,10 @@ class FrameworkTrainer:
         codes_a, codes_b = self.encode(a), self.encode(b)
         if codes_a is None:
             return None
-        spherical = self.spec.prior == "sphere"
+        geometry = interpolation.geometry(self.spec.prior)
         rows = []
         for za, zb in zip(codes_a, codes_b):
-            out = self.generate(interpolate_latents(za, zb, steps, spherical))
+            out = self.generate(interpolation.path(za, zb, steps, geometry))
             rows.append(out[:, 0] if out.ndim == 5 else out)
         return np.stack(rows)
 

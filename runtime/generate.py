@@ -31,7 +31,7 @@ from core.files import atomic_write_bytes
 from core.registry import PRECISIONS
 
 from . import interpolation_media
-from .interpolation import DEFAULT_STEPS, MIN_STEPS
+from core.interpolation import DEFAULT_STEPS, MIN_STEPS
 from .session import DEFAULT_BATCH_SIZE, SCALE_RANGE, GeneratorSession, check_scale, check_seed, load
 
 log = logging.getLogger("runtime.generate")

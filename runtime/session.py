@@ -47,7 +47,9 @@ from core.errors import ModelFileError, os_error_message
 from core.errors import AgeError
 from core.registry import ENCODER_KINDS, ENCODER_PART, GENERATOR_PARTS, PRECISIONS, PRIORS, part_filename
 
-from . import interpolation, modelfile, priors
+from core import interpolation
+
+from . import modelfile, priors
 from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
 from .providers import ort_message as _one_line
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from core import images as core_images
 
 from .. import interpolation_media
-from ..interpolation import DEFAULT_STEPS, MIN_STEPS
+from core.interpolation import DEFAULT_STEPS, MIN_STEPS
 from ..session import MAX_LATENT_ABS, MAX_SEED, SCALE_RANGE, GeneratorSession, check_scale
 from .errors import ApiError, bad_request
 

@@ -145,7 +145,7 @@ def test_budget_counts_match_the_built_models():
 
     import torch_impl
     from core.objectives.base import StepContext
-    from core.registry import MODELS
+    from core.registry import MODELS, sample_part
     from tests.conftest import part_inputs
     from torch_impl.checkpoint import model_tensors
 
@@ -170,6 +170,8 @@ def test_budget_counts_match_the_built_models():
         with torch.no_grad():
             model.train()
             x = torch.rand(batch, cfg.in_channels, cfg.image_size, cfg.image_size)
+            if spec.data == "video":  # trained on clips: what its generator makes
+                x = torch.rand(*spec.parts(cfg)[sample_part(cfg)].outputs[0].concrete_shape(batch))
             if "eps" in step_inputs:  # a VAE's training forward
                 model(x, torch.zeros(batch, cfg.latent_dim))
             else:

@@ -29,7 +29,7 @@ from PIL import Image
 import runtime
 from core import images as core_images
 from runtime import generate as cli
-from runtime import interpolation as interp
+from core import interpolation as interp
 from runtime import priors
 
 pytestmark = pytest.mark.serving

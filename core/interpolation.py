@@ -1,4 +1,5 @@
-"""Paths between two latents: linear and spherical interpolation, NumPy only.
+"""Paths between two latents: linear and spherical interpolation, NumPy only (the runtime's
+``session.interpolate`` and the trainers' per-epoch interpolation strips).
 
 Which geometry a model's latents get comes from its prior (``age.prior``, :data:`GEOMETRIES`):
 
