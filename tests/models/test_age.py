@@ -440,3 +440,39 @@ def test_a_short_training_run_is_finite_and_trains_both_networks(framework):
     codes = trainer.encode(data.load(np.arange(4)))
     np.testing.assert_allclose(np.linalg.norm(codes, axis=1), 1.0, atol=1e-5)
     assert trainer.reconstruct(data.load(np.arange(2))).shape == (2, 3, 16, 16)
+
+
+def test_exported_model_inverts_and_interpolates_on_the_sphere(tmp_path):
+    """Inversion is the point of A.G.E.: through the exported model, ``invert`` gives a unit code,
+    ``interpolate`` walks the great circle between two pictures' codes (every latent of unit norm)
+    and its ends decode to exactly the two reconstructions."""
+    import logging
+
+    from PIL import Image
+
+    import export.pipeline as exporter
+    import runtime
+
+    model = torch_impl.build("age", preset="tiny")
+    ckpt = torch_impl.save_model(model, tmp_path / "model.safetensors", step=1)
+    logging.getLogger("export.pipeline").setLevel(logging.WARNING)
+    assert all(r.passed for r in exporter.export_checkpoint(ckpt, tmp_path / "onnx", via="torch"))
+    session = runtime.load(tmp_path / "onnx", providers="cpu")
+    assert session.prior == "sphere" and session.interpolation_geometry == "spherical"
+    rng = np.random.default_rng(0)
+    pictures = []
+    for i in range(2):
+        path = tmp_path / f"p{i}.png"
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path)
+        pictures.append(path)
+    codes = [session.invert(p) for p in pictures]
+    assert all(abs(float(np.linalg.norm(c)) - 1.0) < 1e-5 for c in codes)
+    latents = session.interpolation_latents(*pictures, 6)
+    assert latents.shape == (6, model.config.latent_dim)
+    np.testing.assert_allclose(np.linalg.norm(latents, axis=1), 1.0, atol=1e-5)
+    cos = latents @ latents[0]  # the walk moves away from the first code monotonically
+    assert np.all(np.diff(cos) < 0)
+    walk = session.interpolate(*pictures, steps=6)
+    assert walk.shape == (6, *session.to_uint8(session.decode(latents[:1])).shape[1:])
+    for end, picture in ((walk[0], pictures[0]), (walk[-1], pictures[1])):
+        np.testing.assert_array_equal(end, session.reconstruct_image(picture))
