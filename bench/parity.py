@@ -59,7 +59,7 @@ from torch_impl.parts import run_part as torch_run  # noqa: E402
 
 PRESETS = ("tiny", "seed")
 #: seed configs above this many parameters are skipped (slow on a few CPU cores)
-SEED_PARAMETER_LIMIT = 20_000_000
+SEED_PARAMETER_LIMIT = 30_000_000
 COLUMNS = ("keras tiny", "keras seed", "onnx/torch", "onnx/keras", "runtime")
 
 

@@ -22,8 +22,9 @@ import pytest
 from core.configs import BaseConfig
 from core.registry import MODELS, ModelSpec
 
-#: seed configs above this many parameters are too slow for the eval-parity check on 2 cores
-SEED_PARAMETER_LIMIT = 20_000_000
+#: seed configs above this many parameters are too slow for the eval-parity check on 2 cores (the
+#: largest registered, 25M parameters of 3D convolutions, takes about 5 s)
+SEED_PARAMETER_LIMIT = 30_000_000
 
 
 @dataclass(frozen=True)
