@@ -109,20 +109,28 @@ def train_parser(prog: str, model: str | None = None, objective: str | None = No
     return p
 
 
-def model_of(argv: list[str] | None, run_model: Callable[[str], str | None] | None = None) -> str | None:
-    """The model whose flags to parse: ``--model``, else (on ``--resume``) the run's, else None."""
+def _given_or_run(argv: list[str] | None, flag: str, choices: Any,
+                  from_run: Callable[[str], str | None] | None) -> str | None:
+    """``--<flag>`` when it is one of ``choices``, else (on ``--resume`` without it) what
+    ``from_run(--out)`` says the run used, when that is one of ``choices``; else None."""
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--model", default=None)
+    pre.add_argument(f"--{flag}", default=None)
     pre.add_argument("--out", default=None)
     pre.add_argument("--resume", action="store_true")
     known, _ = pre.parse_known_args(argv)
-    if known.model in MODELS:
-        return known.model
-    if known.model is None and known.resume and known.out and run_model is not None:
-        found = run_model(known.out)
-        if found in MODELS:
+    value = getattr(known, flag)
+    if value in choices:
+        return value
+    if value is None and known.resume and known.out and from_run is not None:
+        found = from_run(known.out)
+        if found in choices:
             return found
     return None
+
+
+def model_of(argv: list[str] | None, run_model: Callable[[str], str | None] | None = None) -> str | None:
+    """The model whose flags to parse: ``--model``, else (on ``--resume``) the run's, else None."""
+    return _given_or_run(argv, "model", MODELS, run_model)
 
 
 def objective_of(argv: list[str] | None, model: str | None,
@@ -132,19 +140,7 @@ def objective_of(argv: list[str] | None, model: str | None,
     :func:`core.runconfig.resolve` to refuse by name."""
     if model is None:
         return None
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--objective", default=None)
-    pre.add_argument("--out", default=None)
-    pre.add_argument("--resume", action="store_true")
-    known, _ = pre.parse_known_args(argv)
-    choices = get_model_spec(model).objectives
-    if known.objective in choices:
-        return known.objective
-    if known.objective is None and known.resume and known.out and run_objective is not None:
-        found = run_objective(known.out)
-        if found in choices:
-            return found
-    return None
+    return _given_or_run(argv, "objective", get_model_spec(model).objectives, run_objective)
 
 
 def variations_parser(prog: str) -> argparse.ArgumentParser:

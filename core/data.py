@@ -137,6 +137,20 @@ def _files_under(folder: Path, root: Path) -> list[Path]:
     return sorted(found)
 
 
+def require_directory(root: str | os.PathLike) -> Path:
+    """``root`` as a Path, or a DataError naming it: missing, unreadable or not a directory."""
+    root = Path(root)
+    try:
+        mode = root.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"data directory {root}: does not exist") from None
+    except OSError as exc:
+        raise DataError(f"data directory {root}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    if not stat.S_ISDIR(mode):
+        raise DataError(f"data directory {root}: not a directory")
+    return root
+
+
 @dataclass
 class ImageFolder:
     """The images under ``root``: one sub-folder per class (or images directly in ``root``).
@@ -160,15 +174,7 @@ class ImageFolder:
     def open(cls, root: str | os.PathLike, image_size: int, channels: int = 3) -> "ImageFolder":
         if channels not in (1, 3):
             raise DataError(f"data: images are loaded with 1 (greyscale) or 3 (RGB) channels, got {channels}")
-        root = Path(root)
-        try:
-            mode = root.stat().st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            raise DataError(f"data directory {root}: does not exist") from None
-        except OSError as exc:
-            raise DataError(f"data directory {root}: cannot read it ({exc.strerror or type(exc).__name__})") from None
-        if not stat.S_ISDIR(mode):
-            raise DataError(f"data directory {root}: not a directory")
+        root = require_directory(root)
         subdirs = sorted(Path(e.path) for e in _scan(root, root) if _is_dir(e, True) and not e.name.startswith("."))
         groups = [(d.name, d) for d in subdirs] or [(root.name, root)]
         files, labels, skipped, first_skip = [], [], 0, ""

@@ -77,7 +77,7 @@ import numpy as np
 from PIL import Image
 
 from . import images as _images
-from .data import DIGITS, _is_dir, _scan, cache_root
+from .data import DIGITS, _is_dir, _scan, cache_root, require_directory
 from .errors import ConfigError, DataError, OutputError
 from .images import (
     IMAGE_EXTENSIONS,
@@ -319,15 +319,7 @@ class VideoFolder:
         image_size = _positive(image_size, "image_size")
         if channels not in (1, 3):
             raise DataError(f"data: frames are loaded with 1 (greyscale) or 3 (RGB) channels, got {channels}")
-        root = Path(root)
-        try:
-            mode = root.stat().st_mode
-        except (FileNotFoundError, NotADirectoryError):
-            raise DataError(f"data directory {root}: does not exist") from None
-        except OSError as exc:
-            raise DataError(f"data directory {root}: cannot read it ({exc.strerror or type(exc).__name__})") from None
-        if not stat.S_ISDIR(mode):
-            raise DataError(f"data directory {root}: not a directory")
+        root = require_directory(root)
         root_real = root.resolve()
         entries = sorted((e for e in _scan(root, root) if not e.name.startswith(".")),
                          key=lambda e: _natural_key(e.name))
