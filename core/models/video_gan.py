@@ -39,7 +39,8 @@ class VideoGANConfig(BaseConfig):
     C channels) and a mask m (Sigmoid, 1 channel), and a 2D stream from the same z (ConvTranspose2d
     of the same widths, BatchNorm2d + ReLU, Tanh) draws one static background b; the video is
     m * f + (1 - m) * b, b repeated over time. The generator's loss adds ``mask_l1`` times the mean
-    of m (the paper's L1 penalty on the mask, weight 0.1 in its Eq. 2 with lambda = 0.1), which
+    of m: the paper's sparsity prior lambda * ||m(z)||_1 on the mask with its lambda = 0.1, taken as
+    a mean over the mask's elements (not a sum) so the weight does not grow with the clip size. It
     keeps the foreground from painting the whole frame.
 
     Discriminator: one ``Conv3d(k 4, s 2, p 1)`` + LeakyReLU(0.2) per ``discriminator_dims`` entry
