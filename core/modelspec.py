@@ -113,15 +113,20 @@ class ModelSpec:
         return self.twin or self.name
 
 
-def image_gan_parts(channels: int, size: int, latent_dim: int,
-                    value_range: tuple[float, float] = (-1.0, 1.0)) -> dict[str, PartSpec]:
-    """The parts of an image GAN: ``generator`` (z (batch, latent_dim) -> image (batch, C, S, S) in
-    ``value_range``, method ``generate``) and ``discriminator`` (image -> ``logit`` (batch, 1),
-    method ``discriminate``; eval mode, so no dropout)."""
-    image = TensorSpec("image", ("batch", channels, size, size), "image")
+def gan_parts(sample: TensorSpec, latent_dim: int,
+              value_range: tuple[float, float] = (-1.0, 1.0)) -> dict[str, PartSpec]:
+    """The parts of a GAN that makes ``sample`` (an image or a video): ``generator`` (z (batch,
+    latent_dim) -> sample in ``value_range``, method ``generate``) and ``discriminator`` (sample ->
+    ``logit`` (batch, 1), method ``discriminate``; eval mode, so no dropout)."""
     return {
         "generator": PartSpec("generator", "generate", inputs=(TensorSpec("z", ("batch", latent_dim)),),
-                              outputs=(image,), value_range=value_range),
-        "discriminator": PartSpec("discriminator", "discriminate", inputs=(image,),
+                              outputs=(sample,), value_range=value_range),
+        "discriminator": PartSpec("discriminator", "discriminate", inputs=(sample,),
                                   outputs=(TensorSpec("logit", ("batch", 1)),)),
     }
+
+
+def image_gan_parts(channels: int, size: int, latent_dim: int,
+                    value_range: tuple[float, float] = (-1.0, 1.0)) -> dict[str, PartSpec]:
+    """:func:`gan_parts` of images (batch, C, S, S)."""
+    return gan_parts(TensorSpec("image", ("batch", channels, size, size), "image"), latent_dim, value_range)

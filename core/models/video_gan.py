@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from ..configs import BaseConfig, bounded
 from ..errors import ConfigError
-from ..modelspec import ModelSpec, ObjectiveChoice, PartSpec, TensorSpec
+from ..modelspec import ModelSpec, ObjectiveChoice, PartSpec, TensorSpec, gan_parts
 from ..objectives.bce_gan import BCEGAN
 from ..objectives.wgan_gp import WGANGP
 
@@ -193,12 +193,7 @@ def parts(cfg: VideoGANConfig) -> dict[str, PartSpec]:
     """``generator`` (z -> video (batch, T, C, H, W) in [-1, 1], BatchNorm on running statistics)
     and ``discriminator`` (video -> one logit)."""
     video = TensorSpec("video", ("batch", cfg.num_frames, cfg.in_channels, cfg.image_size, cfg.image_size), "video")
-    return {
-        "generator": PartSpec("generator", "generate", inputs=(TensorSpec("z", ("batch", cfg.latent_dim)),),
-                              outputs=(video,), value_range=(-1.0, 1.0)),
-        "discriminator": PartSpec("discriminator", "discriminate", inputs=(video,),
-                                  outputs=(TensorSpec("logit", ("batch", 1)),)),
-    }
+    return gan_parts(video, cfg.latent_dim)
 
 
 MODEL = ModelSpec(
