@@ -6,7 +6,7 @@
 Generates ``--n`` samples through the runtime (``session.generate(n, seed)``), draws ``--n`` real
 images from ``--data`` (the data at the model's own size, as training read them, then uint8 like
 the samples), passes both through the same resize into a feature network
-(:mod:`runtime.feature_networks`) and computes the metrics with :mod:`core.metrics` (NumPy,
+(:mod:`core.metrics.features`) and computes the metrics with :mod:`core.metrics` (NumPy,
 float64). Prints a table and, with ``--json``, writes every value with its ± (where the metric has
 one), n, the feature network and the resize. ``--save-features DIR`` writes ``real.npy`` and
 ``fake.npy`` (float64 (n, d)) so anyone can recompute a metric from the same features.
@@ -35,13 +35,13 @@ from core.metrics.inception_score import inception_score
 from core.metrics.kid import kernel_inception_distance
 from core.metrics.manifold import density_coverage, precision_recall
 
-from . import feature_networks
+from core.metrics import features
 from .session import GeneratorSession, check_seed, load
 
 log = logging.getLogger("runtime.evaluate")
 
 METRICS = ("is", "fid", "kid", "pr", "dc")
-NETWORKS = {"digits": feature_networks.digits}
+NETWORKS = {"digits": features.digits}
 MAX_N = 50_000
 
 
@@ -117,19 +117,19 @@ def evaluate(args: argparse.Namespace) -> dict:
     onnx = network.session()
     latents = session.sample_latents(args.n, seed)  # one draw: the same images whatever the batching
     fake_images = np.concatenate([session.generate(latents=latents[i : i + 256]) for i in range(0, args.n, 256)])
-    real = feature_networks.extract(real_images(args.data, session, args.n, seed), network, session=onnx)
-    fake = feature_networks.extract(fake_images, network, session=onnx)
+    real = features.extract(real_images(args.data, session, args.n, seed), network, session=onnx)
+    fake = features.extract(fake_images, network, session=onnx)
     results = compute(metrics, real, fake, seed)
     if args.save_features:
         folder = Path(args.save_features)
-        for name, (features, _) in (("real", real), ("fake", fake)):
+        for name, (array, _) in (("real", real), ("fake", fake)):
             buf = io.BytesIO()
-            np.save(buf, features)
+            np.save(buf, array)
             atomic_write_bytes(folder / f"{name}.npy", buf.getvalue())
     return {"model": session.model, "export": str(Path(args.export_dir)), "data": args.data, "n": args.n,
             "seed": seed, "features": {"network": network.name, "dim": int(real[0].shape[1]),
                                        "heldout_accuracy": network.info.get("heldout_accuracy")},
-            "resize": f"{network.size}x{network.size}, {feature_networks.RESIZE_FILTER}",
+            "resize": f"{network.size}x{network.size}, {features.RESIZE_FILTER}",
             "metrics": results, "seconds": round(time.perf_counter() - started, 2)}
 
 

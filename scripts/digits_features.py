@@ -1,6 +1,6 @@
-"""Train the built-in digits feature network and export it to ONNX (``runtime/features/digits.onnx``).
+"""Train the built-in digits feature network and export it to ONNX (``core/metrics/networks/digits.onnx``).
 
-    python scripts/digits_features.py [--seed 0] [--epochs 40] [--out runtime/features]
+    python scripts/digits_features.py [--seed 0] [--epochs 40] [--out core/metrics/networks]
 
 Why it exists: Inception-v3 features (FID, KID, precision/recall, IS) need a weights file that no
 wheel ships and nothing here may download, so the evaluation needs a feature network that works
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "runtime" / "features"))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "core" / "metrics" / "networks"))
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     model, accuracy, (n_train, n_held) = train(args.seed, args.epochs)

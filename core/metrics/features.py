@@ -1,6 +1,6 @@
 """Feature networks of the evaluation metrics, run through onnxruntime (no torch, no TensorFlow).
 
-One network ships with the toolkit: ``digits`` (``runtime/features/digits.onnx``, made by
+One network ships with the toolkit: ``digits`` (``core/metrics/networks/digits.onnx``, made by
 ``scripts/digits_features.py``), a small CNN classifier of the bundled digit scans whose 128-d
 penultimate activations are the features of FID, KID, precision/recall and density/coverage and
 whose 10 logits feed the Inception Score. Its numbers are comparable with each other, not with
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.images import LUMA
+from ..images import LUMA
 
-FEATURES_DIR = Path(__file__).resolve().parent / "features"
+FEATURES_DIR = Path(__file__).resolve().parent / "networks"
 #: the filter of every resize on the way into a feature network
 RESIZE_FILTER = "bicubic (Pillow Image.BICUBIC, antialiased when shrinking)"
 DEFAULT_BATCH = 64

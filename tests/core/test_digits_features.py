@@ -1,4 +1,4 @@
-"""The built-in digits feature network (``runtime/features/digits.onnx``, made by
+"""The built-in digits feature network (``core/metrics/networks/digits.onnx``, made by
 ``scripts/digits_features.py``): it loads in onnxruntime alone, its recorded held-out accuracy is
 what the shipped file scores on the held-out scans, and the script reproduces its weights from the
 seed."""
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FEATURES = ROOT / "runtime" / "features"
+FEATURES = ROOT / "core" / "metrics" / "networks"
 
 
 def _script():

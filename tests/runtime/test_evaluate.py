@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from core.metrics.frechet import frechet_distance
-from runtime import evaluate, feature_networks
+from core.metrics import features
+from runtime import evaluate
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +45,15 @@ def test_prepare_is_one_resize_for_every_path(tmp_path):
 
     loaded = evaluate.real_images(str(tmp_path / "data"), Session(), 6, seed=0)
     assert sorted(map(bytes, loaded)) == sorted(map(bytes, pictures))  # the same pixels, shuffled
-    network = feature_networks.digits()
-    a, _ = feature_networks.extract(pictures, network)
-    b, _ = feature_networks.extract(loaded, network)
+    network = features.digits()
+    a, _ = features.extract(pictures, network)
+    b, _ = features.extract(loaded, network)
     order = [next(i for i, p in enumerate(pictures) if np.array_equal(p, q)) for q in loaded]
     np.testing.assert_array_equal(a[order], b)
     # greyscale (C = 1) pictures are the luma of the same RGB: one channel in, the same features out
     grey = np.repeat(pictures[..., :1], 3, axis=-1)
-    np.testing.assert_allclose(feature_networks.extract(pictures[..., :1], network)[0],
-                               feature_networks.extract(grey, network)[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(features.extract(pictures[..., :1], network)[0],
+                               features.extract(grey, network)[0], rtol=1e-6, atol=1e-6)
     assert runtime  # the package imports without a framework
 
 
@@ -80,9 +81,9 @@ def test_real_against_real_is_far_closer_than_an_untrained_model(exported, tmp_p
 
     data = open_dataset("digits", 16, 3)
     images = to_uint8(data.load(np.random.default_rng(0).permutation(len(data))[:512]))
-    network = feature_networks.digits()
-    a, _ = feature_networks.extract(images[:256], network)
-    b, _ = feature_networks.extract(images[256:], network)
+    network = features.digits()
+    a, _ = features.extract(images[:256], network)
+    b, _ = features.extract(images[256:], network)
     report = evaluate.evaluate(evaluate.build_parser().parse_args([str(exported), "--n", "256", "--metrics", "fid"]))
     assert frechet_distance(a, b) < 0.5 * report["metrics"]["fid"]["value"]
 
