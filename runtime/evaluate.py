@@ -30,17 +30,13 @@ import numpy as np
 from core import images as core_images
 from core.errors import AgeError, ConfigError, os_error_message
 from core.files import atomic_write_bytes, atomic_write_text
-from core.metrics.frechet import frechet_distance
-from core.metrics.inception_score import inception_score
-from core.metrics.kid import kernel_inception_distance
-from core.metrics.manifold import density_coverage, precision_recall
+from core.metrics.suite import METRICS, compute, parse_metrics
 
 from core.metrics import features
 from .session import GeneratorSession, check_seed, load
 
 log = logging.getLogger("runtime.evaluate")
 
-METRICS = ("is", "fid", "kid", "pr", "dc")
 NETWORKS = {"digits": features.digits}
 MAX_N = 50_000
 
@@ -59,14 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_metrics(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(m.strip().lower() for m in text.split(",") if m.strip()))
-    unknown = [m for m in names if m not in METRICS]
-    if not names or unknown:
-        raise ConfigError(f"--metrics: unknown {unknown or 'empty list'}; choose from {', '.join(METRICS)}")
-    return names
-
-
 def real_images(data: str, session: GeneratorSession, n: int, seed: int) -> np.ndarray:
     """``n`` uint8 (n, S, S, C) real images at the model's size and channels, drawn from ``seed``
     without replacement (all of them, repeated in order, when the data hold fewer than ``n``)."""
@@ -79,29 +67,6 @@ def real_images(data: str, session: GeneratorSession, n: int, seed: int) -> np.n
         log.warning("data %s: %d images for --n %d; the real set repeats them", dataset.root, len(dataset), n)
         order = np.resize(order, n)
     return np.concatenate([core_images.to_uint8(dataset.load(order[i : i + 256])) for i in range(0, n, 256)])
-
-
-def compute(metrics: tuple[str, ...], real: tuple[np.ndarray, np.ndarray], fake: tuple[np.ndarray, np.ndarray],
-            seed: int) -> dict[str, dict]:
-    """{metric: {"value": ..., ("std": ...)}} from (features, logits) of the real and generated sets."""
-    (rf, _), (ff, fl) = real, fake
-    out: dict[str, dict] = {}
-    if "is" in metrics:
-        mean, std = inception_score(fl, splits=10, from_logits=True)
-        out["is"] = {"value": mean, "std": std, "splits": 10}
-    if "fid" in metrics:
-        out["fid"] = {"value": frechet_distance(rf, ff)}
-    if "kid" in metrics:
-        size = min(1000, len(rf), len(ff))
-        mean, std = kernel_inception_distance(rf, ff, subsets=100, subset_size=size, seed=seed)
-        out["kid"] = {"value": mean, "std": std, "subsets": 100, "subset_size": size}
-    if "pr" in metrics:
-        precision, recall = precision_recall(rf, ff, k=3)
-        out["precision"], out["recall"] = {"value": precision, "k": 3}, {"value": recall, "k": 3}
-    if "dc" in metrics:
-        density, coverage = density_coverage(rf, ff, k=5)
-        out["density"], out["coverage"] = {"value": density, "k": 5}, {"value": coverage, "k": 5}
-    return out
 
 
 def evaluate(args: argparse.Namespace) -> dict:
