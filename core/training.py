@@ -19,6 +19,7 @@ Run directory ``RUN/``::
     reconstructions/epoch_NNN.png top row: data, bottom row: reconstruction
     interpolations/epoch_NNN.png  models with an encoder: walks between pairs of those images' codes
     samples/epoch_NNN.gif|.mp4, samples/epoch_NNN_frames.png  video models: the fixed-noise clips
+    checkpoint_best.safetensors   with --eval-every: the step with the best first metric (core.train_eval)
     loss.png                      loss curves
 """
 
@@ -54,6 +55,7 @@ from .objectives.base import Objective
 from . import runconfig
 from .registry import MODELS, get_model_spec, make_config, sample_part
 from .tblog import EventWriter
+from .train_eval import PREFIX, TrainingEvaluation
 
 log = logging.getLogger("age.train")
 
@@ -112,6 +114,7 @@ class Run:
         self.samples = self.root / "samples"
         self.reconstructions = self.root / "reconstructions"
         self.interpolations = self.root / "interpolations"
+        self.best = self.root / "checkpoint_best.safetensors"
         self.loss_png = self.root / "loss.png"
         self.tb = self.root / "tb"
 
@@ -264,6 +267,27 @@ class _Loop:
         self.recon_batch = data.load(np.linspace(0, len(data) - 1, min(8, len(data))).astype(int))
         self.tb = EventWriter(run.tb)
         self.state = {"step": 0, "epoch": 0, "history": []}
+        #: metrics during training (``--eval-every``), or None
+        self.evaluation = (TrainingEvaluation(cfg, data, args.eval_n, args.eval_metrics, seed)
+                           if args.eval_every else None)
+        self.best: float | None = None
+
+    def evaluate(self, step: int) -> None:
+        """The metrics of ``step`` into its history entry and TensorBoard; a new best criterion
+        value writes ``checkpoint_best.safetensors``."""
+        values = self.evaluation(self.trainer.sample)
+        entry = self.state["history"][-1]
+        for name, value in values.items():
+            entry[PREFIX + name] = value
+            self.tb.scalar(f"eval/{name}", value, step)
+        value = values[self.evaluation.criterion]
+        if self.evaluation.better(value, self.best):
+            self.best = value
+            self.trainer.save(self.run.best, step)
+            log.info("step %d: %s; best %s so far -> %s", step, ", ".join(f"{k} {v:.5g}" for k, v in values.items()),
+                     self.evaluation.criterion, self.run.best)
+        else:
+            log.info("step %d: %s", step, ", ".join(f"{k} {v:.5g}" for k, v in values.items()))
 
     def snapshot(self, step: int, periodic: bool) -> None:
         """Write the resumable state of ``step`` as one snapshot (:mod:`core.snapshot`), then the
@@ -372,6 +396,8 @@ def resume(run: Run, trainer: Trainer, loop: "_Loop") -> int:
     trainer.load(latest.checkpoint)
     loop.state["history"] = state["history"]
     loop.state["epoch"] = state["epoch"]
+    if loop.evaluation is not None:
+        loop.best = loop.evaluation.best_in(state["history"])
     trainer.restore_history(loop.state["history"])
     if optimizer.exists():
         trainer.load_optimizer(optimizer)
@@ -394,8 +420,8 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
         raise ConfigError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}, got {settings.batch_size}")
     if not 1 <= args.samples <= MAX_SAMPLES:  # the grid is drawn every epoch: fail now, not then
         raise ConfigError(f"--samples must be between 1 and {MAX_SAMPLES}, got {args.samples}")
-    if args.keep_checkpoints < 0 or args.checkpoint_every < 0:
-        raise ConfigError("--keep-checkpoints and --checkpoint-every must be >= 0")
+    if args.keep_checkpoints < 0 or args.checkpoint_every < 0 or args.eval_every < 0:
+        raise ConfigError("--keep-checkpoints, --checkpoint-every and --eval-every must be >= 0")
     data = open_training_data(config, args.data)
     per_epoch = data.batches_per_epoch(settings.batch_size)
     if args.steps is not None:
@@ -450,6 +476,8 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
                     if not all(math.isfinite(v) for v in losses.values()):
                         raise AgeError(f"step {step}: non-finite loss {losses}; stopping (last good snapshot kept)")
                     loop.state["history"].append({"step": step, **{k: float(v) for k, v in losses.items()}})
+                    if args.eval_every and step % args.eval_every == 0:
+                        loop.evaluate(step)
                     for key, value in losses.items():
                         loop.tb.scalar(f"loss/{key}", value, step)
                     bar.update(1)

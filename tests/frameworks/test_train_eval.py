@@ -1,0 +1,86 @@
+"""``--eval-every``: metrics of fixed-noise samples during training, in the history, TensorBoard
+and the best checkpoint, with the same numbers ``core.metrics.suite`` gives on the same samples."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+
+from core.checkpoint import load_checkpoint
+from core.tblog import read_scalars
+
+ARGS = ["--model", "conv_vae", "--preset", "tiny", "--batch-size", "32", "--no-progress", "--log-level", "WARNING",
+        "--samples", "4", "--eval-n", "192", "--eval-metrics", "fid,pr"]
+
+
+def _train(framework: str, argv: list[str]) -> int:
+    return importlib.import_module(f"{framework}_impl.train").main(argv)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train-eval") / "run"
+    assert _train("torch", [*ARGS, "--steps", "30", "--eval-every", "10", "--out", str(out)]) == 0
+    return out
+
+
+def test_metrics_are_in_the_history_and_tensorboard(run):
+    history = json.loads((run / "train_state.json").read_text())["history"]
+    evaluated = [h for h in history if "eval_fid" in h]
+    assert [h["step"] for h in evaluated] == [10, 20, 30]
+    assert all({"eval_precision", "eval_recall"} <= set(h) for h in evaluated)
+    assert all(h["eval_fid"] >= 0 and 0 <= h["eval_precision"] <= 1 for h in evaluated)
+    scalars = read_scalars(run / "tb")
+    assert [s for s, _ in scalars["eval/fid"]] == [10, 20, 30]
+    np.testing.assert_allclose([v for _, v in scalars["eval/fid"]], [h["eval_fid"] for h in evaluated], rtol=1e-6)
+
+
+def test_best_checkpoint_is_the_step_with_the_lowest_fid_and_reproduces_it(run):
+    import torch_impl
+    from core.data import open_dataset
+    from core.train_eval import TrainingEvaluation
+    from torch_impl.parts import run_part
+
+    history = json.loads((run / "train_state.json").read_text())["history"]
+    evaluated = [h for h in history if "eval_fid" in h]
+    best = min(evaluated, key=lambda h: h["eval_fid"])
+    ckpt = load_checkpoint(run / "checkpoint_best.safetensors")
+    assert ckpt.step == best["step"]
+    model = torch_impl.load_model(run / "checkpoint_best.safetensors")
+    cfg = model.config
+    evaluation = TrainingEvaluation(cfg, open_dataset("digits", cfg.image_size, cfg.in_channels), 192, "fid,pr", 0)
+    values = evaluation(lambda z: run_part(model, "decoder", z)[0])
+    assert values["fid"] == pytest.approx(best["eval_fid"], rel=1e-4)
+    assert values["precision"] == pytest.approx(best["eval_precision"], abs=1 / 192 + 1e-9)
+
+
+def test_resume_keeps_the_best_so_far(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "resumed"
+    shutil.copytree(run, copy)
+    before = load_checkpoint(copy / "checkpoint_best.safetensors").step
+    assert _train("torch", ["--resume", "--steps", "40", "--eval-every", "10", "--eval-n", "192",
+                            "--eval-metrics", "fid,pr", "--no-progress", "--out", str(copy)]) == 0
+    history = json.loads((copy / "train_state.json").read_text())["history"]
+    fids = {h["step"]: h["eval_fid"] for h in history if "eval_fid" in h}
+    assert sorted(fids) == [10, 20, 30, 40]
+    expected = min(fids, key=fids.get)
+    assert load_checkpoint(copy / "checkpoint_best.safetensors").step == expected
+    if expected != 40:
+        assert expected == before
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--model", "conv_ae", "--eval-every", "5"], "no prior"),
+    (["--model", "conv_vae", "--eval-every", "5", "--eval-metrics", "fid,bogus"], "--eval-metrics"),
+    (["--model", "conv_vae", "--eval-every", "5", "--eval-n", "1"], "--eval-n"),
+    (["--model", "conv_vae", "--eval-every", "-1"], "--eval-every"),
+])
+def test_bad_evaluation_flags_are_refused_by_name(tmp_path, caplog, argv, needle):
+    assert _train("keras", [*argv, "--preset", "tiny", "--steps", "2", "--no-progress", "--out",
+                            str(tmp_path / "run")]) == 2
+    assert needle in caplog.text
