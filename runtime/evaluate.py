@@ -11,8 +11,10 @@ float64). Prints a table and, with ``--json``, writes every value with its ± (w
 one), n, the feature network and the resize. ``--save-features DIR`` writes ``real.npy`` and
 ``fake.npy`` (float64 (n, d)) so anyone can recompute a metric from the same features.
 
-Feature networks: ``digits`` (built in, offline; not comparable with Inception numbers). Inception-v3
-(FID's network) and I3D (FVD's) need weights files no wheel ships; they are not wired in yet.
+Feature networks: ``digits`` (built in, offline; not comparable with Inception numbers) and
+``inception`` (FID's Inception-v3, from ``--inception-weights inception_fid.onnx``, made once by
+``python -m export.inception`` from the standard weights file a user already has). I3D (FVD) is not
+wired in yet.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .session import GeneratorSession, check_seed, load
 
 log = logging.getLogger("runtime.evaluate")
 
-NETWORKS = {"digits": features.digits}
+NETWORKS = ("digits", "inception")
 MAX_N = 50_000
 
 
@@ -47,7 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="digits", help="real images: 'digits' (the embedded default) or an ImageFolder")
     p.add_argument("--n", type=int, default=2048, help=f"samples and real images each, 2..{MAX_N} (default 2048)")
     p.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated, of {', '.join(METRICS)}")
-    p.add_argument("--features", default="digits", choices=sorted(NETWORKS), help="feature network (default digits)")
+    p.add_argument("--features", default="digits", choices=NETWORKS,
+                   help="feature network: digits (built in) or inception (needs --inception-weights)")
+    p.add_argument("--inception-weights", default=None,
+                   help="inception_fid.onnx, made once from the FID Inception weights "
+                        "(pt_inception-2015-12-05-6726825d.pth) by python -m export.inception")
     p.add_argument("--seed", type=int, default=0, help="generation seed and the real images' draw (default 0)")
     p.add_argument("--json", default=None, help="write the results here as JSON")
     p.add_argument("--save-features", default=None, help="write real.npy and fake.npy (float64 (n, d)) here")
@@ -78,7 +84,15 @@ def evaluate(args: argparse.Namespace) -> dict:
     session = load(args.export_dir)
     if session.is_video:
         raise ConfigError(f"{args.export_dir}: a video generator; per-frame and FVD metrics are not built yet")
-    network = NETWORKS[args.features]()
+    if args.features == "inception":
+        if not args.inception_weights:
+            raise ConfigError("--features inception needs --inception-weights: the inception_fid.onnx that "
+                              "`python -m export.inception --weights pt_inception-2015-12-05-6726825d.pth --out DIR` "
+                              "writes from the FID Inception weights (pytorch-fid's GitHub releases, tag fid_weights); "
+                              "the built-in digits network needs nothing")
+        network = features.inception(args.inception_weights)
+    else:
+        network = features.digits()
     onnx = network.session()
     latents = session.sample_latents(args.n, seed)  # one draw: the same images whatever the batching
     fake_images = np.concatenate([session.generate(latents=latents[i : i + 256]) for i in range(0, args.n, 256)])
@@ -101,7 +115,8 @@ def evaluate(args: argparse.Namespace) -> dict:
 def table(report: dict) -> str:
     lines = [f"{report['model']} ({report['export']}): n = {report['n']} generated vs {report['n']} real "
              f"({report['data']}); features: {report['features']['network']} network "
-             f"({report['features']['dim']}-d; not comparable with Inception numbers)"]
+             f"({report['features']['dim']}-d" + ("; not comparable with Inception numbers)" if
+                                                   report["features"]["network"] != "inception" else ")")]
     for name, m in report["metrics"].items():
         pm = f" ± {m['std']:.4g}" if "std" in m else ""
         lines.append(f"  {name:<10} {m['value']:.6g}{pm}")

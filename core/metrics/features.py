@@ -34,13 +34,16 @@ DEFAULT_BATCH = 64
 
 @dataclass(frozen=True)
 class FeatureNetwork:
-    """One ONNX feature network: its name, input side and channels, and the session running it."""
+    """One ONNX feature network: its name, input side and channels, the outputs holding its
+    features and its classifier logits, and the session running it."""
 
     name: str
     size: int
     channels: int
     path: Path
     info: dict
+    #: (features output, logits output) of the graph
+    outputs: tuple[str, str] = ("features", "logits")
 
     def session(self):
         import onnxruntime as ort
@@ -53,6 +56,21 @@ def digits() -> FeatureNetwork:
     path = FEATURES_DIR / "digits.onnx"
     info = json.loads((FEATURES_DIR / "digits.json").read_text())
     return FeatureNetwork("digits", 28, 1, path, info)
+
+
+def inception(path: str | Path) -> FeatureNetwork:
+    """Inception-v3 as FID defines it, exported by ``python -m export.inception --weights
+    pt_inception-2015-12-05-6726825d.pth --out DIR`` (``DIR/inception_fid.onnx``): 299 x 299 RGB,
+    2048-d ``pool`` features, and ``logits_unbiased`` (the fc layer without its bias, what
+    torch-fidelity's Inception Score reads) for IS."""
+    path = Path(path)
+    if path.suffix != ".onnx" or not path.is_file():
+        raise ValueError(f"--inception-weights {path}: give the inception_fid.onnx that `python -m export.inception "
+                         f"--weights pt_inception-2015-12-05-6726825d.pth --out DIR` writes (the .pth itself needs "
+                         f"torch to read; that export is the one step that does)")
+    record = path.with_suffix(".json")
+    info = json.loads(record.read_text()) if record.is_file() else {}
+    return FeatureNetwork("inception", 299, 3, path, info, ("pool", "logits_unbiased"))
 
 
 def prepare(images: np.ndarray, network: FeatureNetwork) -> np.ndarray:
@@ -78,7 +96,7 @@ def extract(images: np.ndarray, network: FeatureNetwork, batch_size: int = DEFAU
     features, logits = [], []
     for start in range(0, len(images), batch_size):
         x = prepare(images[start : start + batch_size], network)
-        f, l = session.run(["features", "logits"], {"image": x})
+        f, l = session.run(list(network.outputs), {"image": x})
         features.append(f)
         logits.append(l)
     return np.concatenate(features).astype(np.float64), np.concatenate(logits).astype(np.float64)

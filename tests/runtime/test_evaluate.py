@@ -96,3 +96,10 @@ def test_real_against_real_is_far_closer_than_an_untrained_model(exported, tmp_p
 def test_bad_arguments_are_refused_by_name(exported, argv, needle, capsys):
     assert evaluate.main([str(exported), *argv]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_inception_features_need_the_exported_network(exported, capsys):
+    assert evaluate.main([str(exported), "--features", "inception"]) == 2
+    assert "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().err
+    assert evaluate.main([str(exported), "--features", "inception", "--inception-weights", "weights.pth"]) == 2
+    assert "export.inception" in capsys.readouterr().err
