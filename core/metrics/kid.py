@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frechet import check_features, check_same_dim
+from .inputs import check_features, check_same_dim
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,

@@ -41,6 +41,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .inputs import check_features, check_same_dim
+
 __all__ = ["precision_recall", "density_coverage", "knn_radii"]
 
 DEFAULT_BATCH_SIZE = 4096
@@ -67,30 +69,13 @@ def _check_batch_size(batch_size: int) -> int:
 
 def _as_features(a: object, name: str) -> np.ndarray:
     """``a`` as a C-contiguous float64 (n, d) array with n >= 1, d >= 1, all finite."""
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:  # ragged lists and the like
-        raise ValueError(f"{name} must be a 2-D numeric array: {exc}") from exc
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n, d), got shape {arr.shape}")
-    if arr.dtype.kind not in "biuf":
-        raise ValueError(f"{name} must be real-valued, got dtype {arr.dtype}")
-    if arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return arr
+    return np.ascontiguousarray(check_features(name, a, min_rows=1))
 
 
 def _check_pair(real: object, fake: object) -> tuple[np.ndarray, np.ndarray]:
     x = _as_features(real, "real")
     y = _as_features(fake, "fake")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"real and fake must have the same feature dimension, got real {x.shape} "
-            f"and fake {y.shape}"
-        )
+    check_same_dim("real", x, "fake", y)
     return x, y
 
 

@@ -184,7 +184,7 @@ def test_accepts_float32_and_lists() -> None:
     [
         (np.zeros(10), np.zeros((10, 2)), {}, "real"),
         (np.zeros((10, 2)), np.zeros((10, 2, 1)), {}, "fake"),
-        (np.zeros((10, 2)), np.zeros((10, 3)), {}, "same feature dimension"),
+        (np.zeros((10, 2)), np.zeros((10, 3)), {}, "feature dimension 3 differs"),
         (np.full((10, 2), np.nan), np.zeros((10, 2)), {}, "real"),
         (np.zeros((10, 2)), np.full((10, 2), np.inf), {}, "fake"),
         (np.zeros((3, 2)), np.zeros((10, 2)), {"k": 3}, "real"),
