@@ -87,12 +87,23 @@ def shifted(batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def train(seed: int, epochs: int):
-    """The trained network and its held-out accuracy."""
+    """The trained network and its held-out accuracy. torch runs single-threaded and deterministic
+    meanwhile; its previous settings are put back afterwards (a caller in the same process, such as
+    the test suite, keeps its own)."""
     import torch
 
-    torch.manual_seed(seed)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    try:
+        return _train(torch, seed, epochs)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(torch, seed: int, epochs: int):
+    torch.manual_seed(seed)
     x_train, y_train, x_held, y_held = load_digits_split(seed)
     model = build(torch)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -64,3 +64,11 @@ def test_script_reproduces_its_weights_from_the_seed(tmp_path):
         weights.append({t.name: numpy_helper.to_array(t) for t in model.graph.initializer})
     assert weights[0].keys() == weights[1].keys()
     assert all(np.array_equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_training_leaves_the_processes_torch_settings_alone(tmp_path):
+    import torch
+
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    assert _script().main(["--seed", "1", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
