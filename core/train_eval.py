@@ -21,8 +21,8 @@ from .errors import ConfigError
 from .images import to_uint8
 from .metrics import features
 from .metrics.suite import HIGHER_IS_BETTER, VALUES, compute, parse_metrics
-from .noise import latents
-from .registry import get_model_spec, latent_shape
+from .priors import fixed_latents
+from .registry import get_model_spec
 
 log = logging.getLogger("age.train")
 
@@ -49,11 +49,7 @@ class TrainingEvaluation:
         self.network = features.digits()
         self.session = self.network.session()
         self.seed = seed
-        shape = latent_shape(config)
-        z = latents(n, int(np.prod(shape)), seed).reshape(n, *shape)
-        if spec.prior == "sphere":
-            z /= np.linalg.norm(z.reshape(n, -1), axis=1).reshape(n, *([1] * len(shape)))
-        self.latents = z
+        self.latents = fixed_latents(config, n, seed)
         order = np.random.default_rng([seed, 2]).permutation(len(data))
         order = np.resize(order, n)  # repeats when the data hold fewer than n images
         real = np.concatenate([to_uint8(data.load(order[i : i + CHUNK])) for i in range(0, n, CHUNK)])

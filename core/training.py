@@ -49,7 +49,7 @@ from .errors import AgeError, ConfigError, OutputError, os_error_message
 from .files import atomic_write_text
 from .jsonio import finite_number, loads as json_loads
 from .images import make_grid, save_grid, to_uint8
-from .noise import latents
+from .priors import fixed_latents
 from .cli import given
 from .objectives.base import Objective
 from . import runconfig
@@ -243,19 +243,6 @@ def open_training_data(config: BaseConfig, data: str) -> ImageFolder:
 
         return open_video_dataset(data, config.num_frames, config.image_size, config.in_channels)
     return open_dataset(data, config.image_size, config.in_channels)
-
-
-def fixed_latents(config: BaseConfig, n: int, seed: int) -> np.ndarray | None:
-    """The fixed-noise latents of the sample grids (:func:`core.noise.latents`), or None for a
-    model whose latents have no prior to sample (an autoencoder: it only reconstructs)."""
-    spec = get_model_spec(config.model)
-    if spec.prior == "none":
-        return None
-    shape = spec.parts(config)[sample_part(config)].inputs[0].shape[1:]
-    z = latents(n, int(np.prod(shape)), seed).reshape(n, *shape)
-    if spec.prior == "sphere":
-        z /= np.linalg.norm(z.reshape(n, -1), axis=1).reshape(n, *([1] * len(shape)))
-    return z
 
 
 class _Loop:

@@ -74,7 +74,7 @@ def mean_absolute_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def gaussian_fit_kl(codes: torch.Tensor) -> torch.Tensor:
-    """A.G.E.'s divergence of a batch of codes (B, M) from N(0, I) (:mod:`core.objectives.age`):
+    """A.G.E.'s divergence of a batch of codes (B, M) from N(0, I) (:mod:`core.objectives.age_game`):
     a Gaussian fitted per dimension, m_j the batch mean and v_j the *biased* batch variance
     (1/B) Σ_b (q_bj - m_j)^2, then the mean over the M dimensions of
     KL(N(m_j, v_j) ‖ N(0, 1)) = (v_j + m_j^2 - 1 - log v_j) / 2.
@@ -87,7 +87,7 @@ def gaussian_fit_kl(codes: torch.Tensor) -> torch.Tensor:
 
 
 def latent_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """A.G.E.'s latent reconstruction term (:mod:`core.objectives.age`): each row of ``a`` and
+    """A.G.E.'s latent reconstruction term (:mod:`core.objectives.age_game`): each row of ``a`` and
     ``b`` (B, M) projected onto the unit sphere, then the mean over the B x M entries of
     (1/M - â ⊙ b̂) = (1/M) · mean_b (1 - cos(a_b, b_b)): the reference's ``match(.., 'cos')``
     (2 - mean(â ⊙ b̂)) less a constant, with its gradient."""

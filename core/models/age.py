@@ -2,7 +2,7 @@
 
 Config, parts and registration; the twins are ``torch_impl/models/age.py`` and
 ``keras_impl/models/age.py`` (class :class:`AGE`); the game they train with is
-:class:`core.objectives.age.AGEGame` (its updates: ``*_impl/objectives/age.py``).
+:class:`core.objectives.age_game.AGEGame` (its updates: ``*_impl/objectives/age_game.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from ..configs import BaseConfig, bounded
 from ..errors import ConfigError
 from ..init import Init, normal
 from ..modelspec import ModelSpec, PartSpec, TensorSpec
-from ..objectives.age import SPHERE_EPS, AGEGame
+from ..objectives.age_game import AGEGame
+from ..priors import SPHERE_EPS
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class AGEConfig(BaseConfig):
       (no BatchNorm on the first block, as in DCGAN) -> [Conv(w, 4x4, s2, p1, no bias) ->
       BatchNorm -> LeakyReLU 0.2] for w = 128, 256 (32 -> 16 -> 8 -> 4) -> ``head``
       Conv(latent, 4x4, stride 1, no pad, with bias) -> (B, latent, 1, 1) -> flatten ->
-      z / sqrt(Σ z^2 + 1e-12): a unit vector (:data:`core.objectives.age.SPHERE_EPS`, the same
+      z / sqrt(Σ z^2 + 1e-12): a unit vector (:data:`core.priors.SPHERE_EPS`, the same
       projection the prior's noise gets);
     * generator g: z (B, latent) -> (B, latent, 1, 1) -> ConvT(256, 4x4, stride 1, no pad, no bias)
       -> BatchNorm -> ReLU (4x4) -> [ConvT(w, 4x4, s2, p1, no bias) -> BatchNorm -> ReLU] for

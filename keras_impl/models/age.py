@@ -1,6 +1,6 @@
 """Adversarial Generator-Encoder Networks (Ulyanov et al. 2018), Keras twin of
 ``torch_impl/models/age.py``. Architecture, sizes, initial weights and where they follow the
-reference code: :class:`core.models.age.AGEConfig`; the game: :mod:`core.objectives.age`.
+reference code: :class:`core.models.age.AGEConfig`; the game: :mod:`core.objectives.age_game`.
 
 Images are NHWC here. The encoder's head leaves a (B, 1, 1, latent) map, so flattening it is the
 same in either layout; the generator reshapes z to (B, 1, 1, latent). Every conv is torch's

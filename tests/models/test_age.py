@@ -19,7 +19,8 @@ import torch_impl
 from core.errors import ConfigError
 from core.layouts import nchw_to_nhwc
 from core.models.age import AGEConfig
-from core.objectives.age import SPHERE_EPS, AGEGame, AGEHyperparameters, to_sphere
+from core.objectives.age_game import AGEGame, AGEHyperparameters
+from core.priors import SPHERE_EPS, to_sphere
 from core.objectives.base import StepContext
 from core.registry import MODELS, make_config
 from keras_impl import losses as keras_losses
@@ -323,8 +324,8 @@ def _batch(seed=5) -> np.ndarray:
 def test_update_losses_are_their_formulas_in_both_twins(twins):
     """Each update's total against its logged terms and a NumPy recomputation of the terms from
     the networks' own outputs; torch and Keras agree."""
-    from keras_impl.objectives.age import encoder as keras_encoder, generator as keras_generator
-    from torch_impl.objectives.age import encoder as torch_encoder, generator as torch_generator
+    from keras_impl.objectives.age_game import encoder as keras_encoder, generator as keras_generator
+    from torch_impl.objectives.age_game import encoder as torch_encoder, generator as torch_generator
 
     tm, km, tensors = twins
     config = tm.config
@@ -364,7 +365,7 @@ def test_update_losses_are_their_formulas_in_both_twins(twins):
 
 
 def test_zero_weight_terms_are_not_computed(twins):
-    from torch_impl.objectives.age import generator as torch_generator
+    from torch_impl.objectives.age_game import generator as torch_generator
 
     tm, _, tensors = twins
     objective = _objective(tm.config)  # generator_match_x 0: no e(x), g(e(x)) passes

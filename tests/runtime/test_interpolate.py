@@ -1,9 +1,9 @@
-"""Inversion and interpolation: the math (runtime.interpolation), the session, the CLI and the server.
+"""Inversion and interpolation: the math (core.interpolation), the session, the CLI and the server.
 
 Toy parts are built with ``onnx.helper`` (no framework needed), one folder per kind of model:
 
 * ``vae``: prior ``normal``, a Gaussian encoder ``x -> Flatten -> MatMul -> mu, logvar``;
-* ``age``: prior ``sphere``, a deterministic encoder that normalises its code (``LpNormalization``),
+* ``sphere_code``: prior ``sphere``, a deterministic encoder that normalises its code (``LpNormalization``),
   as the A.G.E. encoder does;
 * ``sphere_raw`` / ``sphere_gauss``: prior ``sphere`` with encoders that do not normalise
   (deterministic / Gaussian): inversion must;
@@ -166,7 +166,7 @@ def png(pixels: np.ndarray) -> bytes:
 def repo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("interpolate") / "models"
     build_flat_model(root / "vae", "normal", "gaussian", seed=1)
-    build_flat_model(root / "age", "sphere", "deterministic", normalise=True, seed=2)
+    build_flat_model(root / "sphere_code", "sphere", "deterministic", normalise=True, seed=2)
     build_flat_model(root / "sphere_raw", "sphere", "deterministic", seed=3)
     build_flat_model(root / "sphere_gauss", "sphere", "gaussian", seed=5)
     build_spatial_ae(root / "ae", "none")
@@ -176,8 +176,8 @@ def repo(tmp_path_factory) -> Path:
     return root
 
 
-ENCODER_MODELS = ("vae", "age", "sphere_raw", "sphere_gauss", "ae", "ae_sphere", "clips")
-SPHERE_MODELS = ("age", "sphere_raw", "sphere_gauss", "ae_sphere")
+ENCODER_MODELS = ("vae", "sphere_code", "sphere_raw", "sphere_gauss", "ae", "ae_sphere", "clips")
+SPHERE_MODELS = ("sphere_code", "sphere_raw", "sphere_gauss", "ae_sphere")
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +333,7 @@ def test_invert_is_the_encoder_mean_or_code_on_the_prior_support(sessions, pictu
 
 
 def test_a_normalising_encoder_code_is_kept_bit_for_bit(sessions, pictures):
-    s = sessions["age"]
+    s = sessions["sphere_code"]
     for picture in pictures:
         raw = encoder_output(s, picture)
         assert abs(np.linalg.norm(raw) - 1.0) < 1e-6
@@ -446,15 +446,15 @@ def picture_files(tmp_path, pictures) -> tuple[str, str]:
 
 
 def test_cli_writes_a_gif_a_png_strip_and_npy(repo, sessions, picture_files, tmp_path, caplog):
-    s = sessions["age"]
+    s = sessions["sphere_code"]
     want = s.interpolate(*picture_files, steps=8)
     gif = tmp_path / "walk.gif"
-    status, err = run_main([str(repo / "age"), "--interpolate", *picture_files, "--steps", "8", "--out", str(gif)], caplog)
+    status, err = run_main([str(repo / "sphere_code"), "--interpolate", *picture_files, "--steps", "8", "--out", str(gif)], caplog)
     assert status == 0, err
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames == 8 and im.size == (SIZE + 4, SIZE + 4)
     strip = tmp_path / "walk.png"
-    status, err = run_main([str(repo / "age"), "--interpolate", *picture_files, "--out", str(strip)], caplog)  # default 8
+    status, err = run_main([str(repo / "sphere_code"), "--interpolate", *picture_files, "--out", str(strip)], caplog)  # default 8
     assert status == 0, err
     with Image.open(strip) as im:
         assert im.size == (8 * (SIZE + 2) + 2, SIZE + 4)
@@ -548,7 +548,7 @@ def error_of(response, status: int, field: str | None, needle: str) -> None:
 def test_server_lists_who_interpolates(client):
     models = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
     assert (models["vae"]["interpolates"], models["vae"]["interpolation"]) == (True, "linear")
-    assert (models["age"]["interpolates"], models["age"]["interpolation"]) == (True, "spherical")
+    assert (models["sphere_code"]["interpolates"], models["sphere_code"]["interpolation"]) == (True, "spherical")
     assert (models["ae"]["interpolates"], models["ae"]["interpolation"]) == (True, "linear")
     assert models["gan"]["interpolates"] is False
     assert models["vae"]["interpolation_formats"][:3] == ["png", "gif", "mp4" if core_images.mp4_available() else "npy"]
@@ -559,18 +559,18 @@ def test_server_lists_who_interpolates(client):
 
 
 def test_server_interpolates_as_gif_png_and_npy(client, sessions, pictures):
-    s = sessions["age"]
+    s = sessions["sphere_code"]
     want = s.interpolate(*pictures, steps=6)
-    r = client.post("/v1/models/age/interpolate", files=upload(pictures), data={"steps": "6", "format": "gif", "fps": "4"})
+    r = client.post("/v1/models/sphere_code/interpolate", files=upload(pictures), data={"steps": "6", "format": "gif", "fps": "4"})
     assert r.status_code == 200 and r.headers["content-type"] == "image/gif", r.text
     assert r.headers["x-age-interpolation"] == "spherical" and r.headers["x-age-shape"] == f"6,{SIZE},{SIZE},3"
     with Image.open(io.BytesIO(r.content)) as im:
         assert im.n_frames == 6 and im.info["duration"] == 250
-    r = client.post("/v1/models/age/interpolate", files=upload(pictures), data={"steps": "6"})  # png strip by default
+    r = client.post("/v1/models/sphere_code/interpolate", files=upload(pictures), data={"steps": "6"})  # png strip by default
     assert r.status_code == 200 and r.headers["content-type"] == "image/png", r.text
     with Image.open(io.BytesIO(r.content)) as im:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), core_images.make_grid(want, nrow=6))
-    r = client.post("/v1/models/age/interpolate", files=upload(pictures), data={"steps": "6", "format": "npy"})
+    r = client.post("/v1/models/sphere_code/interpolate", files=upload(pictures), data={"steps": "6", "format": "npy"})
     assert r.headers["content-type"] == "application/octet-stream"
     got = np.load(io.BytesIO(r.content))
     np.testing.assert_array_equal(got, want)
@@ -579,7 +579,7 @@ def test_server_interpolates_as_gif_png_and_npy(client, sessions, pictures):
     assert r.status_code == 200 and r.headers["x-age-interpolation"] == "linear"
     np.testing.assert_array_equal(np.load(io.BytesIO(r.content)), sessions["ae"].interpolate(*pictures, steps=8))
     metrics = client.get("/metrics").text
-    assert 'age_requests_total{model="age",endpoint="interpolate",status="200"} 3' in metrics
+    assert 'age_requests_total{model="sphere_code",endpoint="interpolate",status="200"} 3' in metrics
 
 
 def test_server_video_model_interpolates_to_a_gif(client, sessions, pictures):

@@ -1,8 +1,8 @@
 """Projection onto the unit sphere (twin: ``keras_impl/layers/sphere.py``).
 
 x / sqrt(Σ_j x_j^2 + eps) per sample, the sum over every value but the batch axis. The eps
-(:data:`core.objectives.age.SPHERE_EPS`, 1e-12) keeps the gradient finite at x = 0 and is the same
-in both twins, the prior's noise (:func:`core.objectives.age.to_sphere`) and the ONNX exports
+(:data:`core.priors.SPHERE_EPS`, 1e-12) keeps the gradient finite at x = 0 and is the same
+in both twins, the prior's noise (:func:`core.priors.to_sphere`) and the ONNX exports
 (ReduceSum, Add, Sqrt, Div: no op either exporter lacks).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from core.objectives.age import SPHERE_EPS
+from core.priors import SPHERE_EPS
 
 
 def to_sphere(x: torch.Tensor, eps: float = SPHERE_EPS) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Adversarial Generator-Encoder Networks (Ulyanov et al. 2018): a DCGAN-style encoder and
 generator on the unit sphere. Architecture, sizes, initial weights and where they follow the
-reference code: :class:`core.models.age.AGEConfig`; the game: :mod:`core.objectives.age`."""
+reference code: :class:`core.models.age.AGEConfig`; the game: :mod:`core.objectives.age_game`."""
 
 from __future__ import annotations
 

@@ -64,22 +64,12 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..noise import step_noise
+from ..priors import to_sphere
 from .base import Hyperparameters, Objective, OptimizerSpec, StepContext, Update, hyper
 from .elbo import latent_shape
 
-#: eps of the unit-sphere projection x / sqrt(Σ x^2 + eps), the same in the prior's noise, both
-#: twins' encoders and their ONNX exports (far below float32's resolution of a norm near 1).
-SPHERE_EPS = 1e-12
 #: the most generator runs per step a run may ask for
 MAX_GENERATOR_STEPS = 1000
-
-
-def to_sphere(x: np.ndarray) -> np.ndarray:
-    """Each row (first axis; the rest flattened) divided by sqrt(Σ x^2 + SPHERE_EPS), float32."""
-    x = np.asarray(x, dtype=np.float32)
-    flat = x.reshape(len(x), -1).astype(np.float64)
-    flat = flat / np.sqrt(np.sum(flat * flat, axis=1, keepdims=True) + SPHERE_EPS)
-    return flat.astype(np.float32).reshape(x.shape)
 
 
 @dataclass(frozen=True)
@@ -103,16 +93,16 @@ class AGEHyperparameters(Hyperparameters):
 
     def validate(self) -> None:
         if not (self.encoder_kl_real or self.encoder_kl_fake or self.encoder_match_x or self.encoder_match_z):
-            raise ConfigError("age: every weight of the encoder step is 0; it would train nothing")
+            raise ConfigError("age_game: every weight of the encoder step is 0; it would train nothing")
         if not (self.generator_kl_fake or self.generator_match_z or self.generator_match_x):
-            raise ConfigError("age: every weight of the generator step is 0; it would train nothing")
+            raise ConfigError("age_game: every weight of the generator step is 0; it would train nothing")
 
 
 class AGEGame(Objective):
     """The A.G.E. game (module docstring): one ``encoder`` update, then ``generator_steps``
     ``generator`` updates, every step."""
 
-    name = "age"
+    name = "age_game"
     hyperparameters = AGEHyperparameters
     updates = (Update("encoder", "encoder", "encoder", ("encoder", "e_kl_real", "e_kl_fake", "e_match_x", "e_match_z")),
                Update("generator", "generator", "generator", ("generator", "g_kl_fake", "g_match_z", "g_match_x")))
@@ -130,7 +120,7 @@ class AGEGame(Objective):
         """``prior_0`` (the encoder update's z) and ``prior_1`` .. ``prior_G`` (one per generator
         run): N(0, I) draws of stream "prior", index k, each projected onto the unit sphere."""
         if ctx.batch < 2:
-            raise ConfigError(f"age: the KL terms fit a Gaussian to the batch's codes; a batch needs at least 2 "
+            raise ConfigError(f"age_game: the KL terms fit a Gaussian to the batch's codes; a batch needs at least 2 "
                               f"images, got {ctx.batch}")
         shape = (ctx.batch, *latent_shape(self.config))
         return {f"prior_{k}": to_sphere(step_noise(ctx.seed, ctx.step, shape, "prior", k))

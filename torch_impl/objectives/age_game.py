@@ -1,4 +1,4 @@
-"""A.G.E. updates (:mod:`core.objectives.age`; twin: ``keras_impl/objectives/age.py``).
+"""A.G.E. updates (:mod:`core.objectives.age_game`; twin: ``keras_impl/objectives/age_game.py``).
 
 The model provides ``encode(image)`` (a unit vector per image) and ``generate(z)``. A term whose
 weight is 0 is neither computed nor run through the networks (it logs 0); every pass is in
