@@ -50,9 +50,7 @@ class TrainingEvaluation:
         self.session = self.network.session()
         self.seed = seed
         self.latents = fixed_latents(config, n, seed)
-        order = np.random.default_rng([seed, 2]).permutation(len(data))
-        order = np.resize(order, n)  # repeats when the data hold fewer than n images
-        real = np.concatenate([to_uint8(data.load(order[i : i + CHUNK])) for i in range(0, n, CHUNK)])
+        real = features.draw_pictures(data, n, [seed, 2], CHUNK)
         self.real = features.extract(real, self.network, session=self.session)
 
     def __call__(self, sample: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:

@@ -53,7 +53,7 @@ from .priors import fixed_latents
 from .cli import given
 from .objectives.base import Objective
 from . import runconfig
-from .registry import MODELS, get_model_spec, make_config, sample_part
+from .registry import MODELS, get_model_spec, make_config
 from .tblog import EventWriter
 from .train_eval import PREFIX, TrainingEvaluation
 

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from core import images as core_images
 from core.errors import AgeError, ConfigError, os_error_message
 from core.files import atomic_write_bytes, atomic_write_text
 from core.metrics.suite import METRICS, compute, parse_metrics
@@ -68,11 +67,9 @@ def real_images(data: str, session: GeneratorSession, n: int, seed: int) -> np.n
 
     s, _, c = session.image_shape
     dataset = open_dataset(data, s, c)
-    order = np.random.default_rng([seed, 1]).permutation(len(dataset))
     if len(dataset) < n:
         log.warning("data %s: %d images for --n %d; the real set repeats them", dataset.root, len(dataset), n)
-        order = np.resize(order, n)
-    return np.concatenate([core_images.to_uint8(dataset.load(order[i : i + 256])) for i in range(0, n, 256)])
+    return features.draw_pictures(dataset, n, [seed, 1])
 
 
 def evaluate(args: argparse.Namespace) -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..images import LUMA
+from ..images import LUMA, to_uint8
 
 FEATURES_DIR = Path(__file__).resolve().parent / "networks"
 #: the filter of every resize on the way into a feature network
@@ -100,3 +100,11 @@ def extract(images: np.ndarray, network: FeatureNetwork, batch_size: int = DEFAU
         features.append(f)
         logits.append(l)
     return np.concatenate(features).astype(np.float64), np.concatenate(logits).astype(np.float64)
+
+
+def draw_pictures(dataset, n: int, key: list[int], chunk: int = 256) -> np.ndarray:
+    """``n`` uint8 (n, S, S, C) pictures of ``dataset`` (an ImageFolder), in the order of
+    ``np.random.default_rng(key)``'s permutation: each once, or all of them repeated in that order
+    when the data hold fewer than ``n``. Loaded ``chunk`` at a time."""
+    order = np.resize(np.random.default_rng(key).permutation(len(dataset)), n)
+    return np.concatenate([to_uint8(dataset.load(order[i : i + chunk])) for i in range(0, n, chunk)])

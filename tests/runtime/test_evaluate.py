@@ -103,3 +103,11 @@ def test_inception_features_need_the_exported_network(exported, capsys):
     assert "pt_inception-2015-12-05-6726825d.pth" in capsys.readouterr().err
     assert evaluate.main([str(exported), "--features", "inception", "--inception-weights", "weights.pth"]) == 2
     assert "export.inception" in capsys.readouterr().err
+
+
+def test_the_real_set_has_exactly_n_pictures_for_any_n(tmp_path):
+    class Session:
+        image_shape = (16, 16, 3)
+
+    for n in (5, 300):
+        assert len(evaluate.real_images("digits", Session(), n, seed=0)) == n
