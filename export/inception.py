@@ -52,42 +52,27 @@ unpickle, so ``convert`` writes such a copy once), and checks every expected key
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import logging
 import os
 import sys
-import tempfile
 from collections import OrderedDict
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.errors import AgeError, CheckpointError, ExportError, os_error_message
-
-log = logging.getLogger("export.inception")
+from . import feature_network
+from .feature_network import DEFAULT_OPSET, TOLERANCE, FeatureNetworkSpec, sha256  # noqa: F401 - re-exported
 
 #: the standard file name (torch hub convention: the suffix is the first 8 hex digits of its SHA-256)
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_SHA256_PREFIX = "6726825d"
 WEIGHTS_SOURCE = "https://github.com/mseitzer/pytorch-fid/releases (tag fid_weights)"
-ONNX_NAME = "inception_fid.onnx"
-JSON_NAME = "inception_fid.json"
 SIZE = 299
 NUM_CLASSES = 1008
 POOL_DIM = 2048
-DEFAULT_OPSET = 17
-TOLERANCE = 1e-4
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("pool", "logits", "logits_unbiased")
-
-NEED_WEIGHTS = (f"need the FID Inception weights {WEIGHTS_FILE} (the file pytorch-fid and torch-fidelity use, "
-                f"from the pytorch-fid GitHub releases, tag fid_weights): pass --weights PATH; "
-                f"the built-in digits feature network works without it")
 
 
 # --------------------------------------------------------------------------- the network
@@ -274,218 +259,66 @@ class FIDInceptionV3(nn.Module):
         return pool, unbiased + self.fc.bias, unbiased
 
 
-# --------------------------------------------------------------------------- weights
+# --------------------------------------------------------------------------- weights, export, CLI
+SPEC = FeatureNetworkSpec(
+    name="inception_fid",
+    build_module=FIDInceptionV3,
+    weights_file=WEIGHTS_FILE,
+    sha256_prefix=WEIGHTS_SHA256_PREFIX,
+    weights_source="the file pytorch-fid and torch-fidelity use, from the pytorch-fid GitHub releases, tag fid_weights",
+    title="FID Inception",
+    alternative="the built-in digits feature network works without it",
+    input_shape=(3, SIZE, SIZE),
+    input_name=INPUT_NAME,
+    output_names=OUTPUT_NAMES,
+    record={
+        "architecture": "Inception-v3, TensorFlow 2015-12-05 graph (FID; pytorch-fid's fid_inception_v3 port)",
+        "input": f"{INPUT_NAME}: float32 (batch, 3, {SIZE}, {SIZE}) RGB in [0, 1]; scaled to [-1, 1] inside; "
+                 f"not resized inside (resize to {SIZE} outside, core.metrics.features.prepare)",
+        "outputs": {"pool": POOL_DIM, "logits": NUM_CLASSES, "logits_unbiased": NUM_CLASSES},
+        "output_notes": {
+            "pool": "global average pool after Mixed_7c: FID, KID, precision/recall features",
+            "logits": "fc(pool) with bias, 1008 classes (2015 graph: 1000 ImageNet + 8 unused)",
+            "logits_unbiased": "pool @ fc.weight.T, no bias: the Inception Score input of the original "
+                               "code and torch-fidelity (softmax over all 1008)",
+        },
+    },
+    unexpected_hint="the FID Inception has no auxiliary classifier and 1008 classes",
+)
+NEED_WEIGHTS = SPEC.need_weights
+ONNX_NAME, JSON_NAME = SPEC.onnx_name, SPEC.json_name
+
+
 def expected_shapes() -> dict[str, tuple[int, ...]]:
     """{state dict key: shape} of the FID Inception (BatchNorm ``num_batches_tracked`` counters excluded)."""
-    return {k: tuple(v.shape) for k, v in FIDInceptionV3().state_dict().items()
-            if not k.endswith("num_batches_tracked")}
-
-
-def _read(path: Path) -> Mapping[str, object]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path), device="cpu")
-    # the restricted unpickler: tensors, plain containers and primitives only, no arbitrary code
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return feature_network.expected_shapes(SPEC)
 
 
 def load_weights(path: str | os.PathLike) -> OrderedDict[str, Tensor]:
-    """Read and check the FID Inception weights (``.pth`` as published, or a ``.safetensors`` copy).
-
-    Returns a state dict that :class:`FIDInceptionV3` loads with ``strict=True`` (BatchNorm
-    ``num_batches_tracked`` counters, which eval mode never reads, are filled in when absent).
-    Raises :class:`CheckpointError` naming the file, and the first missing, unexpected or
-    misshapen key.
-    """
-    path = Path(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "does not exist"
-        raise CheckpointError(f"{path}: {what}; {NEED_WEIGHTS}")
-    try:
-        raw = _read(path)
-    except OSError as exc:
-        raise CheckpointError(os_error_message(exc, "cannot read")) from exc
-    except Exception as exc:  # noqa: BLE001 - pickle/safetensors errors have many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable weights file ({type(exc).__name__}: {first})") from exc
-    if isinstance(raw, Mapping) and "state_dict" in raw and isinstance(raw["state_dict"], Mapping):
-        raw = raw["state_dict"]
-    if not isinstance(raw, Mapping):
-        raise CheckpointError(f"{path}: holds a {type(raw).__name__}, not a state dict of tensors")
-
-    expected = expected_shapes()
-    for key, shape in expected.items():
-        if key not in raw:
-            raise CheckpointError(f"{path}: missing key {key!r} (shape {shape}); not the FID Inception weights "
-                                  f"{WEIGHTS_FILE}?")
-        value = raw[key]
-        if not isinstance(value, Tensor):
-            raise CheckpointError(f"{path}: key {key!r} is a {type(value).__name__}, not a tensor")
-        if tuple(value.shape) != shape:
-            raise CheckpointError(f"{path}: key {key!r} has shape {tuple(value.shape)}, expected {shape}")
-        if not value.is_floating_point():
-            raise CheckpointError(f"{path}: key {key!r} has dtype {value.dtype}, expected a float tensor")
-    out: OrderedDict[str, Tensor] = OrderedDict()
-    for key in FIDInceptionV3().state_dict():
-        if key.endswith("num_batches_tracked"):
-            value = raw.get(key)
-            if value is None:
-                value = torch.tensor(0, dtype=torch.long)
-            elif not isinstance(value, Tensor) or value.numel() != 1:
-                raise CheckpointError(f"{path}: key {key!r} should be a scalar counter")
-            out[key] = value
-        else:
-            out[key] = raw[key].to(torch.float32)
-    extra = [k for k in raw if k not in out]
-    if extra:
-        raise CheckpointError(f"{path}: unexpected key {extra[0]!r} ({len(extra)} in all); the FID Inception "
-                              f"has no auxiliary classifier and 1008 classes")
-    return out
+    """Read and check the FID Inception weights (``.pth`` as published, or a ``.safetensors`` copy);
+    :func:`export.feature_network.load_weights`."""
+    return feature_network.load_weights(SPEC, path)
 
 
 def build(weights_path: str | os.PathLike) -> FIDInceptionV3:
     """The FID Inception in eval mode with the checked weights of ``weights_path`` loaded (strict)."""
-    model = FIDInceptionV3()
-    model.load_state_dict(load_weights(weights_path), strict=True)
-    return model.eval().requires_grad_(False)
-
-
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return feature_network.build(SPEC, weights_path)
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     """Write a checked ``.safetensors`` copy of the weights (read once with the restricted unpickler)."""
-    from safetensors.torch import save_file
-
-    dst = Path(dst)
-    if dst.suffix != ".safetensors":
-        raise CheckpointError(f"{dst}: the copy's name must end in .safetensors")
-    state = {k: v.contiguous() for k, v in load_weights(src).items()}
-    try:
-        save_file(state, str(dst), metadata={"source": Path(src).name, "source_sha256": sha256(src)})
-    except OSError as exc:
-        raise AgeError(os_error_message(exc, "cannot write")) from exc
-    return dst
+    return feature_network.convert(SPEC, src, dst)
 
 
-# --------------------------------------------------------------------------- export
 def export_inception(weights_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                      opset: int = DEFAULT_OPSET, tolerance: float = TOLERANCE, seed: int = 0) -> Path:
-    """Build, load, export ``out_dir/inception_fid.onnx`` (dynamic batch) and check it against torch.
-
-    The export traces batch 1 and the check runs batch 2 (so the dynamic axis is exercised) of
-    uniform [0, 1] noise; every output must agree within ``tolerance`` (max |diff|). The ONNX file
-    and ``inception_fid.json`` land only when the check passes. Returns the ONNX path.
-    """
-    import numpy as np
-    import onnx
-    import onnxruntime as ort
-
-    weights_path = Path(weights_path)
-    model = build(weights_path)
-    digest = sha256(weights_path)
-    if weights_path.suffix == ".pth" and not digest.startswith(WEIGHTS_SHA256_PREFIX):
-        log.warning("%s: SHA-256 %s... does not start with %s, the published file's; the features will not "
-                    "be the standard FID ones", weights_path, digest[:12], WEIGHTS_SHA256_PREFIX)
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AgeError(os_error_message(exc, "cannot create")) from exc
-
-    gen = torch.Generator().manual_seed(seed)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        tmp_onnx = Path(tmp) / ONNX_NAME
-        traced = torch.rand(1, 3, SIZE, SIZE, generator=gen)
-        with torch.no_grad():
-            torch.onnx.export(model, (traced,), str(tmp_onnx), input_names=[INPUT_NAME],
-                              output_names=list(OUTPUT_NAMES), opset_version=opset, dynamo=False,
-                              dynamic_axes={n: {0: "batch"} for n in (INPUT_NAME, *OUTPUT_NAMES)})
-        proto = onnx.load(str(tmp_onnx))
-        onnx.checker.check_model(proto, full_check=True)
-        meta = {"network": "inception_fid", "source": weights_path.name, "source_sha256": digest}
-        for key, value in meta.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.save(proto, str(tmp_onnx))
-
-        x = torch.rand(2, 3, SIZE, SIZE, generator=gen)
-        with torch.no_grad():
-            expected = [t.numpy() for t in model(x)]
-        session = ort.InferenceSession(str(tmp_onnx), providers=["CPUExecutionProvider"])
-        got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x.numpy()})
-        diffs = {n: float(np.max(np.abs(g - e))) for n, g, e in zip(OUTPUT_NAMES, got, expected)}
-        worst = max(diffs, key=diffs.get)
-        if not diffs[worst] <= tolerance:  # also catches NaN
-            raise ExportError(f"{ONNX_NAME}: onnxruntime differs from torch on {worst!r} by {diffs[worst]:.3g} "
-                              f"(> {tolerance:g}); nothing written")
-        info = {
-            "network": "inception_fid",
-            "architecture": "Inception-v3, TensorFlow 2015-12-05 graph (FID; pytorch-fid's fid_inception_v3 port)",
-            "source": weights_path.name,
-            "source_sha256": digest,
-            "source_is_published_file": digest.startswith(WEIGHTS_SHA256_PREFIX),
-            "input": f"{INPUT_NAME}: float32 (batch, 3, {SIZE}, {SIZE}) RGB in [0, 1]; scaled to [-1, 1] inside; "
-                     f"not resized inside (resize to {SIZE} outside, core.metrics.features.prepare)",
-            "outputs": {"pool": POOL_DIM, "logits": NUM_CLASSES, "logits_unbiased": NUM_CLASSES},
-            "output_notes": {
-                "pool": "global average pool after Mixed_7c: FID, KID, precision/recall features",
-                "logits": "fc(pool) with bias, 1008 classes (2015 graph: 1000 ImageNet + 8 unused)",
-                "logits_unbiased": "pool @ fc.weight.T, no bias: the Inception Score input of the original "
-                                   "code and torch-fidelity (softmax over all 1008)",
-            },
-            "opset": opset,
-            "check": {"batch": 2, "max_abs_diff": diffs, "tolerance": tolerance},
-        }
-        (Path(tmp) / JSON_NAME).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp_onnx, out_dir / ONNX_NAME)
-        os.replace(Path(tmp) / JSON_NAME, out_dir / JSON_NAME)
-    log.info("wrote %s (max |onnx - torch| %.2g)", out_dir / ONNX_NAME, diffs[worst])
-    return out_dir / ONNX_NAME
+    """Export ``out_dir/inception_fid.onnx`` (dynamic batch), checked against torch
+    (:func:`export.feature_network.export_network`)."""
+    return feature_network.export_network(SPEC, weights_path, out_dir, opset=opset, tolerance=tolerance, seed=seed)
 
 
-# --------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if argv[:1] == ["convert"]:
-        p = argparse.ArgumentParser(prog="python -m export.inception convert",
-                                    description="write a checked .safetensors copy of the FID Inception weights")
-        p.add_argument("src", help=f"the published {WEIGHTS_FILE}")
-        p.add_argument("dst", help="OUT.safetensors")
-        args = p.parse_args(argv[1:])
-        if not Path(args.src).is_file():
-            print(f"error: {args.src} not found; {NEED_WEIGHTS}", file=sys.stderr)
-            return 2
-        try:
-            print(convert(args.src, args.dst))
-        except AgeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        return 0
-
-    p = argparse.ArgumentParser(prog="python -m export.inception", description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", help=f"{WEIGHTS_FILE} (or its .safetensors copy)")
-    p.add_argument("--out", required=True, help=f"output folder for {ONNX_NAME} and {JSON_NAME}")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    args = p.parse_args(argv)
-    if not args.weights or not Path(args.weights).is_file():
-        where = f"{args.weights} not found; " if args.weights else ""
-        print(f"error: {where}{NEED_WEIGHTS}", file=sys.stderr)
-        return 2
-    try:
-        path = export_inception(args.weights, args.out, opset=args.opset)
-    except AgeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
+    return feature_network.main(SPEC, "python -m export.inception", __doc__.split("\n\n")[0], argv)
 
 
 if __name__ == "__main__":
