@@ -195,8 +195,9 @@ def export_network(spec: FeatureNetworkSpec, weights_path: str | os.PathLike, ou
     weights_path = Path(weights_path)
     model = build(spec, weights_path)
     digest = sha256(weights_path)
-    published = spec.sha256_prefix is not None and digest.startswith(spec.sha256_prefix)
-    if spec.sha256_prefix is not None and weights_path.suffix != ".safetensors" and not published:
+    # None: the publisher gives no digest to compare with
+    published = None if spec.sha256_prefix is None else digest.startswith(spec.sha256_prefix)
+    if published is False and weights_path.suffix != ".safetensors":
         log.warning("%s: SHA-256 %s... does not start with %s, the published file's; the features will not "
                     "be the standard ones", weights_path, digest[:12], spec.sha256_prefix)
     out_dir = Path(out_dir)

@@ -1,7 +1,8 @@
 """How good is an exported generator? Metrics on features, through the runtime alone.
 
-    python -m runtime.evaluate EXPORT_DIR [--data digits|DIR] [--n 2048] [--metrics is,fid,kid,pr,dc]
-                               [--features digits] [--json out.json] [--save-features DIR] [--seed S]
+    python -m runtime.evaluate EXPORT_DIR [--data digits|DIR] [--n 2048] [--metrics is,fid,kid,pr,dc[,fvd]]
+                               [--features digits|inception] [--inception-weights inception_fid.onnx]
+                               [--i3d-weights i3d.onnx] [--json out.json] [--save-features DIR] [--seed S]
 
 Generates ``--n`` samples through the runtime (``session.generate(n, seed)``), draws ``--n`` real
 images from ``--data`` (the data at the model's own size, as training read them, then uint8 like
@@ -13,8 +14,14 @@ one), n, the feature network and the resize. ``--save-features DIR`` writes ``re
 
 Feature networks: ``digits`` (built in, offline; not comparable with Inception numbers) and
 ``inception`` (FID's Inception-v3, from ``--inception-weights inception_fid.onnx``, made once by
-``python -m export.inception`` from the standard weights file a user already has). I3D (FVD) is not
-wired in yet.
+``python -m export.inception`` from the standard weights file a user already has).
+
+**Video generators** (``--data digits`` is then the embedded moving digits, or a clip folder):
+the image metrics are computed **per frame** (``frame_fid``, ``frame_kid``, ...; one frame a clip,
+frame ``i mod T`` of clip ``i``, :func:`core.metrics.features.frame_sample`) with the image network,
+and ``fvd`` on the first 16 frames of every clip through FVD's I3D (``--i3d-weights i3d.onnx``, made
+once by ``python -m export.i3d`` from ``i3d_pretrained_400.pt``). Without that file, or for clips
+shorter than 16 frames, FVD is reported unavailable with the reason; the other metrics still run.
 """
 
 from __future__ import annotations
@@ -31,9 +38,10 @@ import numpy as np
 
 from core.errors import AgeError, ConfigError, os_error_message
 from core.files import atomic_write_bytes, atomic_write_text
-from core.metrics.suite import METRICS, compute, parse_metrics
+from core.metrics.suite import METRICS, VIDEO_METRICS, compute, parse_metrics
 
 from core.metrics import features
+from core.metrics.frechet import frechet_distance
 from .session import GeneratorSession, check_seed, load
 
 log = logging.getLogger("runtime.evaluate")
@@ -47,12 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("export_dir", help="an exported model's folder (python -m export.onnx --out)")
     p.add_argument("--data", default="digits", help="real images: 'digits' (the embedded default) or an ImageFolder")
     p.add_argument("--n", type=int, default=2048, help=f"samples and real images each, 2..{MAX_N} (default 2048)")
-    p.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated, of {', '.join(METRICS)}")
+    p.add_argument("--metrics", default=None,
+                   help=f"comma-separated, of {', '.join(METRICS)} (video models also {', '.join(VIDEO_METRICS)}); "
+                        f"default: all of them")
     p.add_argument("--features", default="digits", choices=NETWORKS,
                    help="feature network: digits (built in) or inception (needs --inception-weights)")
     p.add_argument("--inception-weights", default=None,
                    help="inception_fid.onnx, made once from the FID Inception weights "
                         "(pt_inception-2015-12-05-6726825d.pth) by python -m export.inception")
+    p.add_argument("--i3d-weights", default=None,
+                   help="i3d.onnx for FVD (video models), made once from i3d_pretrained_400.pt by python -m export.i3d")
     p.add_argument("--seed", type=int, default=0, help="generation seed and the real images' draw (default 0)")
     p.add_argument("--json", default=None, help="write the results here as JSON")
     p.add_argument("--save-features", default=None, help="write real.npy and fake.npy (float64 (n, d)) here")
@@ -61,41 +73,72 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def real_images(data: str, session: GeneratorSession, n: int, seed: int) -> np.ndarray:
-    """``n`` uint8 (n, S, S, C) real images at the model's size and channels, drawn from ``seed``
-    without replacement (all of them, repeated in order, when the data hold fewer than ``n``)."""
+    """``n`` uint8 real samples at the model's size and channels, drawn from ``seed`` without
+    replacement (all of them, repeated in order, when the data hold fewer than ``n``): images
+    (n, S, S, C), or clips (n, T, S, S, C) of the model's length for a video model."""
     from core.data import open_dataset
+    from core.video_data import open_video_dataset
 
     s, _, c = session.image_shape
-    dataset = open_dataset(data, s, c)
+    dataset = open_video_dataset(data, session.frames, s, c) if session.is_video else open_dataset(data, s, c)
     if len(dataset) < n:
-        log.warning("data %s: %d images for --n %d; the real set repeats them", dataset.root, len(dataset), n)
+        log.warning("data %s: %d samples for --n %d; the real set repeats them", dataset.root, len(dataset), n)
     return features.draw_pictures(dataset, n, [seed, 1])
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    metrics = parse_metrics(args.metrics)
-    if not 2 <= args.n <= MAX_N:
-        raise ConfigError(f"--n must be between 2 and {MAX_N}, got {args.n}")
-    seed = check_seed(args.seed)
-    started = time.perf_counter()
-    session = load(args.export_dir)
-    if session.is_video:
-        raise ConfigError(f"{args.export_dir}: a video generator; per-frame and FVD metrics are not built yet")
+def image_network(args: argparse.Namespace) -> features.FeatureNetwork:
     if args.features == "inception":
         if not args.inception_weights:
             raise ConfigError("--features inception needs --inception-weights: the inception_fid.onnx that "
                               "`python -m export.inception --weights pt_inception-2015-12-05-6726825d.pth --out DIR` "
                               "writes from the FID Inception weights (pytorch-fid's GitHub releases, tag fid_weights); "
                               "the built-in digits network needs nothing")
-        network = features.inception(args.inception_weights)
-    else:
-        network = features.digits()
+        return features.inception(args.inception_weights)
+    return features.digits()
+
+
+def fvd(args: argparse.Namespace, real: np.ndarray, fake: np.ndarray) -> tuple[dict, dict | None]:
+    """(FVD result, I3D description): the value, or ``{"unavailable": reason}`` when it cannot be had."""
+    if not args.i3d_weights:
+        return {"unavailable": "no --i3d-weights: FVD needs the i3d.onnx that `python -m export.i3d --weights "
+                               "i3d_pretrained_400.pt --out DIR` writes (the TATS / cd-fvd PyTorch port of the "
+                               "Kinetics-400 I3D)"}, None
+    network = features.i3d(args.i3d_weights)
+    if real.shape[1] < network.frames:
+        return {"unavailable": f"the clips have {real.shape[1]} frames; FVD's I3D takes {network.frames}"}, None
     onnx = network.session()
-    latents = session.sample_latents(args.n, seed)  # one draw: the same images whatever the batching
-    fake_images = np.concatenate([session.generate(latents=latents[i : i + 256]) for i in range(0, args.n, 256)])
-    real = features.extract(real_images(args.data, session, args.n, seed), network, session=onnx)
-    fake = features.extract(fake_images, network, session=onnx)
-    results = compute(metrics, real, fake, seed)
+    log.info("FVD: %d + %d clips through I3D (%d frames at %d x %d)", len(real), len(fake), network.frames,
+             network.size, network.size)
+    a, b = (features.extract_clips(x, network, session=onnx) for x in (real, fake))
+    return ({"value": frechet_distance(a, b), "frames": network.frames},
+            {"network": network.name, "dim": int(a.shape[1]), "source": network.info.get("source")})
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    if not 2 <= args.n <= MAX_N:
+        raise ConfigError(f"--n must be between 2 and {MAX_N}, got {args.n}")
+    seed = check_seed(args.seed)
+    started = time.perf_counter()
+    session = load(args.export_dir)
+    allowed = METRICS + VIDEO_METRICS if session.is_video else METRICS
+    metrics = parse_metrics(args.metrics or ",".join(allowed), allowed=allowed)
+    network = image_network(args)
+    onnx = network.session()
+    latents = session.sample_latents(args.n, seed)  # one draw: the same samples whatever the batching
+    fake_samples = np.concatenate([session.generate(latents=latents[i : i + 256]) for i in range(0, args.n, 256)])
+    real_samples = real_images(args.data, session, args.n, seed)
+    video, prefix = None, ""
+    if session.is_video:
+        prefix = "frame_"
+        if "fvd" in metrics:
+            video_result, video = fvd(args, real_samples, fake_samples)
+        real_samples, fake_samples = features.frame_sample(real_samples), features.frame_sample(fake_samples)
+    real = features.extract(real_samples, network, session=onnx)
+    fake = features.extract(fake_samples, network, session=onnx)
+    image_metrics = tuple(m for m in metrics if m in METRICS)
+    results = {prefix + k: v for k, v in compute(image_metrics, real, fake, seed).items()}
+    if session.is_video and "fvd" in metrics:
+        results["fvd"] = video_result
     if args.save_features:
         folder = Path(args.save_features)
         for name, (array, _) in (("real", real), ("fake", fake)):
@@ -104,7 +147,10 @@ def evaluate(args: argparse.Namespace) -> dict:
             atomic_write_bytes(folder / f"{name}.npy", buf.getvalue())
     return {"model": session.model, "export": str(Path(args.export_dir)), "data": args.data, "n": args.n,
             "seed": seed, "features": {"network": network.name, "dim": int(real[0].shape[1]),
-                                       "heldout_accuracy": network.info.get("heldout_accuracy")},
+                                       "heldout_accuracy": network.info.get("heldout_accuracy"),
+                                       **({"per_frame": "one frame a clip: frame i mod T of clip i"}
+                                          if session.is_video else {})},
+            **({"video_features": video} if video else {}),
             "resize": f"{network.size}x{network.size}, {features.RESIZE_FILTER}",
             "metrics": results, "seconds": round(time.perf_counter() - started, 2)}
 
@@ -115,8 +161,11 @@ def table(report: dict) -> str:
              f"({report['features']['dim']}-d" + ("; not comparable with Inception numbers)" if
                                                    report["features"]["network"] != "inception" else ")")]
     for name, m in report["metrics"].items():
+        if "unavailable" in m:
+            lines.append(f"  {name:<16} unavailable: {m['unavailable']}")
+            continue
         pm = f" ± {m['std']:.4g}" if "std" in m else ""
-        lines.append(f"  {name:<10} {m['value']:.6g}{pm}")
+        lines.append(f"  {name:<16} {m['value']:.6g}{pm}")
     lines.append(f"  ({report['seconds']:.1f}s)")
     return "\n".join(lines)
 

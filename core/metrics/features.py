@@ -13,6 +13,12 @@ downscale is antialiased; ``reducing_gap`` is left off, so the result does not d
 intermediate box reduction), then the network's colour convention (``digits``: the BT.601 luma of
 RGB, :data:`core.images.LUMA`), then [0, 1] float32. Generation, data, the CLI and training all
 call it, so the same images give the same features on every path.
+
+Two more networks are exported by the user from weights files no wheel ships: FID's Inception-v3
+(:func:`inception`, ``python -m export.inception``) and FVD's I3D (:func:`i3d`, ``python -m
+export.i3d``), whose input is a clip: every frame goes through the same :func:`prepare`
+(:func:`prepare_clips`). Video models are also measured per frame with the image networks, on
+one frame a clip (:func:`frame_sample`).
 """
 
 from __future__ import annotations
@@ -42,8 +48,11 @@ class FeatureNetwork:
     channels: int
     path: Path
     info: dict
-    #: (features output, logits output) of the graph
+    #: (features output, logits output) of the graph (the same name twice when the logits are the features)
     outputs: tuple[str, str] = ("features", "logits")
+    #: frames per clip of a video network (its input is (batch, channels, frames, S, S)); 0 for images
+    frames: int = 0
+    input_name: str = "image"
 
     def session(self):
         import onnxruntime as ort
@@ -58,19 +67,32 @@ def digits() -> FeatureNetwork:
     return FeatureNetwork("digits", 28, 1, path, info)
 
 
+def _exported(path: str | Path, flag: str, onnx_name: str, module: str, weights: str) -> tuple[Path, dict]:
+    """An ONNX feature network written by ``python -m <module>`` and its JSON record."""
+    path = Path(path)
+    if path.suffix != ".onnx" or not path.is_file():
+        raise ValueError(f"{flag} {path}: give the {onnx_name} that "
+                         f"`python -m {module} --weights {weights} --out DIR` writes (the weights file itself "
+                         f"needs torch to read; that export is the one step that does)")
+    record = path.with_suffix(".json")
+    return path, (json.loads(record.read_text()) if record.is_file() else {})
+
+
 def inception(path: str | Path) -> FeatureNetwork:
     """Inception-v3 as FID defines it, exported by ``python -m export.inception --weights
     pt_inception-2015-12-05-6726825d.pth --out DIR`` (``DIR/inception_fid.onnx``): 299 x 299 RGB,
     2048-d ``pool`` features, and ``logits_unbiased`` (the fc layer without its bias, what
     torch-fidelity's Inception Score reads) for IS."""
-    path = Path(path)
-    if path.suffix != ".onnx" or not path.is_file():
-        raise ValueError(f"--inception-weights {path}: give the inception_fid.onnx that `python -m export.inception "
-                         f"--weights pt_inception-2015-12-05-6726825d.pth --out DIR` writes (the .pth itself needs "
-                         f"torch to read; that export is the one step that does)")
-    record = path.with_suffix(".json")
-    info = json.loads(record.read_text()) if record.is_file() else {}
+    path, info = _exported(path, "--inception-weights", "inception_fid.onnx", "export.inception",
+                           "pt_inception-2015-12-05-6726825d.pth")
     return FeatureNetwork("inception", 299, 3, path, info, ("pool", "logits_unbiased"))
+
+
+def i3d(path: str | Path) -> FeatureNetwork:
+    """FVD's I3D, exported by ``python -m export.i3d --weights i3d_pretrained_400.pt --out DIR``
+    (``DIR/i3d.onnx``): 16 frames of 224 x 224 RGB, 400 Kinetics logits, which are FVD's features."""
+    path, info = _exported(path, "--i3d-weights", "i3d.onnx", "export.i3d", "i3d_pretrained_400.pt")
+    return FeatureNetwork("i3d", 224, 3, path, info, ("logits", "logits"), frames=16, input_name="video")
 
 
 def prepare(images: np.ndarray, network: FeatureNetwork) -> np.ndarray:
@@ -96,14 +118,45 @@ def extract(images: np.ndarray, network: FeatureNetwork, batch_size: int = DEFAU
     features, logits = [], []
     for start in range(0, len(images), batch_size):
         x = prepare(images[start : start + batch_size], network)
-        f, l = session.run(list(network.outputs), {"image": x})
+        f, l = session.run(list(network.outputs), {network.input_name: x})
         features.append(f)
         logits.append(l)
     return np.concatenate(features).astype(np.float64), np.concatenate(logits).astype(np.float64)
 
 
+def prepare_clips(clips: np.ndarray, network: FeatureNetwork) -> np.ndarray:
+    """uint8 (n, T, H, W, C) clips, T >= the network's frames -> its float32 input
+    (n, channels, frames, S, S) in [0, 1]: the first ``frames`` frames, each through :func:`prepare`."""
+    clips = np.asarray(clips)
+    if clips.ndim != 5 or clips.shape[1] < network.frames:
+        raise ValueError(f"feature network {network.name}: want uint8 (n, T >= {network.frames}, H, W, C) clips, "
+                         f"got {clips.dtype} {clips.shape}")
+    n, frames = len(clips), network.frames
+    x = prepare(clips[:, :frames].reshape(n * frames, *clips.shape[2:]), network)
+    return x.reshape(n, frames, *x.shape[1:]).transpose(0, 2, 1, 3, 4)
+
+
+def extract_clips(clips: np.ndarray, network: FeatureNetwork, batch_size: int = 16,
+                  session=None) -> np.ndarray:
+    """(n, d) float64 features of uint8 clips (n, T, H, W, C) through a video network, ``batch_size``
+    clips a call (16, as the FVD reference feeds I3D)."""
+    session = session or network.session()
+    out = [session.run([network.outputs[0]], {network.input_name: prepare_clips(clips[i : i + batch_size], network)})[0]
+           for i in range(0, len(clips), batch_size)]
+    return np.concatenate(out).astype(np.float64)
+
+
+def frame_sample(clips: np.ndarray) -> np.ndarray:
+    """One frame a clip, (n, H, W, C) from (n, T, H, W, C): frame ``i mod T`` of clip ``i``, so every
+    time step is equally represented and the per-frame metrics compare as many frames as there are
+    clips (the same n, hence the same bias, as an image model's numbers)."""
+    clips = np.asarray(clips)
+    return clips[np.arange(len(clips)), np.arange(len(clips)) % clips.shape[1]]
+
+
 def draw_pictures(dataset, n: int, key: list[int], chunk: int = 256) -> np.ndarray:
-    """``n`` uint8 (n, S, S, C) pictures of ``dataset`` (an ImageFolder), in the order of
+    """``n`` uint8 (n, S, S, C) pictures of ``dataset`` (an ImageFolder; a VideoFolder gives
+    (n, T, S, S, C) clips), in the order of
     ``np.random.default_rng(key)``'s permutation: each once, or all of them repeated in that order
     when the data hold fewer than ``n``. Loaded ``chunk`` at a time."""
     order = np.resize(np.random.default_rng(key).permutation(len(dataset)), n)

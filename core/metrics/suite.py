@@ -18,20 +18,26 @@ from .manifold import density_coverage, precision_recall
 
 #: the names ``--metrics`` / ``--eval-metrics`` take
 METRICS = ("is", "fid", "kid", "pr", "dc")
+#: what video models add: the Fréchet Video Distance (Unterthiner et al. 2018) on I3D features, the
+#: Fréchet distance exactly as FID computes it (:func:`frechet_distance`; unbiased covariances, as
+#: TF-GAN's ``frechet_classifier_distance_from_activations``, which the FVD reference code calls)
+VIDEO_METRICS = ("fvd",)
 #: the values each name reports, and whether higher is better
 VALUES = {"is": ("is",), "fid": ("fid",), "kid": ("kid",), "pr": ("precision", "recall"),
-          "dc": ("density", "coverage")}
+          "dc": ("density", "coverage"), "fvd": ("fvd",)}
 HIGHER_IS_BETTER = {"is": True, "fid": False, "kid": False, "precision": True, "recall": True,
-                    "density": True, "coverage": True}
+                    "density": True, "coverage": True, "fvd": False}
 KID_SUBSETS, KID_SUBSET_SIZE, IS_SPLITS, PR_K, DC_K = 100, 1000, 10, 3, 5
 
 
-def parse_metrics(text: str, flag: str = "--metrics") -> tuple[str, ...]:
+def parse_metrics(text: str, flag: str = "--metrics", allowed: tuple[str, ...] = METRICS) -> tuple[str, ...]:
     """``"fid,kid"`` -> ("fid", "kid"); unknown or empty -> ConfigError naming ``flag``."""
     names = tuple(dict.fromkeys(m.strip().lower() for m in str(text).split(",") if m.strip()))
-    unknown = [m for m in names if m not in METRICS]
+    unknown = [m for m in names if m not in allowed]
     if not names or unknown:
-        raise ConfigError(f"{flag}: unknown {unknown or 'empty list'}; choose from {', '.join(METRICS)}")
+        video = [m for m in unknown if m in VIDEO_METRICS]
+        hint = f" ({', '.join(video)}: video models only)" if video else ""
+        raise ConfigError(f"{flag}: unknown {unknown or 'empty list'}{hint}; choose from {', '.join(allowed)}")
     return names
 
 

@@ -22,6 +22,8 @@ import torch
 import export.inception as inc
 from core.errors import CheckpointError
 
+from tests.export.feature_weights import random_state
+
 pytorch_fid_inception = pytest.importorskip("pytorch_fid.inception")
 TOL = 1e-4
 
@@ -42,34 +44,6 @@ def reference_skeleton() -> torch.nn.Module:
     net.Mixed_7b = m.FIDInceptionE_1(1280)
     net.Mixed_7c = m.FIDInceptionE_2(2048)
     return net
-
-
-def random_state(reference: dict[str, torch.Tensor], seed: int = 0) -> OrderedDict[str, torch.Tensor]:
-    """Random tensors of the reference's shapes whose activations stay O(1) through 94 conv layers."""
-    gen = torch.Generator().manual_seed(seed)
-    out: OrderedDict[str, torch.Tensor] = OrderedDict()
-    for key, ref in reference.items():
-        shape = ref.shape
-        if key.endswith("num_batches_tracked"):
-            out[key] = torch.tensor(0, dtype=torch.long)
-        elif key.endswith("conv.weight"):
-            fan_in = shape[1] * shape[2] * shape[3]
-            out[key] = torch.randn(shape, generator=gen) * (2.0 / fan_in) ** 0.5
-        elif key.endswith("running_mean"):
-            out[key] = (torch.rand(shape, generator=gen) - 0.5) * 0.2
-        elif key.endswith("running_var"):
-            out[key] = torch.rand(shape, generator=gen) * 1.5 + 0.5  # U(0.5, 2)
-        elif key.endswith("bn.weight"):
-            out[key] = torch.rand(shape, generator=gen) * 0.5 + 0.75
-        elif key.endswith("bn.bias"):
-            out[key] = torch.rand(shape, generator=gen) * 0.2 - 0.1
-        elif key == "fc.weight":
-            out[key] = torch.randn(shape, generator=gen) * 0.02
-        elif key == "fc.bias":
-            out[key] = torch.randn(shape, generator=gen) * 0.1
-        else:  # pragma: no cover - a key kind this test does not know
-            raise AssertionError(key)
-    return out
 
 
 @pytest.fixture(scope="module")

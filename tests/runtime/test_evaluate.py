@@ -41,7 +41,7 @@ def test_prepare_is_one_resize_for_every_path(tmp_path):
         Image.fromarray(p).save(folder / f"{i}.png")
 
     class Session:  # what real_images reads of a session
-        image_shape = (16, 16, 3)
+        image_shape, is_video = (16, 16, 3), False
 
     loaded = evaluate.real_images(str(tmp_path / "data"), Session(), 6, seed=0)
     assert sorted(map(bytes, loaded)) == sorted(map(bytes, pictures))  # the same pixels, shuffled
@@ -107,7 +107,7 @@ def test_inception_features_need_the_exported_network(exported, capsys):
 
 def test_the_real_set_has_exactly_n_pictures_for_any_n(tmp_path):
     class Session:
-        image_shape = (16, 16, 3)
+        image_shape, is_video = (16, 16, 3), False
 
     for n in (5, 300):
         assert len(evaluate.real_images("digits", Session(), n, seed=0)) == n
