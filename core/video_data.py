@@ -77,6 +77,7 @@ import numpy as np
 from PIL import Image
 
 from . import images as _images
+from . import progress
 from .data import DIGITS, _is_dir, _scan, cache_root, require_directory
 from .errors import ConfigError, DataError, OutputError
 from .images import (
@@ -526,7 +527,7 @@ def prepare_moving_digits(num_frames: int, size: int, root: str | os.PathLike | 
     began = time.monotonic()
     log.info("preparing %d moving-digit clips of %d frames, %dx%d, at %s", clips, num_frames, size, size, target)
     try:
-        bar = _progress(clips)
+        bar = progress.bar(clips, "clip", "moving digits")
         clip_width, frame_width = max(5, len(str(clips - 1))), max(3, len(str(num_frames - 1)))
         try:
             for index, video in enumerate(moving_digit_clips(num_frames, size, clips, digits_per_clip, seed)):
@@ -534,11 +535,9 @@ def prepare_moving_digits(num_frames: int, size: int, root: str | os.PathLike | 
                 folder.mkdir()
                 for t, frame in enumerate(video):
                     Image.fromarray(frame).save(folder / f"{t:0{frame_width}d}.png")
-                if bar is not None:
-                    bar.update()
+                bar.update()
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         (tmp / ".complete").write_text(marker)
         if _complete(target, marker):  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
@@ -556,16 +555,6 @@ def prepare_moving_digits(num_frames: int, size: int, root: str | os.PathLike | 
         raise
     log.info("prepared %d moving-digit clips at %s in %.1f s", clips, target, time.monotonic() - began)
     return target
-
-
-def _progress(total: int):
-    """A tqdm bar over the clips that shows itself only when generation takes more than 3 s."""
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, unit="clip", desc="moving digits", delay=3.0, dynamic_ncols=True, leave=False,
-                disable=None)
 
 
 def open_video_dataset(data: str, num_frames: int, image_size: int, channels: int = 3) -> VideoFolder:

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .. import progress
 from ..images import LUMA, to_uint8
 
 FEATURES_DIR = Path(__file__).resolve().parent / "networks"
@@ -141,8 +142,14 @@ def extract_clips(clips: np.ndarray, network: FeatureNetwork, batch_size: int = 
     """(n, d) float64 features of uint8 clips (n, T, H, W, C) through a video network, ``batch_size``
     clips a call (16, as the FVD reference feeds I3D)."""
     session = session or network.session()
-    out = [session.run([network.outputs[0]], {network.input_name: prepare_clips(clips[i : i + batch_size], network)})[0]
-           for i in range(0, len(clips), batch_size)]
+    out, bar = [], progress.bar(len(clips), "clip", f"{network.name} features")
+    try:
+        for i in range(0, len(clips), batch_size):
+            x = prepare_clips(clips[i : i + batch_size], network)
+            out.append(session.run([network.outputs[0]], {network.input_name: x})[0])
+            bar.update(len(x))
+    finally:
+        bar.close()
     return np.concatenate(out).astype(np.float64)
 
 
