@@ -17,8 +17,9 @@ that network, written here (not imported) with the port's module and parameter n
 dict loads with ``strict=True``:
 
 * ``Unit3D``-style blocks (``conv3d`` without bias + ``bn``, BatchNorm eps 1e-5 as the port has
-  it, ReLU) with TensorFlow ``SAME`` padding computed from the input size, split front/back as
-  TensorFlow does (the extra pixel at the back);
+  it, ReLU) with TensorFlow ``SAME`` padding, split front/back as TensorFlow does (the extra pixel
+  at the back): the port computes it from the input size at every call, which at FVD's input shape
+  is a constant of each layer (:func:`same_padding`);
 * the max pools pad the same way with zeros (they only ever see ReLU outputs, so zeros are as good
   as -inf);
 * ``Logits``: average pool 2 x 7 x 7 (stride 1), a 1 x 1 x 1 convolution with bias, then the mean
@@ -63,14 +64,19 @@ OUTPUT_NAMES = ("logits",)
 BN_EPS = 1e-5
 
 
-def _same_pad(x: Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> Tensor:
-    """TensorFlow ``SAME`` zero padding for a (B, C, T, H, W) input: the output has ceil(size /
-    stride) steps; the padding is split front/back with the odd pixel at the back."""
+def same_padding(kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> tuple[int, ...]:
+    """TensorFlow ``SAME`` padding as ``F.pad`` lists it (last axis first, front then back, the odd
+    pixel at the back) for inputs whose sizes the stride divides: ``max(k - s, 0)`` an axis.
+
+    SAME padding depends on the size only when the stride does not divide it; at I3D's one input
+    shape (16 x 224 x 224) every strided layer sees even sizes (16/224 -> 8/112 -> 56 -> 8/28 ->
+    4/14), so the padding is a constant of each layer and the ONNX graph holds no shape arithmetic.
+    """
     pads: list[int] = []
-    for size, k, s in zip(reversed(x.shape[2:]), reversed(kernel), reversed(stride)):
-        total = max(k - (s if size % s == 0 else size % s), 0)
-        pads += [total // 2, total - total // 2]
-    return F.pad(x, pads)
+    for k, s in zip(kernel, stride):
+        total = max(k - s, 0)
+        pads = [total // 2, total - total // 2] + pads
+    return tuple(pads)
 
 
 class Unit3d(nn.Module):
@@ -79,13 +85,13 @@ class Unit3d(nn.Module):
     def __init__(self, cin: int, cout: int, kernel: tuple[int, int, int] = (1, 1, 1),
                  stride: tuple[int, int, int] = (1, 1, 1), batch_norm: bool = True) -> None:
         super().__init__()
-        self.kernel, self.stride, self.batch_norm = tuple(kernel), tuple(stride), batch_norm
-        self.conv3d = nn.Conv3d(cin, cout, self.kernel, stride=self.stride, bias=not batch_norm)
+        self.pad, self.batch_norm = same_padding(kernel, stride), batch_norm
+        self.conv3d = nn.Conv3d(cin, cout, kernel, stride=stride, bias=not batch_norm)
         if batch_norm:
             self.bn = nn.BatchNorm3d(cout, eps=BN_EPS)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.conv3d(_same_pad(x, self.kernel, self.stride))
+        x = self.conv3d(F.pad(x, self.pad))
         return F.relu(self.bn(x)) if self.batch_norm else x
 
 
@@ -94,10 +100,10 @@ class MaxPool3dSame(nn.Module):
 
     def __init__(self, kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> None:
         super().__init__()
-        self.kernel, self.stride = tuple(kernel), tuple(stride)
+        self.kernel, self.stride, self.pad = tuple(kernel), tuple(stride), same_padding(kernel, stride)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.max_pool3d(_same_pad(x, self.kernel, self.stride), self.kernel, self.stride)
+        return F.max_pool3d(F.pad(x, self.pad), self.kernel, self.stride)
 
 
 class Mixed(nn.Module):
@@ -157,6 +163,8 @@ class I3D(nn.Module):
         self.stages = [name for name, _ in self.named_children() if name != "logits"]
 
     def forward(self, x: Tensor) -> Tensor:
+        if not torch.jit.is_tracing() and tuple(x.shape[1:]) != (3, FRAMES, SIZE, SIZE):
+            raise ValueError(f"I3D takes (batch, 3, {FRAMES}, {SIZE}, {SIZE}) clips, got {tuple(x.shape)}")
         x = 2.0 * x - 1.0  # [0, 1] -> [-1, 1], the port's input range
         for name in self.stages:
             x = getattr(self, name)(x)
