@@ -13,14 +13,23 @@ framework's trainer in-process (``<framework>_impl.train.main(argv)``, the same 
 once per declared run, then renders ``REPORT/``::
 
     README.md             the report: architectures, loss figures, hyperparameters (read from each
-                          run's hyperparameters.json), reconstruction / sample grids, results table
-    report.json           the same facts, machine-readable (steps, wall time, final losses per run)
+                          run's hyperparameters.json), reconstruction / sample grids, results table,
+                          sample-quality table (the preset's ``metrics``, e.g. FID/KID/precision/
+                          recall in digits-network features, per run and for real vs real data)
+    report.json           the same facts, machine-readable (steps, wall time, final losses and
+                          sample-quality values per run; the real-vs-real floor)
     images/<figure>.png   the declared figures
     runs/<key>/           each run's directory (core.training's layout)
     logs/<key>/           a copy of each run's TensorBoard events: tensorboard --logdir REPORT/logs
 
 Framework-neutral: imports neither torch nor TensorFlow (the framework's trainer is imported by
 name when training starts).
+
+Sample quality: a preset that declares ``metrics`` trains every run with ``--eval-every <its
+steps> --eval-n <metrics_n> --eval-metrics <metrics>`` (:mod:`core.train_eval`: the metrics once,
+at the last step, of fixed-noise samples, or of reconstructions for a model without a prior), and
+the report computes the same metrics between two disjoint halves of the data, ``metrics_n``
+pictures each, at the runs' image size: the floor a model matching the data would reach at that n.
 """
 
 from __future__ import annotations
@@ -122,6 +131,11 @@ class ReportPreset:
     grid_figures: tuple[GridFigure, ...]
     kl_note: str = ""
     budget_note: str = ""
+    #: sample-quality metrics (``core.metrics.suite`` names, e.g. "fid,kid,pr") every run logs once,
+    #: at its last step, and the real-vs-real floor is computed with; "" measures nothing
+    metrics: str = ""
+    #: pictures per set: every run's ``--eval-n`` and each half of the floor (FID depends on n)
+    metrics_n: int = 0
 
     def run(self, key: str) -> RunSpec:
         for spec in self.runs:
@@ -160,6 +174,12 @@ class ReportPreset:
                 raise ConfigError(f"report {self.name}: {grid.file}: source must be reconstructions or samples")
         if len(set(self.figures)) != len(self.figures):
             raise ConfigError(f"report {self.name}: figure files repeat: {self.figures}")
+        if self.metrics:
+            from .metrics.suite import parse_metrics
+
+            parse_metrics(self.metrics, f"report {self.name}: metrics")
+            if not isinstance(self.metrics_n, int) or self.metrics_n < 2:
+                raise ConfigError(f"report {self.name}: metrics_n must be an integer >= 2, got {self.metrics_n!r}")
 
 
 def load_preset(name: str = DEFAULT_REPORT) -> ReportPreset:
@@ -187,7 +207,10 @@ def run_steps(spec: RunSpec, preset: str, steps: int | None) -> int:
 def train_argv(report: ReportPreset, spec: RunSpec, preset: str, steps: int, out: Path, seed: int) -> list[str]:
     """The trainer command line of one run (what the README shows, too)."""
     flags: dict[str, Any] = {"model": spec.model, "data": report.data, "preset": preset, "steps": steps,
-                             "seed": seed, **spec.flags}
+                             "seed": seed}
+    if report.metrics:  # evaluated once, at the last step
+        flags.update(eval_every=steps, eval_n=report.metrics_n, eval_metrics=report.metrics)
+    flags.update(spec.flags)
     flags.update({name: max(1, round(fraction * steps)) for name, fraction in spec.step_flags.items()})
     argv = []
     for name, value in flags.items():
@@ -255,6 +278,56 @@ def final_losses(hist: list[dict[str, float]], keys: list[str]) -> dict[str, dic
     tail = hist[-max(1, len(hist) // 10):]
     return {k: {"final": float(hist[-1][k]), "tail_mean": float(np.mean([h[k] for h in tail])),
                 "tail_steps": len(tail)} for k in keys if hist and k in hist[-1]}
+
+
+#: how the sample-quality table names a value
+VALUE_LABELS = {"fid": "FID", "kid": "KID", "is": "IS"}
+
+
+def value_names(report: ReportPreset) -> list[str]:
+    from .metrics.suite import VALUES, parse_metrics
+
+    return [v for m in parse_metrics(report.metrics, f"report {report.name}: metrics") for v in VALUES[m]]
+
+
+def run_quality(report: ReportPreset, spec: RunSpec, run_root: Path, hist: list[dict[str, float]],
+                config: Any) -> dict[str, Any]:
+    """What the run's ``--eval-every`` logged last: {source, step, values}."""
+    from .train_eval import PREFIX, source_of
+
+    names = value_names(report)
+    logged = [h for h in hist if all(PREFIX + v in h for v in names)]
+    if not logged:
+        raise OutputError(f"{run_root}: the run logged no {', '.join(PREFIX + v for v in names)} (trained before "
+                          f"the report measured sample quality? train it again)")
+    return {"source": source_of(config), "step": int(logged[-1]["step"]),
+            "values": {v: float(logged[-1][PREFIX + v]) for v in names}}
+
+
+def quality_floor(report: ReportPreset, image_size: int, channels: int, seed: int) -> dict[str, Any]:
+    """The preset's metrics between two disjoint halves of the data (``metrics_n`` pictures each),
+    at one image size: what a model matching the data gets. The halves are the runs' own
+    evaluation draw (:data:`core.train_eval.REAL_KEY`): the first is every run's reference set, the
+    second what an autoencoder reconstructs, so a perfect reconstruction scores exactly the floor."""
+    from .data import open_dataset
+    from .metrics import features
+    from .metrics.suite import compute, parse_metrics
+    from .train_eval import REAL_KEY
+
+    n = report.metrics_n
+    data = open_dataset(report.data, image_size, channels)
+    if 2 * n > len(data):
+        raise ConfigError(f"report {report.name}: metrics_n {n} needs 2 x {n} pictures for the real-vs-real floor; "
+                          f"--data {report.data} holds {len(data)}")
+    pictures = features.draw_pictures(data, 2 * n, [seed, REAL_KEY])
+    network = features.digits()
+    session = network.session()
+    reference, other = (features.extract(p, network, session=session) for p in (pictures[:n], pictures[n:]))
+    results = compute(parse_metrics(report.metrics), reference, other, seed)
+    log.info("real-vs-real floor (%dx%dx%d, n %d): %s", image_size, image_size, channels, n,
+             ", ".join(f"{k} {r['value']:.5g}" for k, r in results.items()))
+    return {"image_size": image_size, "channels": channels, "seed": seed, "network": network.name,
+            "feature_dim": int(reference[0].shape[1]), "values": {k: float(r["value"]) for k, r in results.items()}}
 
 
 def last_grid(run_root: Path, source: str) -> Path:
@@ -454,12 +527,56 @@ def render_readme(report: ReportPreset, out: Path, summary: dict[str, Any]) -> s
     add("")
     add(f"Total training wall time: {summary['total_wall_time_s']:.1f} s.")
     add("")
+    if report.metrics:
+        render_quality(report, summary, add)
     add("## Budget and conclusions")
     add("")
     if report.budget_note:
         add(report.budget_note.format(steps=", ".join(f"{s.key} {runs[s.key]['steps']}" for s in report.runs)))
         add("")
     return "\n".join(lines)
+
+
+def render_quality(report: ReportPreset, summary: dict[str, Any], add) -> None:
+    """The "Sample quality" section: one row per run, after the real-vs-real floor of its shape."""
+    from .metrics.suite import KID_SUBSET_SIZE, PR_K
+
+    quality, runs = summary["sample_quality"], summary["runs"]
+    n, names, floors = quality["n"], quality["values"], quality["floors"]
+    add("## Sample quality")
+    add("")
+    add(f"{', '.join(VALUE_LABELS.get(v, v) for v in names)} of each model against {n} training images, "
+        f"computed once at its last step by the trainer itself (`--eval-every <steps> --eval-n {n} "
+        f"--eval-metrics {report.metrics}`), in the features of the toolkit's built-in **digits network** "
+        f"({floors[0]['feature_dim']}-d penultimate activations of a small CNN classifier of these digit scans; "
+        f"`python -m runtime.evaluate --features digits`, its default). They compare with each other, not with "
+        f"FID/KID numbers computed with Inception-v3 features. Models with a prior are measured on fixed-noise "
+        f"samples; a model without one (an autoencoder) on its reconstructions of the other half of the "
+        f"data, which says how faithfully it reconstructs, not how well it generates. Lower FID and KID are better; "
+        f"precision (k = {PR_K}) is the fraction of generated pictures that look like real data (fall inside "
+        f"the real pictures' feature manifold), recall the fraction of the real data's variety the generated "
+        f"pictures cover. The first row compares two disjoint halves of the data, {n} pictures each (the first "
+        f"is every model's reference set): the value a model that matched the data would get at this n "
+        f"(FID depends on n), and exactly what a perfect reconstruction gets: the floor.")
+    if n <= KID_SUBSET_SIZE:
+        add(f"KID's spread over subsets is not shown: with n = {n} every subset (size min({KID_SUBSET_SIZE}, n)) "
+            f"is the whole set.")
+    add("")
+    add(f"| model | measured on | {' | '.join(VALUE_LABELS.get(v, v) for v in names)} |")
+    add(f"|---|---|{'---:|' * len(names)}")
+    shaped = len(floors) > 1
+    for floor in floors:
+        shape = f"{floor['image_size']}x{floor['image_size']}x{floor['channels']}"
+        label = f"real vs real (floor{', ' + shape if shaped else ''})"
+        add(f"| {label} | two disjoint halves of the data | "
+            f"{' | '.join(fmt(floor['values'][v]) for v in names)} |")
+        for spec in report.runs:
+            q = runs[spec.key]["sample_quality"]
+            if (q["image_size"], q["channels"]) != (floor["image_size"], floor["channels"]):
+                continue
+            add(f"| `{spec.key}` | {q['source']} (step {q['step']}) | "
+                f"{' | '.join(fmt(q['values'][v]) for v in names)} |")
+    add("")
 
 
 # -- the report -----------------------------------------------------------------------------------
@@ -470,6 +587,7 @@ def render(report: ReportPreset, out: Path, summary: dict[str, Any]) -> dict[str
     images, logs = out / IMAGES, out / LOGS
     images.mkdir(parents=True, exist_ok=True)
     histories = {}
+    shapes: dict[tuple[int, int], int] = {}  # (image size, channels) -> the seed of the first run of that shape
     for spec in report.runs:
         root = out / RUNS / spec.key
         hist = history(root)
@@ -477,10 +595,21 @@ def render(report: ReportPreset, out: Path, summary: dict[str, Any]) -> dict[str
         logged = list(dict.fromkeys(k for u in _objective(spec).updates for k in u.logs))
         entry = summary["runs"].setdefault(spec.key, {})
         entry.update(model=spec.model, steps=hist[-1]["step"] if hist else 0, losses=final_losses(hist, logged))
+        if report.metrics:
+            config = _config(root)
+            shape = (int(config.image_size), int(config.in_channels))
+            seed = int(read_json(root / "hyperparameters.json")["seed"])
+            entry["sample_quality"] = {**run_quality(report, spec, root, hist, config),
+                                       "image_size": shape[0], "channels": shape[1]}
+            shapes.setdefault(shape, seed)
         target = logs / spec.key
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(root / "tb", target)
+    if report.metrics:
+        summary["sample_quality"] = {"metrics": report.metrics, "n": report.metrics_n, "values": value_names(report),
+                                     "floors": [quality_floor(report, size, channels, seed)
+                                                for (size, channels), seed in shapes.items()]}
     for figure in report.loss_figures:
         plot_loss_figure(figure, histories, images / figure.file)
     for grid in report.grid_figures:
@@ -489,6 +618,13 @@ def render(report: ReportPreset, out: Path, summary: dict[str, Any]) -> dict[str
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2, sort_keys=True))
     atomic_write_text(out / README, render_readme(report, out, summary))
     return summary
+
+
+def _config(run_root: Path) -> Any:
+    from .configs import config_from_json
+
+    path = run_root / "config.json"
+    return config_from_json(json.dumps(read_json(path)), str(path))
 
 
 def _objective(spec: RunSpec) -> type:

@@ -1,8 +1,23 @@
 """Metrics during training (``--eval-every N --eval-n 512 --eval-metrics fid,kid``).
 
-Every N steps the trainer draws ``eval_n`` samples from fixed noise (:func:`core.noise.latents`,
-seed ``--seed``: the sample grid's latents are its first ``--samples``) and compares them with
-``eval_n`` training images, drawn once from the seed, through the built-in digits feature network
+Every N steps the trainer makes ``eval_n`` pictures and compares them with ``eval_n`` training
+images: the reference set, the first ``eval_n`` of one fixed permutation of the data
+(:func:`core.metrics.features.draw_pictures`, key ``[seed, 2]``). What it makes depends on the
+model's registration, not its name (:func:`source_of`, :attr:`TrainingEvaluation.source`, logged
+once when training starts):
+
+- ``samples``: a model with a prior decodes fixed noise (:func:`core.priors.fixed_latents`, seed
+  ``--seed``: the sample grid's latents are its first ``--samples``);
+- ``reconstructions``: a model without a prior (an autoencoder) reconstructs the next ``eval_n``
+  pictures of that permutation (as 8-bit pictures), disjoint from the reference set when the data
+  hold ``2 * eval_n`` (else they repeat some of it, with a warning). A perfect reconstruction then
+  scores what two disjoint halves of the data score against each other (the real-vs-real floor of
+  ``python -m core.report``). These numbers say how close the reconstructions come to the data, not
+  how good the model is as a generator (it has no prior to sample): they compare with other
+  reconstructions, not with samples.
+
+A model with neither a prior nor an encoder, and a video model, is refused (a ConfigError naming
+``--eval-every``). The comparison goes through the built-in digits feature network
 (:mod:`core.metrics.features`: the same resize and network as ``python -m runtime.evaluate``) with
 :func:`core.metrics.suite.compute`. The values go into the step's history entry as ``eval_<name>``
 (so ``train_state.json`` and ``--resume`` keep them) and to TensorBoard as ``eval/<name>``; the
@@ -22,26 +37,41 @@ from .images import to_uint8
 from .metrics import features
 from .metrics.suite import HIGHER_IS_BETTER, VALUES, compute, parse_metrics
 from .priors import fixed_latents
-from .registry import get_model_spec
+from .registry import get_model_spec, runtime_facts
 
 log = logging.getLogger("age.train")
 
 PREFIX = "eval_"
 MAX_EVAL_N = 20_000
 CHUNK = 256
+#: what :class:`TrainingEvaluation` measures: decoded fixed noise, or reconstructed training images
+SAMPLES, RECONSTRUCTIONS = "samples", "reconstructions"
+#: the draw key of the data permutation: its first ``n`` pictures are the reference set, the next
+#: ``n`` what a model without a prior reconstructs
+REAL_KEY = 2
+
+
+def source_of(config: BaseConfig) -> str:
+    """What ``--eval-every`` measures of a model, from its registration: ``"samples"`` when it has a
+    prior, ``"reconstructions"`` when it has none but reconstructs; anything else is a ConfigError."""
+    spec = get_model_spec(config.model)
+    if spec.data != "image":
+        raise ConfigError(f"--eval-every: model {config.model!r} trains on {spec.data}; per-frame and FVD "
+                          f"metrics during training are not built yet")
+    if spec.prior != "none":
+        return SAMPLES
+    if runtime_facts(config)["reconstructs"]:
+        return RECONSTRUCTIONS
+    raise ConfigError(f"--eval-every: model {config.model!r} has neither a prior to sample from nor an encoder "
+                      f"to reconstruct with; there is nothing to measure")
 
 
 class TrainingEvaluation:
     """The metrics of one run: real features computed once, fake ones on every call."""
 
     def __init__(self, config: BaseConfig, data, n: int, metrics: str, seed: int):
-        spec = get_model_spec(config.model)
-        if spec.prior == "none":
-            raise ConfigError(f"--eval-every: model {config.model!r} has no prior to sample from; its metrics "
-                              f"would need reconstructions")
-        if spec.data != "image":
-            raise ConfigError(f"--eval-every: model {config.model!r} trains on {spec.data}; per-frame and FVD "
-                              f"metrics during training are not built yet")
+        #: "samples" (decoded fixed noise) or "reconstructions" (of training images: no prior)
+        self.source = source_of(config)
         if not 2 <= n <= MAX_EVAL_N:
             raise ConfigError(f"--eval-n must be between 2 and {MAX_EVAL_N}, got {n}")
         self.metrics = parse_metrics(metrics, "--eval-metrics")
@@ -49,15 +79,37 @@ class TrainingEvaluation:
         self.network = features.digits()
         self.session = self.network.session()
         self.seed = seed
-        self.latents = fixed_latents(config, n, seed)
-        real = features.draw_pictures(data, n, [seed, 2], CHUNK)
+        #: what the model maps to pictures: fixed latents, or uint8 (n, H, W, C) training pictures
+        if self.source == SAMPLES:
+            self.inputs = fixed_latents(config, n, seed)
+            real = features.draw_pictures(data, n, [seed, REAL_KEY], CHUNK)
+        else:
+            pictures = features.draw_pictures(data, 2 * n, [seed, REAL_KEY], CHUNK)
+            real, self.inputs = pictures[:n], pictures[n:]
+            if 2 * n > len(data):
+                log.warning("--eval-n %d: the data hold %d pictures, fewer than 2 x %d, so the reconstructed "
+                            "pictures repeat some of the reference set", n, len(data), n)
         self.real = features.extract(real, self.network, session=self.session)
+        log.info("--eval-every: %s of %d %s against %d training images (%s features); best by %s",
+                 ",".join(self.metrics), n, self.source, n, self.network.name, self.criterion)
 
-    def __call__(self, sample: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
-        """{value name: value} for the samples ``sample(z)`` ([0, 1] canonical images) makes."""
-        fake = np.concatenate([to_uint8(sample(self.latents[i : i + CHUNK])) for i in range(0, len(self.latents), CHUNK)])
-        results = compute(self.metrics, self.real, features.extract(fake, self.network, session=self.session), self.seed)
+    def chunk(self, start: int) -> np.ndarray:
+        """Inputs ``start:start + CHUNK``: latents, or [0, 1] float32 (n, C, H, W) images."""
+        x = self.inputs[start : start + CHUNK]
+        return x if self.source == SAMPLES else np.moveaxis(x, -1, -3).astype(np.float32) / np.float32(255.0)
+
+    def __call__(self, make: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+        """{value name: value} for the pictures ``make`` ([0, 1] canonical images) makes of the
+        inputs: ``make(z)`` of the fixed latents (``source`` "samples") or ``make(images)`` of the
+        drawn training images ("reconstructions")."""
+        fake = np.concatenate([to_uint8(make(self.chunk(i))) for i in range(0, len(self.inputs), CHUNK)])
+        fake_features = features.extract(fake, self.network, session=self.session)
+        results = compute(self.metrics, self.real, fake_features, self.seed)
         return {name: float(r["value"]) for name, r in results.items()}
+
+    def measure(self, trainer) -> dict[str, float]:
+        """The metrics of ``trainer``'s model now: its ``sample`` or its ``reconstruct``, as ``source`` says."""
+        return self(trainer.sample if self.source == SAMPLES else trainer.reconstruct)
 
     def better(self, value: float, best: float | None) -> bool:
         if best is None:

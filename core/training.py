@@ -262,7 +262,7 @@ class _Loop:
     def evaluate(self, step: int) -> None:
         """The metrics of ``step`` into its history entry and TensorBoard; a new best criterion
         value writes ``checkpoint_best.safetensors``."""
-        values = self.evaluation(self.trainer.sample)
+        values = self.evaluation.measure(self.trainer)
         entry = self.state["history"][-1]
         for name, value in values.items():
             entry[PREFIX + name] = value

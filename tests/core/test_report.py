@@ -69,7 +69,7 @@ def test_tiny_report_readme_names_figures_and_tabulates_runs(tiny_report):
     for name in SEED_FIGURES:
         assert f"./{IMAGES}/{name}" in readme, name
     assert f"tensorboard --logdir {out.as_posix()}/{LOGS}" in readme
-    results = readme.split("## Results", 1)[1]
+    results = readme.split("## Results", 1)[1].split("\n## ", 1)[0]
     for spec in REPORT.runs:
         rows = [line for line in results.splitlines() if line.startswith(f"| `{spec.key}` |")]
         assert len(rows) == 1, spec.key
@@ -85,6 +85,40 @@ def test_tiny_report_readme_names_figures_and_tabulates_runs(tiny_report):
     for run in stored["runs"].values():
         assert run["steps"] == 3 and run["wall_time_s"] > 0
         assert all(math.isfinite(v["final"]) for v in run["losses"].values())
+
+
+def test_tiny_report_tabulates_sample_quality_above_the_real_vs_real_floor(tiny_report):
+    """Every run is measured once, at its last step, at the same n as the floor; untrained models
+    are far from the data, two halves of the data are not."""
+    out, _ = tiny_report
+    stored = json.loads((out / SUMMARY).read_text())
+    quality = stored["sample_quality"]
+    assert quality["n"] == REPORT.metrics_n == 1797 // 2
+    assert quality["values"] == ["fid", "kid", "precision", "recall"]
+    (floor,) = quality["floors"]
+    assert floor["network"] == "digits" and floor["feature_dim"] == 128
+    assert all(math.isfinite(v) for v in floor["values"].values())
+    for spec in REPORT.runs:
+        q = stored["runs"][spec.key]["sample_quality"]
+        assert q["step"] == 3 and (q["image_size"], q["channels"]) == (floor["image_size"], floor["channels"])
+        assert q["source"] == ("reconstructions" if get_model_spec(spec.model).prior == "none" else "samples")
+        assert set(q["values"]) == set(quality["values"]) and all(math.isfinite(v) for v in q["values"].values())
+        assert floor["values"]["fid"] < q["values"]["fid"], spec.key
+        assert floor["values"]["kid"] < q["values"]["kid"], spec.key
+        history = json.loads((out / RUNS / spec.key / "train_state.json").read_text())["history"]
+        assert [h["step"] for h in history if "eval_fid" in h] == [3]
+    assert 0.5 < floor["values"]["precision"] <= 1 and 0.5 < floor["values"]["recall"] <= 1
+
+    section = (out / README).read_text().split("## Sample quality", 1)[1].split("\n## ", 1)[0]
+    assert "digits network" in section and "128-d" in section and "n = 898" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| model")]
+    assert len(rows) == len(REPORT.runs) + 1
+    assert rows[0].startswith("| real vs real (floor) |")
+    for row, spec in zip(rows[1:], REPORT.runs):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        q = stored["runs"][spec.key]["sample_quality"]
+        assert cells[0] == f"`{spec.key}`" and cells[1].startswith(q["source"])
+        assert float(cells[2]) == pytest.approx(q["values"]["fid"], rel=1e-3)
 
 
 def test_existing_report_is_refused_without_overwrite(tiny_report, capsys):

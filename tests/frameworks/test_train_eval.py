@@ -1,10 +1,12 @@
-"""``--eval-every``: metrics of fixed-noise samples during training, in the history, TensorBoard
-and the best checkpoint, with the same numbers ``core.metrics.suite`` gives on the same samples."""
+"""``--eval-every``: metrics of fixed-noise samples during training (of reconstructions for a model
+without a prior), in the history, TensorBoard and the best checkpoint, with the same numbers
+``core.metrics.suite`` gives on the same pictures."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -74,8 +76,60 @@ def test_resume_keeps_the_best_so_far(run, tmp_path):
         assert expected == before
 
 
+def test_an_autoencoder_is_measured_on_its_reconstructions(tmp_path, caplog):
+    """No prior to sample: the evaluation reconstructs the data the reference set is not, and the best
+    checkpoint's reconstructions reproduce the logged numbers."""
+    import torch_impl
+    from core.data import open_dataset
+    from core.metrics import features
+    from core.metrics.suite import compute
+    from core.registry import data_range
+    from core.train_eval import REAL_KEY, RECONSTRUCTIONS, TrainingEvaluation
+    from torch_impl.parts import run_part
+
+    out = tmp_path / "ae"
+    with caplog.at_level(logging.INFO, logger="age.train"):
+        assert _train("torch", ["--model", "conv_ae", "--preset", "tiny", "--batch-size", "32", "--no-progress",
+                                "--samples", "4", "--eval-n", "192", "--eval-metrics", "fid,pr", "--steps", "6",
+                                "--eval-every", "3", "--out", str(out)]) == 0
+    assert "--eval-every: fid,pr of 192 reconstructions" in caplog.text
+    history = json.loads((out / "train_state.json").read_text())["history"]
+    evaluated = {h["step"]: h for h in history if "eval_fid" in h}
+    assert sorted(evaluated) == [3, 6]
+    assert all(h["eval_fid"] > 0 and 0 <= h["eval_recall"] <= 1 for h in evaluated.values())
+    best = load_checkpoint(out / "checkpoint_best.safetensors").step
+    assert evaluated[best]["eval_fid"] == min(h["eval_fid"] for h in evaluated.values())
+
+    model = torch_impl.load_model(out / "checkpoint_best.safetensors")
+    cfg = model.config
+    low, high = data_range(cfg)
+    data = open_dataset("digits", cfg.image_size, cfg.in_channels)
+    evaluation = TrainingEvaluation(cfg, data, 192, "fid,pr", 0)
+    assert evaluation.source == RECONSTRUCTIONS and evaluation.inputs.dtype == np.uint8
+
+    def reconstruct(x):
+        code = run_part(model, "encoder", low + (high - low) * x)[0]
+        return (run_part(model, "decoder", code)[0] - low) / (high - low)
+
+    assert evaluation(reconstruct)["fid"] == pytest.approx(evaluated[best]["eval_fid"], rel=1e-4)
+    # a perfect reconstruction scores two disjoint halves of one draw against each other (the report's floor)
+    pictures = features.draw_pictures(data, 2 * 192, [0, REAL_KEY])
+    halves = [features.extract(p, features.digits()) for p in (pictures[:192], pictures[192:])]
+    assert evaluation(lambda x: x)["fid"] == pytest.approx(compute(("fid",), *halves)["fid"]["value"], rel=1e-9)
+
+
+def test_a_model_with_neither_prior_nor_encoder_is_refused(monkeypatch):
+    import core.train_eval as train_eval
+    from core.errors import ConfigError
+    from core.registry import make_config
+
+    cfg = make_config("conv_ae", "tiny")
+    monkeypatch.setattr(train_eval, "runtime_facts", lambda config: {"reconstructs": False})
+    with pytest.raises(ConfigError, match="--eval-every.*neither a prior.*nor an encoder"):
+        train_eval.TrainingEvaluation(cfg, None, 16, "fid", 0)
+
+
 @pytest.mark.parametrize("argv, needle", [
-    (["--model", "conv_ae", "--eval-every", "5"], "no prior"),
     (["--model", "conv_vae", "--eval-every", "5", "--eval-metrics", "fid,bogus"], "--eval-metrics"),
     (["--model", "conv_vae", "--eval-every", "5", "--eval-n", "1"], "--eval-n"),
     (["--model", "conv_vae", "--eval-every", "-1"], "--eval-every"),
