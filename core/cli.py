@@ -95,8 +95,9 @@ def train_parser(prog: str, model: str | None = None, objective: str | None = No
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
     p.add_argument("--eval-every", type=int, default=0,
-                   help="every N steps, metrics of --eval-n fixed-noise samples against the data (digits "
-                        "feature network), logged and kept with the best checkpoint (default 0: off)")
+                   help="every N steps, metrics of --eval-n fixed-noise samples (an autoencoder's reconstructions; "
+                        "a video model's frames) against the data (digits feature network), logged and kept with "
+                        "the best checkpoint (default 0: off)")
     p.add_argument("--eval-n", type=int, default=512, help="samples and data images per evaluation (default 512)")
     p.add_argument("--eval-metrics", default="fid,kid",
                    help="comma-separated of is, fid, kid, pr, dc; the first decides the best checkpoint "

@@ -16,8 +16,10 @@ once when training starts):
   how good the model is as a generator (it has no prior to sample): they compare with other
   reconstructions, not with samples.
 
-A model with neither a prior nor an encoder, and a video model, is refused (a ConfigError naming
-``--eval-every``). The comparison goes through the built-in digits feature network
+A video model is measured **per frame** (:func:`core.metrics.features.frame_sample`: frame ``i mod
+T`` of clip ``i``, for its samples and for the reference clips alike), as ``python -m
+runtime.evaluate`` does; FVD needs I3D, which is no part of training. A model with neither a prior
+nor an encoder is refused (a ConfigError naming ``--eval-every``). The comparison goes through the built-in digits feature network
 (:mod:`core.metrics.features`: the same resize and network as ``python -m runtime.evaluate``) with
 :func:`core.metrics.suite.compute`. The values go into the step's history entry as ``eval_<name>``
 (so ``train_state.json`` and ``--resume`` keep them) and to TensorBoard as ``eval/<name>``; the
@@ -55,12 +57,9 @@ def source_of(config: BaseConfig) -> str:
     """What ``--eval-every`` measures of a model, from its registration: ``"samples"`` when it has a
     prior, ``"reconstructions"`` when it has none but reconstructs; anything else is a ConfigError."""
     spec = get_model_spec(config.model)
-    if spec.data != "image":
-        raise ConfigError(f"--eval-every: model {config.model!r} trains on {spec.data}; per-frame and FVD "
-                          f"metrics during training are not built yet")
     if spec.prior != "none":
         return SAMPLES
-    if runtime_facts(config)["reconstructs"]:
+    if spec.data == "image" and runtime_facts(config)["reconstructs"]:
         return RECONSTRUCTIONS
     raise ConfigError(f"--eval-every: model {config.model!r} has neither a prior to sample from nor an encoder "
                       f"to reconstruct with; there is nothing to measure")
@@ -79,6 +78,8 @@ class TrainingEvaluation:
         self.network = features.digits()
         self.session = self.network.session()
         self.seed = seed
+        #: clips are measured one frame a clip
+        self.per_frame = get_model_spec(config.model).data == "video"
         #: what the model maps to pictures: fixed latents, or uint8 (n, H, W, C) training pictures
         if self.source == SAMPLES:
             self.inputs = fixed_latents(config, n, seed)
@@ -89,9 +90,14 @@ class TrainingEvaluation:
             if 2 * n > len(data):
                 log.warning("--eval-n %d: the data hold %d pictures, fewer than 2 x %d, so the reconstructed "
                             "pictures repeat some of the reference set", n, len(data), n)
-        self.real = features.extract(real, self.network, session=self.session)
-        log.info("--eval-every: %s of %d %s against %d training images (%s features); best by %s",
-                 ",".join(self.metrics), n, self.source, n, self.network.name, self.criterion)
+        self.real = features.extract(self.pictures(real), self.network, session=self.session)
+        log.info("--eval-every: %s of %d %s against %d training %s (%s features); best by %s",
+                 ",".join(self.metrics), n, self.source, n, "clips, per frame" if self.per_frame else "images",
+                 self.network.name, self.criterion)
+
+    def pictures(self, x: np.ndarray) -> np.ndarray:
+        """uint8 images as they are, or one frame of each uint8 clip (``per_frame``)."""
+        return features.frame_sample(x) if self.per_frame else x
 
     def chunk(self, start: int) -> np.ndarray:
         """Inputs ``start:start + CHUNK``: latents, or [0, 1] float32 (n, C, H, W) images."""
@@ -103,13 +109,14 @@ class TrainingEvaluation:
         inputs: ``make(z)`` of the fixed latents (``source`` "samples") or ``make(images)`` of the
         drawn training images ("reconstructions")."""
         fake = np.concatenate([to_uint8(make(self.chunk(i))) for i in range(0, len(self.inputs), CHUNK)])
-        fake_features = features.extract(fake, self.network, session=self.session)
+        fake_features = features.extract(self.pictures(fake), self.network, session=self.session)
         results = compute(self.metrics, self.real, fake_features, self.seed)
         return {name: float(r["value"]) for name, r in results.items()}
 
     def measure(self, trainer) -> dict[str, float]:
-        """The metrics of ``trainer``'s model now: its ``sample`` or its ``reconstruct``, as ``source`` says."""
-        return self(trainer.sample if self.source == SAMPLES else trainer.reconstruct)
+        """The metrics of ``trainer``'s model now: its ``generate`` (whole clips for a video model) or its
+        ``reconstruct``, as ``source`` says."""
+        return self(trainer.generate if self.source == SAMPLES else trainer.reconstruct)
 
     def better(self, value: float, best: float | None) -> bool:
         if best is None:

@@ -138,3 +138,30 @@ def test_bad_evaluation_flags_are_refused_by_name(tmp_path, caplog, argv, needle
     assert _train("keras", [*argv, "--preset", "tiny", "--steps", "2", "--no-progress", "--out",
                             str(tmp_path / "run")]) == 2
     assert needle in caplog.text
+
+
+def test_a_video_model_is_measured_per_frame(tmp_path, caplog):
+    """Clips: one frame a clip (frame i mod T of clip i), for the samples and the reference clips."""
+    from core.metrics import features
+    from core.registry import MODELS, make_config
+    from core.train_eval import REAL_KEY, SAMPLES, TrainingEvaluation
+    from core.video_data import open_video_dataset
+
+    video = next(name for name, spec in MODELS.items() if spec.data == "video" and spec.prior != "none")
+    out = tmp_path / "video"
+    with caplog.at_level(logging.INFO, logger="age.train"):
+        assert _train("torch", ["--model", video, "--preset", "tiny", "--batch-size", "8", "--no-progress",
+                                "--samples", "4", "--eval-n", "64", "--eval-metrics", "fid,kid", "--steps", "4",
+                                "--eval-every", "2", "--out", str(out)]) == 0
+    assert "--eval-every: fid,kid of 64 samples against 64 training clips, per frame" in caplog.text
+    history = json.loads((out / "train_state.json").read_text())["history"]
+    evaluated = {h["step"]: h for h in history if "eval_fid" in h}
+    assert sorted(evaluated) == [2, 4] and all(np.isfinite(h["eval_fid"]) and h["eval_fid"] > 0
+                                                for h in evaluated.values())
+    cfg = make_config(video, "tiny")
+    data = open_video_dataset("digits", cfg.num_frames, cfg.image_size, cfg.in_channels)
+    evaluation = TrainingEvaluation(cfg, data, 64, "fid", 0)
+    assert evaluation.source == SAMPLES and evaluation.per_frame
+    clips = features.draw_pictures(data, 64, [0, REAL_KEY])
+    np.testing.assert_array_equal(evaluation.real[0],
+                                  features.extract(features.frame_sample(clips), features.digits())[0])
