@@ -304,11 +304,17 @@ def run_quality(report: ReportPreset, spec: RunSpec, run_root: Path, hist: list[
             "values": {v: float(logged[-1][PREFIX + v]) for v in names}}
 
 
+#: other random splits of the data into two halves, whose floor values give the floor's spread
+FLOOR_SPLITS = 8
+
+
 def quality_floor(report: ReportPreset, image_size: int, channels: int, seed: int) -> dict[str, Any]:
     """The preset's metrics between two disjoint halves of the data (``metrics_n`` pictures each),
     at one image size: what a model matching the data gets. The halves are the runs' own
     evaluation draw (:data:`core.train_eval.REAL_KEY`): the first is every run's reference set, the
-    second what an autoencoder reconstructs, so a perfect reconstruction scores exactly the floor."""
+    second what an autoencoder reconstructs, so a perfect reconstruction scores exactly the floor.
+    ``spread`` holds each value's [min, max] over :data:`FLOOR_SPLITS` other random splits: how much
+    the floor itself moves with the draw (differences between models below that are noise)."""
     from .data import open_dataset
     from .metrics import features
     from .metrics.suite import compute, parse_metrics
@@ -319,15 +325,25 @@ def quality_floor(report: ReportPreset, image_size: int, channels: int, seed: in
     if 2 * n > len(data):
         raise ConfigError(f"report {report.name}: metrics_n {n} needs 2 x {n} pictures for the real-vs-real floor; "
                           f"--data {report.data} holds {len(data)}")
-    pictures = features.draw_pictures(data, 2 * n, [seed, REAL_KEY])
     network = features.digits()
     session = network.session()
-    reference, other = (features.extract(p, network, session=session) for p in (pictures[:n], pictures[n:]))
-    results = compute(parse_metrics(report.metrics), reference, other, seed)
-    log.info("real-vs-real floor (%dx%dx%d, n %d): %s", image_size, image_size, channels, n,
-             ", ".join(f"{k} {r['value']:.5g}" for k, r in results.items()))
+
+    def halves(key: list[int]) -> tuple[dict[str, float], int]:
+        """The metrics between the two halves of one draw, and the feature dimension."""
+        pictures = features.draw_pictures(data, 2 * n, key)
+        a, b = (features.extract(p, network, session=session) for p in (pictures[:n], pictures[n:]))
+        results = compute(parse_metrics(report.metrics), a, b, seed)
+        return {k: float(r["value"]) for k, r in results.items()}, int(a[0].shape[1])
+
+    values, dim = halves([seed, REAL_KEY])
+    others = [halves([seed, REAL_KEY, i])[0] for i in range(FLOOR_SPLITS)]
+    spread = {k: [min(o[k] for o in others), max(o[k] for o in others)] for k in values}
+    log.info("real-vs-real floor (%dx%dx%d, n %d): %s; over %d other splits: %s", image_size, image_size, channels,
+             n, ", ".join(f"{k} {v:.5g}" for k, v in values.items()), FLOOR_SPLITS,
+             ", ".join(f"{k} {lo:.4g}..{hi:.4g}" for k, (lo, hi) in spread.items()))
     return {"image_size": image_size, "channels": channels, "seed": seed, "network": network.name,
-            "feature_dim": int(reference[0].shape[1]), "values": {k: float(r["value"]) for k, r in results.items()}}
+            "feature_dim": dim,
+            "values": values, "spread": spread, "spread_splits": FLOOR_SPLITS}
 
 
 def last_grid(run_root: Path, source: str) -> Path:
@@ -577,6 +593,13 @@ def render_quality(report: ReportPreset, summary: dict[str, Any], add) -> None:
             add(f"| `{spec.key}` | {q['source']} (step {q['step']}) | "
                 f"{' | '.join(fmt(q['values'][v]) for v in names)} |")
     add("")
+    for floor in floors:
+        if "spread" in floor:
+            add(f"The floor moves with the draw: over {floor['spread_splits']} other random splits into two halves "
+                f"it ranges " + ", ".join(f"{VALUE_LABELS.get(v, v)} {fmt(lo)} to {fmt(hi)}"
+                                          for v, (lo, hi) in floor["spread"].items())
+                + ". Differences between models smaller than that are noise of the draw, not quality.")
+            add("")
 
 
 # -- the report -----------------------------------------------------------------------------------

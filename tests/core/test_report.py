@@ -108,6 +108,9 @@ def test_tiny_report_tabulates_sample_quality_above_the_real_vs_real_floor(tiny_
         history = json.loads((out / RUNS / spec.key / "train_state.json").read_text())["history"]
         assert [h["step"] for h in history if "eval_fid" in h] == [3]
     assert 0.5 < floor["values"]["precision"] <= 1 and 0.5 < floor["values"]["recall"] <= 1
+    # the floor's spread over other splits: real intervals, each holding values of its own draws
+    assert floor["spread_splits"] >= 2 and set(floor["spread"]) == set(floor["values"])
+    assert all(lo < hi for lo, hi in floor["spread"].values())
 
     section = (out / README).read_text().split("## Sample quality", 1)[1].split("\n## ", 1)[0]
     assert "digits network" in section and "128-d" in section and "n = 898" in section
@@ -119,6 +122,8 @@ def test_tiny_report_tabulates_sample_quality_above_the_real_vs_real_floor(tiny_
         q = stored["runs"][spec.key]["sample_quality"]
         assert cells[0] == f"`{spec.key}`" and cells[1].startswith(q["source"])
         assert float(cells[2]) == pytest.approx(q["values"]["fid"], rel=1e-3)
+    lo, hi = floor["spread"]["fid"]
+    assert f"FID {lo:.4g} to {hi:.4g}" in section and "noise of the draw" in section
 
 
 def test_existing_report_is_refused_without_overwrite(tiny_report, capsys):
