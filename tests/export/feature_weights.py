@@ -34,3 +34,22 @@ def random_state(reference: dict[str, torch.Tensor], seed: int = 0) -> OrderedDi
         else:  # pragma: no cover - a key kind these tests do not know
             raise AssertionError(key)
     return out
+
+
+FAULTS = ("missing", "shape", "extra")
+
+
+def faulty_weights(state: dict[str, torch.Tensor], fault: str, key: str, extra: tuple[str, torch.Tensor],
+                   folder, suffix: str) -> tuple[object, str]:
+    """A weights file with one fault (``key`` missing or misshapen, or the ``extra`` (name, tensor)
+    added), saved in ``folder``; returns its path and the key the error must name."""
+    bad = OrderedDict(state)
+    if fault == "missing":
+        del bad[key]
+    elif fault == "shape":
+        bad[key] = torch.zeros(3, 3)
+    else:
+        key, bad[extra[0]] = extra
+    path = folder / f"{fault}{suffix}"
+    torch.save(bad, path)
+    return path, key

@@ -21,7 +21,7 @@ import export.i3d as i3d
 from core.errors import CheckpointError
 from core.metrics import features
 from core.metrics.frechet import frechet_distance, frechet_from_stats
-from tests.export.feature_weights import random_state
+from tests.export.feature_weights import FAULTS, faulty_weights, random_state
 
 pytorch_i3d = pytest.importorskip("cdfvd.third_party.i3d.pytorch_i3d")
 TOL = 1e-4
@@ -111,19 +111,9 @@ def test_export_record(exported, weights):
     assert sorted(p.name for p in exported.parent.iterdir()) == [i3d.JSON_NAME, i3d.ONNX_NAME]
 
 
-@pytest.mark.parametrize("fault", ["missing", "shape", "extra"])
+@pytest.mark.parametrize("fault", FAULTS)
 def test_load_weights_names_file_and_key(state, tmp_path, fault):
-    bad = OrderedDict(state)
-    key = "Mixed_4d.b1b.conv3d.weight"
-    if fault == "missing":
-        del bad[key]
-    elif fault == "shape":
-        bad[key] = torch.zeros(3, 3)
-    else:
-        key = "extra_head.weight"
-        bad[key] = torch.zeros(10, 4)
-    path = tmp_path / f"{fault}.pt"
-    torch.save(bad, path)
+    path, key = faulty_weights(state, fault, "Mixed_4d.b1b.conv3d.weight", ("extra_head.weight", torch.zeros(10, 4)), tmp_path, ".pt")
     with pytest.raises(CheckpointError) as err:
         i3d.load_weights(path)
     assert str(path) in str(err.value) and key in str(err.value)

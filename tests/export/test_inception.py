@@ -22,7 +22,7 @@ import torch
 import export.inception as inc
 from core.errors import CheckpointError
 
-from tests.export.feature_weights import random_state
+from tests.export.feature_weights import FAULTS, faulty_weights, random_state
 
 pytorch_fid_inception = pytest.importorskip("pytorch_fid.inception")
 TOL = 1e-4
@@ -135,19 +135,9 @@ def test_load_weights_pth_and_safetensors(weights, state, tmp_path):
     inc.FIDInceptionV3().load_state_dict(inc.load_weights(tmp_path / "old.pth"), strict=True)
 
 
-@pytest.mark.parametrize("fault", ["missing", "shape", "extra"])
+@pytest.mark.parametrize("fault", FAULTS)
 def test_load_weights_names_file_and_key(state, tmp_path, fault):
-    bad = OrderedDict(state)
-    key = "Mixed_6c.branch7x7dbl_3.conv.weight"
-    if fault == "missing":
-        del bad[key]
-    elif fault == "shape":
-        bad[key] = torch.zeros(3, 3)
-    else:
-        key = "AuxLogits.fc.weight"
-        bad[key] = torch.zeros(1000, 768)
-    path = tmp_path / f"{fault}.pth"
-    torch.save(bad, path)
+    path, key = faulty_weights(state, fault, "Mixed_6c.branch7x7dbl_3.conv.weight", ("AuxLogits.fc.weight", torch.zeros(1000, 768)), tmp_path, ".pth")
     with pytest.raises(CheckpointError) as err:
         inc.load_weights(path)
     assert str(path) in str(err.value) and key in str(err.value)
