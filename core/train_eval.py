@@ -59,8 +59,12 @@ def source_of(config: BaseConfig) -> str:
     spec = get_model_spec(config.model)
     if spec.prior != "none":
         return SAMPLES
-    if spec.data == "image" and runtime_facts(config)["reconstructs"]:
+    reconstructs = runtime_facts(config)["reconstructs"]
+    if spec.data == "image" and reconstructs:
         return RECONSTRUCTIONS
+    if reconstructs:
+        raise ConfigError(f"--eval-every: model {config.model!r} has no prior to sample from, and reconstructions "
+                          f"are measured for image models only (it trains on {spec.data})")
     raise ConfigError(f"--eval-every: model {config.model!r} has neither a prior to sample from nor an encoder "
                       f"to reconstruct with; there is nothing to measure")
 
@@ -78,26 +82,28 @@ class TrainingEvaluation:
         self.network = features.digits()
         self.session = self.network.session()
         self.seed = seed
-        #: clips are measured one frame a clip
+        #: clips are measured one frame a clip, sampled chunk by chunk (whole clips never all in memory)
         self.per_frame = get_model_spec(config.model).data == "video"
+        each = features.frame_sample if self.per_frame else None
         #: what the model maps to pictures: fixed latents, or uint8 (n, H, W, C) training pictures
         if self.source == SAMPLES:
             self.inputs = fixed_latents(config, n, seed)
-            real = features.draw_pictures(data, n, [seed, REAL_KEY], CHUNK)
+            real = features.draw_pictures(data, n, [seed, REAL_KEY], CHUNK, each)
         else:
             pictures = features.draw_pictures(data, 2 * n, [seed, REAL_KEY], CHUNK)
             real, self.inputs = pictures[:n], pictures[n:]
             if 2 * n > len(data):
                 log.warning("--eval-n %d: the data hold %d pictures, fewer than 2 x %d, so the reconstructed "
                             "pictures repeat some of the reference set", n, len(data), n)
-        self.real = features.extract(self.pictures(real), self.network, session=self.session)
+        self.real = features.extract(real, self.network, session=self.session)
         log.info("--eval-every: %s of %d %s against %d training %s (%s features); best by %s",
                  ",".join(self.metrics), n, self.source, n, "clips, per frame" if self.per_frame else "images",
                  self.network.name, self.criterion)
 
-    def pictures(self, x: np.ndarray) -> np.ndarray:
-        """uint8 images as they are, or one frame of each uint8 clip (``per_frame``)."""
-        return features.frame_sample(x) if self.per_frame else x
+    def pictures(self, x: np.ndarray, start: int) -> np.ndarray:
+        """uint8 images as they are, or one frame of each uint8 clip of a chunk starting at clip
+        ``start`` (``per_frame``)."""
+        return features.frame_sample(x, start) if self.per_frame else x
 
     def chunk(self, start: int) -> np.ndarray:
         """Inputs ``start:start + CHUNK``: latents, or [0, 1] float32 (n, C, H, W) images."""
@@ -108,8 +114,8 @@ class TrainingEvaluation:
         """{value name: value} for the pictures ``make`` ([0, 1] canonical images) makes of the
         inputs: ``make(z)`` of the fixed latents (``source`` "samples") or ``make(images)`` of the
         drawn training images ("reconstructions")."""
-        fake = np.concatenate([to_uint8(make(self.chunk(i))) for i in range(0, len(self.inputs), CHUNK)])
-        fake_features = features.extract(self.pictures(fake), self.network, session=self.session)
+        fake = np.concatenate([self.pictures(to_uint8(make(self.chunk(i))), i) for i in range(0, len(self.inputs), CHUNK)])
+        fake_features = features.extract(fake, self.network, session=self.session)
         results = compute(self.metrics, self.real, fake_features, self.seed)
         return {name: float(r["value"]) for name, r in results.items()}
 

@@ -42,7 +42,7 @@ from core.metrics.suite import METRICS, VIDEO_METRICS, compute, parse_metrics
 
 from core.metrics import features
 from core.metrics.frechet import frechet_distance
-from .session import GeneratorSession, check_seed, load
+from .session import GeneratorSession, check_seed, load, open_model
 
 log = logging.getLogger("runtime.evaluate")
 
@@ -53,7 +53,9 @@ MAX_N = 50_000
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m runtime.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("export_dir", help="an exported model's folder (python -m export.onnx --out)")
-    p.add_argument("--data", default="digits", help="real images: 'digits' (the embedded default) or an ImageFolder")
+    p.add_argument("--data", default="digits",
+                   help="real data: 'digits' (the embedded digits, or moving digits for a video model), an image "
+                        "folder, or for a video model a folder of clips")
     p.add_argument("--n", type=int, default=2048, help=f"samples and real images each, 2..{MAX_N} (default 2048)")
     p.add_argument("--metrics", default=None,
                    help=f"comma-separated, of {', '.join(METRICS)} (video models also {', '.join(VIDEO_METRICS)}); "
@@ -86,30 +88,47 @@ def real_images(data: str, session: GeneratorSession, n: int, seed: int) -> np.n
     return features.draw_pictures(dataset, n, [seed, 1])
 
 
-def image_network(args: argparse.Namespace) -> features.FeatureNetwork:
+def exported_network(network: features.FeatureNetwork, flag: str):
+    """(network, session) of a user-given ONNX feature network: the file checked like any untrusted
+    model (:func:`runtime.session.open_model`), then its input and outputs against the network's."""
+    session, _, _ = open_model(network.path)
+    network.check(session, flag)
+    return network, session
+
+
+def image_network(args: argparse.Namespace):
+    """(network, session) of ``--features``."""
     if args.features == "inception":
         if not args.inception_weights:
             raise ConfigError("--features inception needs --inception-weights: the inception_fid.onnx that "
                               "`python -m export.inception --weights pt_inception-2015-12-05-6726825d.pth --out DIR` "
                               "writes from the FID Inception weights (pytorch-fid's GitHub releases, tag fid_weights); "
                               "the built-in digits network needs nothing")
-        return features.inception(args.inception_weights)
-    return features.digits()
+        return exported_network(features.inception(args.inception_weights), "--inception-weights")
+    network = features.digits()
+    return network, network.session()
 
 
-def fvd(args: argparse.Namespace, real: np.ndarray, fake: np.ndarray) -> tuple[dict, dict | None]:
-    """(FVD result, I3D description): the value, or ``{"unavailable": reason}`` when it cannot be had."""
+def video_network(args: argparse.Namespace, frames: int):
+    """(network, session) of FVD's I3D, or the reason FVD is unavailable (a string)."""
     if not args.i3d_weights:
-        return {"unavailable": "no --i3d-weights: FVD needs the i3d.onnx that `python -m export.i3d --weights "
-                               "i3d_pretrained_400.pt --out DIR` writes (the TATS / cd-fvd PyTorch port of the "
-                               "Kinetics-400 I3D)"}, None
-    network = features.i3d(args.i3d_weights)
-    if real.shape[1] < network.frames:
-        return {"unavailable": f"the clips have {real.shape[1]} frames; FVD's I3D takes {network.frames}"}, None
-    onnx = network.session()
+        return ("no --i3d-weights: FVD needs the i3d.onnx that `python -m export.i3d --weights "
+                "i3d_pretrained_400.pt --out DIR` writes (the TATS / cd-fvd PyTorch port of the Kinetics-400 I3D)")
+    network, session = exported_network(features.i3d(args.i3d_weights), "--i3d-weights")
+    if frames < network.frames:
+        return f"the clips have {frames} frames; FVD's I3D takes {network.frames}"
+    return network, session
+
+
+def fvd(i3d, real: np.ndarray, fake: np.ndarray) -> tuple[dict, dict | None]:
+    """(FVD result, I3D description) of uint8 clips through ``i3d`` ((network, session) from
+    :func:`video_network`), or ``{"unavailable": reason}`` when ``i3d`` is that reason."""
+    if isinstance(i3d, str):
+        return {"unavailable": i3d}, None
+    network, session = i3d
     log.info("FVD: %d + %d clips through I3D (%d frames at %d x %d)", len(real), len(fake), network.frames,
              network.size, network.size)
-    a, b = (features.extract_clips(x, network, session=onnx) for x in (real, fake))
+    a, b = (features.extract_clips(x, network, session=session) for x in (real, fake))
     return ({"value": frechet_distance(a, b), "frames": network.frames},
             {"network": network.name, "dim": int(a.shape[1]), "source": network.info.get("source")})
 
@@ -120,24 +139,27 @@ def evaluate(args: argparse.Namespace) -> dict:
     seed = check_seed(args.seed)
     started = time.perf_counter()
     session = load(args.export_dir)
+    if args.n > session.max_images:
+        raise ConfigError(f"--n {args.n}: {session.model}'s samples are large; at most {session.max_images} "
+                          f"of them fit one evaluation")
     allowed = METRICS + VIDEO_METRICS if session.is_video else METRICS
     metrics = parse_metrics(args.metrics or ",".join(allowed), allowed=allowed)
-    network = image_network(args)
-    onnx = network.session()
+    network, onnx = image_network(args)  # every network is checked before any sample is made
+    i3d = video_network(args, session.frames) if session.is_video and "fvd" in metrics else None
     latents = session.sample_latents(args.n, seed)  # one draw: the same samples whatever the batching
     fake_samples = np.concatenate([session.generate(latents=latents[i : i + 256]) for i in range(0, args.n, 256)])
     real_samples = real_images(args.data, session, args.n, seed)
     video, prefix = None, ""
     if session.is_video:
         prefix = "frame_"
-        if "fvd" in metrics:
-            video_result, video = fvd(args, real_samples, fake_samples)
+        if i3d is not None:
+            video_result, video = fvd(i3d, real_samples, fake_samples)
         real_samples, fake_samples = features.frame_sample(real_samples), features.frame_sample(fake_samples)
     real = features.extract(real_samples, network, session=onnx)
     fake = features.extract(fake_samples, network, session=onnx)
     image_metrics = tuple(m for m in metrics if m in METRICS)
     results = {prefix + k: v for k, v in compute(image_metrics, real, fake, seed).items()}
-    if session.is_video and "fvd" in metrics:
+    if i3d is not None:
         results["fvd"] = video_result
     if args.save_features:
         folder = Path(args.save_features)

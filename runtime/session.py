@@ -301,6 +301,23 @@ def _read_model(path: Path) -> bytes:
     return blob
 
 
+def open_model(path: str | os.PathLike, providers: Providers = None):
+    """(session, provider choice, scan) of one untrusted ONNX file: read once, its protobuf scanned
+    (external data only inside the model's own folder) and the same bytes handed to onnxruntime;
+    every failure is a :class:`ModelFileError` naming the file."""
+    path = Path(path)
+    blob = _read_model(path)
+    scan = modelfile.scan(blob, str(path))
+    modelfile.check_external_data(path, scan.external)
+    try:
+        session, choice = create_session(blob, providers, external_data_dir=path.parent.resolve())
+    except (ModelFileError, ProviderError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, ...
+        raise ModelFileError(f"{path}: not a loadable ONNX model ({_one_line(exc)})") from None
+    return session, choice, scan
+
+
 def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
     """Open one ``<part>.onnx`` and validate it against its own metadata.
 
@@ -309,16 +326,8 @@ def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
     resolving against the model's own folder rather than the working directory.
     """
     path = Path(path)
-    blob = _read_model(path)
-    scan = modelfile.scan(blob, str(path))
-    modelfile.check_external_data(path, scan.external)
+    session, choice, scan = open_model(path, providers)
     meta = _parse_metadata(path, scan.metadata)
-    try:
-        session, choice = create_session(blob, providers, external_data_dir=path.parent.resolve())
-    except (ModelFileError, ProviderError):
-        raise
-    except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, ...
-        raise ModelFileError(f"{path}: not a loadable ONNX model ({_one_line(exc)})") from None
     _check_graph_matches(path, "inputs", meta["inputs"], session.get_inputs())
     _check_graph_matches(path, "outputs", meta["outputs"], session.get_outputs())
     return Part(path=path, session=session, choice=choice, name=meta.pop("part"),

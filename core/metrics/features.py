@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -37,6 +38,8 @@ FEATURES_DIR = Path(__file__).resolve().parent / "networks"
 #: the filter of every resize on the way into a feature network
 RESIZE_FILTER = "bicubic (Pillow Image.BICUBIC, antialiased when shrinking)"
 DEFAULT_BATCH = 64
+#: an exported network's JSON record is a few KB; anything far larger is not one
+MAX_RECORD_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -55,10 +58,29 @@ class FeatureNetwork:
     frames: int = 0
     input_name: str = "image"
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-sample input shape: (channels, S, S), or (channels, frames, S, S) for video."""
+        return (self.channels, *((self.frames,) if self.frames else ()), self.size, self.size)
+
     def session(self):
         import onnxruntime as ort
 
         return ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+
+    def check(self, session, flag: str) -> None:
+        """Refuse (ValueError naming ``flag`` and the file) a session that is not this network: one
+        input ``input_name`` of shape (batch, *input_shape), and the feature and logit outputs."""
+        inputs = session.get_inputs()
+        outputs = {o.name for o in session.get_outputs()}
+        got = [(i.name, list(i.shape)) for i in inputs]
+        if len(inputs) != 1 or inputs[0].name != self.input_name or list(inputs[0].shape[1:]) != list(self.input_shape):
+            raise ValueError(f"{flag} {self.path}: not the {self.name} network: it takes {got}, the {self.name} "
+                             f"network one {self.input_name!r} of shape (batch, {', '.join(map(str, self.input_shape))})")
+        missing = [o for o in self.outputs if o not in outputs]
+        if missing:
+            raise ValueError(f"{flag} {self.path}: not the {self.name} network: no output {missing[0]!r} "
+                             f"(it has {sorted(outputs)})")
 
 
 def digits() -> FeatureNetwork:
@@ -76,7 +98,17 @@ def _exported(path: str | Path, flag: str, onnx_name: str, module: str, weights:
                          f"`python -m {module} --weights {weights} --out DIR` writes (the weights file itself "
                          f"needs torch to read; that export is the one step that does)")
     record = path.with_suffix(".json")
-    return path, (json.loads(record.read_text()) if record.is_file() else {})
+    if not record.is_file():
+        return path, {}
+    try:
+        if record.stat().st_size > MAX_RECORD_BYTES:
+            raise ValueError(f"larger than {MAX_RECORD_BYTES} bytes")
+        info = json.loads(record.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{flag} {path}: its record {record.name} is not readable JSON ({exc})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{flag} {path}: its record {record.name} holds a {type(info).__name__}, not an object")
+    return path, info
 
 
 def inception(path: str | Path) -> FeatureNetwork:
@@ -153,18 +185,24 @@ def extract_clips(clips: np.ndarray, network: FeatureNetwork, batch_size: int = 
     return np.concatenate(out).astype(np.float64)
 
 
-def frame_sample(clips: np.ndarray) -> np.ndarray:
+def frame_sample(clips: np.ndarray, start: int = 0) -> np.ndarray:
     """One frame a clip, (n, H, W, C) from (n, T, H, W, C): frame ``i mod T`` of clip ``i``, so every
     time step is equally represented and the per-frame metrics compare as many frames as there are
-    clips (the same n, hence the same bias, as an image model's numbers)."""
+    clips (the same n, hence the same bias, as an image model's numbers). ``start``: the index of
+    the first clip when ``clips`` is a chunk of a longer set."""
     clips = np.asarray(clips)
-    return clips[np.arange(len(clips)), np.arange(len(clips)) % clips.shape[1]]
+    index = np.arange(len(clips))
+    return clips[index, (index + start) % clips.shape[1]]
 
 
-def draw_pictures(dataset, n: int, key: list[int], chunk: int = 256) -> np.ndarray:
+def draw_pictures(dataset, n: int, key: list[int], chunk: int = 256,
+                  each: Callable[[np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
     """``n`` uint8 (n, S, S, C) pictures of ``dataset`` (an ImageFolder; a VideoFolder gives
     (n, T, S, S, C) clips), in the order of
     ``np.random.default_rng(key)``'s permutation: each once, or all of them repeated in that order
-    when the data hold fewer than ``n``. Loaded ``chunk`` at a time."""
+    when the data hold fewer than ``n``. Loaded ``chunk`` at a time; ``each(chunk_pictures, start)``,
+    when given, maps every chunk as it is loaded (e.g. :func:`frame_sample`, so whole clips are never
+    all in memory at once)."""
     order = np.resize(np.random.default_rng(key).permutation(len(dataset)), n)
-    return np.concatenate([to_uint8(dataset.load(order[i : i + chunk])) for i in range(0, n, chunk)])
+    each = each or (lambda pictures, start: pictures)
+    return np.concatenate([each(to_uint8(dataset.load(order[i : i + chunk])), i) for i in range(0, n, chunk)])

@@ -36,7 +36,7 @@ def parse_metrics(text: str, flag: str = "--metrics", allowed: tuple[str, ...] =
     unknown = [m for m in names if m not in allowed]
     if not names or unknown:
         video = [m for m in unknown if m in VIDEO_METRICS]
-        hint = f" ({', '.join(video)}: video models only)" if video else ""
+        hint = f" ({', '.join(video)}: python -m runtime.evaluate on a video model only)" if video else ""
         raise ConfigError(f"{flag}: unknown {unknown or 'empty list'}{hint}; choose from {', '.join(allowed)}")
     return names
 

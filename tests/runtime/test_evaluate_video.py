@@ -109,9 +109,29 @@ def test_fvd_on_16_frame_clips(sixteen_frames, i3d_onnx, clip_folder, tmp_path):
 def test_frame_sample_takes_frame_i_mod_t_of_clip_i():
     clips = np.arange(5 * 3).reshape(5, 3, 1, 1, 1).astype(np.uint8)  # clip c, frame t -> value 3c + t
     assert features.frame_sample(clips).ravel().tolist() == [0, 4, 8, 9, 13]
+    # chunk by chunk, with each chunk's first index, gives the same frames
+    chunked = np.concatenate([features.frame_sample(clips[:2]), features.frame_sample(clips[2:], start=2)])
+    np.testing.assert_array_equal(chunked, features.frame_sample(clips))
+
+
+def test_wrong_or_broken_feature_networks_are_refused_by_flag_before_any_work(short_clips, tmp_path, capsys):
+    """An ONNX that is not I3D (here the generator itself), a corrupt one, and a broken record: exit 2
+    with one line naming the flag and the file."""
+    decoder = next(short_clips.glob("*.onnx"))
+    assert evaluate.main([str(short_clips), "--i3d-weights", str(decoder)]) == 2
+    err = capsys.readouterr().err
+    assert "--i3d-weights" in err and decoder.name in err and "not the i3d network" in err
+    junk = tmp_path / "i3d.onnx"
+    junk.write_bytes(b"\x08\x07garbage")
+    assert evaluate.main([str(short_clips), "--i3d-weights", str(junk)]) == 2
+    assert "i3d.onnx" in capsys.readouterr().err
+    (tmp_path / "i3d.json").write_text("[1, 2")
+    assert evaluate.main([str(short_clips), "--i3d-weights", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "--i3d-weights" in err and "i3d.json" in err and "Traceback" not in err
 
 
 def test_fvd_is_refused_for_image_models(tmp_path, capsys):
     exported = export_model(tmp_path, IMAGE)
     assert evaluate.main([str(exported), "--metrics", "fid,fvd"]) == 2
-    assert "video models only" in capsys.readouterr().err
+    assert "on a video model only" in capsys.readouterr().err
