@@ -91,7 +91,7 @@ def real_images(data: str, session: GeneratorSession, n: int, seed: int) -> np.n
 def exported_network(network: features.FeatureNetwork, flag: str):
     """(network, session) of a user-given ONNX feature network: the file checked like any untrusted
     model (:func:`runtime.session.open_model`), then its input and outputs against the network's."""
-    session, _, _ = open_model(network.path)
+    session, _ = open_model(network.path)
     network.check(session, flag)
     return network, session
 

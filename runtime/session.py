@@ -301,21 +301,32 @@ def _read_model(path: Path) -> bytes:
     return blob
 
 
-def open_model(path: str | os.PathLike, providers: Providers = None):
-    """(session, provider choice, scan) of one untrusted ONNX file: read once, its protobuf scanned
-    (external data only inside the model's own folder) and the same bytes handed to onnxruntime;
-    every failure is a :class:`ModelFileError` naming the file."""
-    path = Path(path)
+def read_model(path: Path):
+    """(bytes, scan) of one untrusted ONNX file: read once, its protobuf scanned and its external data
+    refused outside the model's own folder; nothing is handed to onnxruntime yet."""
     blob = _read_model(path)
     scan = modelfile.scan(blob, str(path))
     modelfile.check_external_data(path, scan.external)
+    return blob, scan
+
+
+def model_session(path: Path, blob: bytes, providers: Providers = None):
+    """(session, provider choice) of checked bytes (:func:`read_model`), external data resolving
+    against the model's own folder; a failure is a :class:`ModelFileError` naming the file."""
     try:
-        session, choice = create_session(blob, providers, external_data_dir=path.parent.resolve())
+        return create_session(blob, providers, external_data_dir=path.parent.resolve())
     except (ModelFileError, ProviderError):
         raise
     except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, ...
         raise ModelFileError(f"{path}: not a loadable ONNX model ({_one_line(exc)})") from None
-    return session, choice, scan
+
+
+def open_model(path: str | os.PathLike, providers: Providers = None):
+    """(session, provider choice) of one untrusted ONNX file that carries no toolkit metadata (a
+    metric's feature network): :func:`read_model`, then :func:`model_session`."""
+    path = Path(path)
+    blob, _ = read_model(path)
+    return model_session(path, blob, providers)
 
 
 def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
@@ -326,8 +337,9 @@ def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
     resolving against the model's own folder rather than the working directory.
     """
     path = Path(path)
-    session, choice, scan = open_model(path, providers)
-    meta = _parse_metadata(path, scan.metadata)
+    blob, scan = read_model(path)
+    meta = _parse_metadata(path, scan.metadata)  # before onnxruntime ever sees the bytes
+    session, choice = model_session(path, blob, providers)
     _check_graph_matches(path, "inputs", meta["inputs"], session.get_inputs())
     _check_graph_matches(path, "outputs", meta["outputs"], session.get_outputs())
     return Part(path=path, session=session, choice=choice, name=meta.pop("part"),
