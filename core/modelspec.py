@@ -89,6 +89,8 @@ class ModelSpec:
     #: what ``--data`` holds for it: "image" (an ImageFolder, the embedded digits by default) or
     #: "video" (a folder of clips, the embedded moving digits by default: :mod:`core.video_data`)
     data: str = "image"
+    #: the reports the model takes part in (:class:`core.report_spec.ReportRole`: its run, curves and grids)
+    reports: tuple[Any, ...] = ()
 
     def parts(self, config: BaseConfig) -> dict[str, PartSpec]:
         return self.parts_fn(config)

@@ -55,6 +55,7 @@ import numpy as np
 
 from .errors import AgeError, ConfigError, OutputError
 from .files import atomic_write_bytes, atomic_write_text
+from .report_spec import FigureSeries, GridFigure, LossFigure, ReportRole, RunSpec, Series  # noqa: F401
 
 log = logging.getLogger("age.report")
 
@@ -66,58 +67,6 @@ RUNS, LOGS, IMAGES, README, SUMMARY = "runs", "logs", "images", "README.md", "re
 
 
 # -- the declaration ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run of a report: registry ``model`` trained into ``runs/<key>``."""
-
-    key: str
-    model: str
-    heading: str  #: the report's section title for this model ("1. Autoencoder")
-    steps: dict[str, int]  #: optimizer steps per report preset ("seed", "tiny")
-    summary: str = ""  #: one line of the seed's prose
-    diagram: str = ""  #: the seed's data-flow sketch, shown as a code block
-    flags: dict[str, Any] = field(default_factory=dict)  #: trainer flags, e.g. {"samples": 64}
-    #: trainer flags sized to the run: value = round(fraction * steps), e.g. {"kl_warmup": 0.5}
-    step_flags: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Series:
-    """One curve: value ``key`` of run ``run``'s per-step history (train_state.json)."""
-
-    run: str
-    key: str
-    label: str
-
-
-@dataclass(frozen=True)
-class LossFigure:
-    file: str
-    heading: str
-    alt: str
-    title: str
-    ylabel: str
-    #: curves on the left axis: losses the run's objective logs (``Update.logs``)
-    losses: tuple[Series, ...]
-    #: curves on a second axis (schedules such as the KL weight: values the objective logs beside them)
-    secondary: tuple[Series, ...] = ()
-    secondary_ylabel: str = ""
-    logy: bool = False
-
-
-@dataclass(frozen=True)
-class GridFigure:
-    """A run's last image grid: ``reconstructions`` (data row over reconstruction row) or
-    ``samples`` (the fixed-noise grid)."""
-
-    file: str
-    run: str
-    source: str
-    heading: str
-    alt: str
-    section: str
 
 
 @dataclass(frozen=True)
@@ -180,6 +129,28 @@ class ReportPreset:
             parse_metrics(self.metrics, f"report {self.name}: metrics")
             if not isinstance(self.metrics_n, int) or self.metrics_n < 2:
                 raise ConfigError(f"report {self.name}: metrics_n must be an integer >= 2, got {self.metrics_n!r}")
+
+
+def gather(report: str, loss_figures: tuple[LossFigure, ...]
+           ) -> tuple[tuple[RunSpec, ...], tuple[LossFigure, ...], tuple[GridFigure, ...]]:
+    """(runs, loss figures with their curves, grid figures) of report ``report`` from the registered
+    models' :class:`ReportRole` s (``ModelSpec.reports``), in their ``order``: the report module
+    declares the figures' titles and axes, each model the run, curves and grids it adds."""
+    from .registry import MODELS
+
+    found = sorted((r for spec in MODELS.values() for r in spec.reports if r.report == report), key=lambda r: r.order)
+    files = {f.file for f in loss_figures}
+    for role in found:
+        for curve in role.curves:
+            if curve.figure not in files:
+                raise ConfigError(f"report {report}: run {role.run.key} adds a curve to {curve.figure}, which the "
+                                  f"report does not draw ({', '.join(sorted(files))})")
+
+    def curves(figure: LossFigure, secondary: bool) -> tuple[Series, ...]:
+        return tuple(c.series for r in found for c in r.curves if c.figure == figure.file and c.secondary == secondary)
+
+    figures = tuple(dataclasses.replace(f, losses=curves(f, False), secondary=curves(f, True)) for f in loss_figures)
+    return tuple(r.run for r in found), figures, tuple(g for r in found for g in r.grids)
 
 
 def load_preset(name: str = DEFAULT_REPORT) -> ReportPreset:

@@ -13,6 +13,7 @@ from ..configs import BaseConfig, bounded
 from ..errors import ConfigError
 from ..modelspec import ModelSpec, PartSpec, TensorSpec
 from ..objectives.reconstruction import Reconstruction
+from ..report_spec import FigureSeries, GridFigure, ReportRole, RunSpec, Series
 
 
 @dataclass(frozen=True)
@@ -109,4 +110,18 @@ MODEL = ModelSpec(
     hyperparameters={"lr": 1e-3},
     batch_size=64,
     prior="none",
+    # its part in seed 004's report (core/reports/seed_004.py draws the figures these curves go into)
+    reports=(ReportRole(
+        report="seed_004", order=1,
+        run=RunSpec(
+            key="conv_ae", model="conv_ae", heading="1. Autoencoder",
+            steps={"seed": 560, "tiny": 3},
+            diagram=("Input Image → Conv2d(3→16) → ReLU → Conv2d(16→32) → ReLU →\n"
+                     "             ConvTranspose2d(32→16) → ReLU → ConvTranspose2d(16→3) → Tanh → Output Image"),
+            summary="The baseline: a non-variational autoencoder trained on the mean squared error.",
+        ),
+        curves=(FigureSeries("ae_loss.png", Series("conv_ae", "loss", "AE MSE")),),
+        grids=(GridFigure(file="ae.png", run="conv_ae", source="reconstructions", heading="Autoencoder",
+                          alt="AE Reconstructions", section="Generated Reconstructions (AE, VAE, Norm-VAE)"),),
+    ),),
 )

@@ -16,6 +16,7 @@ from ..configs import bounded
 from ..errors import ConfigError
 from ..modelspec import ModelSpec, PartSpec, TensorSpec
 from ..objectives.elbo import ELBO
+from ..report_spec import FigureSeries, GridFigure, ReportRole, RunSpec, Series
 from .conv_vae import parts as conv_vae_parts
 from .vae import REPORT_HYPERPARAMETERS, VAEConfig
 
@@ -69,4 +70,19 @@ MODEL = ModelSpec(
     objective=ELBO,
     hyperparameters=dict(REPORT_HYPERPARAMETERS),
     batch_size=64,  # seed 004: "varied between 64 and 128"
+    # its part in seed 004's report (core/reports/seed_004.py draws the figures these curves go into)
+    reports=(ReportRole(
+        report="seed_004", order=3,
+        run=RunSpec(
+            key="flow_vae", model="flow_vae", heading="3. VAE with Planar Flows",
+            steps={"seed": 420, "tiny": 3},
+            step_flags={"kl_warmup": 0.5},
+            diagram="Input → Encoder → Mean, Log-Variance → z_0 → Flow_1 → ... → Flow_4 → z_4 → Decoder → Output",
+            summary="The VAE with 4 planar flows f(z) = z + u·tanh(wᵀz + b) on the posterior sample.",
+        ),
+        curves=(FigureSeries("vae_flows_loss.png", Series("flow_vae", "loss", "VAE + planar flows")),),
+        grids=(GridFigure(file="vae_flow.png", run="flow_vae", source="reconstructions",
+                          heading="VAE with normalizing flows", alt="VAE with Flows Reconstructions",
+                          section="Generated Reconstructions (AE, VAE, Norm-VAE)"),),
+    ),),
 )

@@ -14,6 +14,7 @@ from ..configs import BaseConfig, bounded
 from ..errors import ConfigError
 from ..modelspec import ModelSpec, PartSpec, image_gan_parts
 from ..objectives.bce_gan import BCEGAN
+from ..report_spec import FigureSeries, GridFigure, ReportRole, RunSpec, Series
 
 
 @dataclass(frozen=True)
@@ -107,4 +108,18 @@ MODEL = ModelSpec(
     objective=BCEGAN,
     hyperparameters={"lr_generator": 1e-4, "lr_discriminator": 4e-4, "real_label": 0.9},
     batch_size=64,
+    # its part in seed 004's report (core/reports/seed_004.py draws the figures these curves go into)
+    reports=(ReportRole(
+        report="seed_004", order=4,
+        run=RunSpec(
+            key="mlp_gan", model="mlp_gan", heading="4. Generative Adversarial Network (GAN)",
+            steps={"seed": 1260, "tiny": 3},
+            flags={"samples": 64},
+            summary="Generator and discriminator, fully connected, trained adversarially (BCE, TTUR).",
+        ),
+        curves=(FigureSeries("gan_loss.png", Series("mlp_gan", "generator", "G")),
+                FigureSeries("gan_loss.png", Series("mlp_gan", "discriminator", "D"))),
+        grids=(GridFigure(file="gan.png", run="mlp_gan", source="samples", heading="", alt="Generated Samples",
+                          section="Generated Samples (GAN)"),),
+    ),),
 )

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from ..configs import bounded
 from ..modelspec import ModelSpec
 from ..objectives.elbo import ELBO
+from ..report_spec import FigureSeries, GridFigure, ReportRole, RunSpec, Series
 from .conv_vae import ConvVAEConfig, parts
 
 #: seed 004: Adam 1e-3; "KL Annealing: Gradually increased KL weight from 0 to 1 over the first
@@ -56,4 +57,19 @@ MODEL = ModelSpec(
     objective=ELBO,
     hyperparameters=dict(REPORT_HYPERPARAMETERS),
     batch_size=64,  # seed 004: "varied between 64 and 128"
+    # its part in seed 004's report (core/reports/seed_004.py draws the figures these curves go into)
+    reports=(ReportRole(
+        report="seed_004", order=2,
+        run=RunSpec(
+            key="vae", model="vae", heading="2. Variational Autoencoder (VAE)",
+            steps={"seed": 420, "tiny": 3},
+            step_flags={"kl_warmup": 0.5},
+            diagram="Input → Encoder → mean, log-variance → Sampling → z → Decoder → Output",
+            summary="A probabilistic latent space (128-dimensional Gaussian): reconstruction + KL divergence.",
+        ),
+        curves=(FigureSeries("vae_flows_loss.png", Series("vae", "loss", "VAE")),
+                FigureSeries("vae_flows_loss.png", Series("vae", "kl_weight", "KL weight β"), secondary=True)),
+        grids=(GridFigure(file="vae.png", run="vae", source="reconstructions", heading="VAE",
+                          alt="VAE Reconstructions", section="Generated Reconstructions (AE, VAE, Norm-VAE)"),),
+    ),),
 )

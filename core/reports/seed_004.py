@@ -1,7 +1,9 @@
 """Seed 004's "Generative Models Report", as data: which models it trains, for how long, which
 figures it draws (names, titles, the losses each plots) and the seed's prose around them.
 
-Everything report-specific lives here; :mod:`core.report` only renders what this declares.
+Everything report-specific lives here (title, figures, prose); each model's part in it - its run,
+step budget, flags, curves and grids - is in the model's own registration (``ModelSpec.reports``),
+gathered by :func:`core.report.gather`. :mod:`core.report` only renders what they declare.
 
 Step budget (``seed`` preset, 32x32 digits, batch 64 = 28 steps an epoch): sized so that
 ``make report`` - both frameworks side by side, one CPU thread each - takes about 4-5 minutes on
@@ -17,66 +19,32 @@ a few seconds a run.
 
 from __future__ import annotations
 
-from core.report import GridFigure, LossFigure, ReportPreset, RunSpec, Series
+from core.report import LossFigure, ReportPreset, gather
+
+NAME = "seed_004"
+#: the figures the runs' curves go into (each model's ``ReportRole`` in its registration adds its
+#: curves and grids, so this module names no model)
+LOSS_FIGURES = (
+    LossFigure(file="ae_loss.png", heading="AE loss curve", alt="AE loss curve",
+               title="Autoencoder: reconstruction MSE", ylabel="MSE", logy=True, losses=()),
+    LossFigure(file="vae_flows_loss.png", heading="VAE/Flows loss curves", alt="VAE/flows loss curve",
+               title="VAE and VAE with planar flows: negative ELBO", ylabel="loss (recon + β·KL)", logy=True,
+               losses=(), secondary_ylabel="KL weight β"),
+    LossFigure(file="gan_loss.png", heading="Generator/Discriminator loss curves", alt="G/D loss curve",
+               title="GAN: generator and discriminator BCE", ylabel="BCE", losses=()),
+)
+RUNS, FIGURES, GRIDS = gather(NAME, LOSS_FIGURES)
 
 REPORT = ReportPreset(
-    name="seed_004",
+    name=NAME,
     title="Generative Models Report",
     data="digits",
-    runs=(
-        RunSpec(
-            key="conv_ae", model="conv_ae", heading="1. Autoencoder",
-            steps={"seed": 560, "tiny": 3},
-            diagram=("Input Image → Conv2d(3→16) → ReLU → Conv2d(16→32) → ReLU →\n"
-                     "             ConvTranspose2d(32→16) → ReLU → ConvTranspose2d(16→3) → Tanh → Output Image"),
-            summary="The baseline: a non-variational autoencoder trained on the mean squared error.",
-        ),
-        RunSpec(
-            key="vae", model="vae", heading="2. Variational Autoencoder (VAE)",
-            steps={"seed": 420, "tiny": 3},
-            step_flags={"kl_warmup": 0.5},
-            diagram="Input → Encoder → mean, log-variance → Sampling → z → Decoder → Output",
-            summary="A probabilistic latent space (128-dimensional Gaussian): reconstruction + KL divergence.",
-        ),
-        RunSpec(
-            key="flow_vae", model="flow_vae", heading="3. VAE with Planar Flows",
-            steps={"seed": 420, "tiny": 3},
-            step_flags={"kl_warmup": 0.5},
-            diagram="Input → Encoder → Mean, Log-Variance → z_0 → Flow_1 → ... → Flow_4 → z_4 → Decoder → Output",
-            summary="The VAE with 4 planar flows f(z) = z + u·tanh(wᵀz + b) on the posterior sample.",
-        ),
-        RunSpec(
-            key="mlp_gan", model="mlp_gan", heading="4. Generative Adversarial Network (GAN)",
-            steps={"seed": 1260, "tiny": 3},
-            flags={"samples": 64},
-            summary="Generator and discriminator, fully connected, trained adversarially (BCE, TTUR).",
-        ),
-    ),
+    runs=RUNS,
     metrics="fid,kid,pr",
     metrics_n=1797 // 2,
     loss_section="Training Process",
-    loss_figures=(
-        LossFigure(file="ae_loss.png", heading="AE loss curve", alt="AE loss curve",
-                   title="Autoencoder: reconstruction MSE", ylabel="MSE", logy=True,
-                   losses=(Series("conv_ae", "loss", "AE MSE"),)),
-        LossFigure(file="vae_flows_loss.png", heading="VAE/Flows loss curves", alt="VAE/flows loss curve",
-                   title="VAE and VAE with planar flows: negative ELBO", ylabel="loss (recon + β·KL)", logy=True,
-                   losses=(Series("vae", "loss", "VAE"), Series("flow_vae", "loss", "VAE + planar flows")),
-                   secondary=(Series("vae", "kl_weight", "KL weight β"),), secondary_ylabel="KL weight β"),
-        LossFigure(file="gan_loss.png", heading="Generator/Discriminator loss curves", alt="G/D loss curve",
-                   title="GAN: generator and discriminator BCE", ylabel="BCE",
-                   losses=(Series("mlp_gan", "generator", "G"), Series("mlp_gan", "discriminator", "D"))),
-    ),
-    grid_figures=(
-        GridFigure(file="ae.png", run="conv_ae", source="reconstructions", heading="Autoencoder",
-                   alt="AE Reconstructions", section="Generated Reconstructions (AE, VAE, Norm-VAE)"),
-        GridFigure(file="vae.png", run="vae", source="reconstructions", heading="VAE",
-                   alt="VAE Reconstructions", section="Generated Reconstructions (AE, VAE, Norm-VAE)"),
-        GridFigure(file="vae_flow.png", run="flow_vae", source="reconstructions", heading="VAE with normalizing flows",
-                   alt="VAE with Flows Reconstructions", section="Generated Reconstructions (AE, VAE, Norm-VAE)"),
-        GridFigure(file="gan.png", run="mlp_gan", source="samples", heading="",
-                   alt="Generated Samples", section="Generated Samples (GAN)"),
-    ),
+    loss_figures=FIGURES,
+    grid_figures=GRIDS,
     kl_note=("Seed 004 warms the KL weight up linearly from 0 to 1 over the first 10,000 steps and keeps "
              "free bits of 0.5 nats per latent dimension. These runs are far shorter than 10,000 steps, so "
              "the report sizes the warm-up to each run (`--kl-warmup` = the fraction below × the run's "
@@ -91,7 +59,6 @@ REPORT = ReportPreset(
                  "VAEs to reconstruct them recognisably (slightly blurred; the flow VAE ends with the lower "
                  "reconstruction error). The GAN, the hardest to train (seed 004's own conclusion), gets the "
                  "most steps and draws digit-like shapes (mostly 0s, 3s, 5s and 9s), not clean digits: sharper "
-                 "and more varied samples need a few thousand more steps (`python -m <framework>_impl.train "
-                 "--model mlp_gan --steps 5000`). The seed trained until the validation loss stabilised; this "
-                 "budget does not."),
+                 "and more varied samples need a few thousand more steps (the same trainer command with "
+                 "`--steps 5000`). The seed trained until the validation loss stabilised; this budget does not."),
 )

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from core.errors import ConfigError
 from core.registry import MODELS, get_model_spec
 from core.report import IMAGES, LOGS, README, RUNS, SUMMARY, build_report, load_preset, main
 
@@ -131,3 +132,26 @@ def test_existing_report_is_refused_without_overwrite(tiny_report, capsys):
     assert main(["--framework", "torch", "--out", str(out), "--preset", "tiny", "--steps", "1"]) == 2
     assert main(["--framework", "torch", "--out", str(out), "--render-only"]) == 0
     assert (out / README).is_file()
+
+
+def test_runs_and_figures_come_from_the_models_registrations(monkeypatch):
+    """Each model's ReportRole adds its run, curves and grids; a curve for a figure the report does
+    not draw is refused by name."""
+    import dataclasses
+
+    from core.report import FigureSeries, Series, gather
+
+    preset = load_preset()
+    roles = [r for spec in MODELS.values() for r in spec.reports if r.report == preset.name]
+    assert sorted(r.run.key for r in roles) == sorted(r.key for r in preset.runs)
+    assert [r.run.key for r in sorted(roles, key=lambda r: r.order)] == [r.key for r in preset.runs]
+    drawn = {(f.file, s.run, s.key) for f in preset.loss_figures for s in (*f.losses, *f.secondary)}
+    assert drawn == {(c.figure, c.series.run, c.series.key) for r in roles for c in r.curves}
+    assert {g.file for g in preset.grid_figures} == {g.file for r in roles for g in r.grids}
+
+    name, spec = next((n, s) for n, s in MODELS.items() if s.reports)
+    role = spec.reports[0]
+    stray = dataclasses.replace(role, curves=(FigureSeries("nowhere.png", Series(role.run.key, "loss", "x")),))
+    monkeypatch.setitem(MODELS, name, dataclasses.replace(spec, reports=(stray,)))
+    with pytest.raises(ConfigError, match="nowhere.png"):
+        gather(preset.name, preset.loss_figures)
