@@ -27,7 +27,7 @@ import os
 import platform
 import re
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import onnxruntime as ort
 
@@ -109,7 +109,8 @@ SPIN_ENV_VAR = "AGE_RUNTIME_SPIN"
 EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path"
 
 
-def session_options(severity: int = _SESSION_SEVERITY, external_data_dir: str | None = None) -> ort.SessionOptions:
+def session_options(severity: int = _SESSION_SEVERITY, external_data_dir: str | None = None,
+                    threads: Any = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.log_severity_level = severity
     if external_data_dir is not None:
@@ -150,7 +151,7 @@ def _preload_cuda_libraries() -> None:
         log.debug("ort.preload_dlls said: %s", " ".join(sink.getvalue().split()))
 
 
-def _try_cuda(model: str | bytes, folder: str | None) -> tuple[ort.InferenceSession | None, str, bool]:
+def _try_cuda(model: str | bytes, folder: str | None, threads: Any = None) -> tuple[ort.InferenceSession | None, str, bool]:
     """One muted attempt at a ``[CUDA, CPU]`` session.
 
     Returns ``(session, why, cuda_loaded)``: ``session`` is None only when ORT raised (which may
@@ -160,7 +161,7 @@ def _try_cuda(model: str | bytes, folder: str | None) -> tuple[ort.InferenceSess
     _preload_cuda_libraries()
     ort.set_default_logger_severity(_PROBE_SEVERITY)
     try:
-        session = ort.InferenceSession(model, session_options(_PROBE_SEVERITY, folder), providers=[CUDA, CPU])
+        session = ort.InferenceSession(model, session_options(_PROBE_SEVERITY, folder, threads), providers=[CUDA, CPU])
     except Exception as exc:  # noqa: BLE001 - CUDA init failures come as assorted ORT errors
         return None, f"CUDA session failed: {ort_message(exc)}", False
     finally:
@@ -192,7 +193,8 @@ def ort_message(exc: BaseException, limit: int = 300) -> str:
 
 
 def create_session(model: str | bytes, providers: Providers = None,
-                   external_data_dir: str | os.PathLike | None = None) -> tuple[ort.InferenceSession, ProviderChoice]:
+                   external_data_dir: str | os.PathLike | None = None,
+                   threads: Any = None) -> tuple[ort.InferenceSession, ProviderChoice]:
     """An ``InferenceSession`` for ``model`` (a path or serialised bytes) on the chosen provider.
 
     ``external_data_dir``: the folder external data of a model given as bytes resolves against
@@ -206,11 +208,11 @@ def create_session(model: str | bytes, providers: Providers = None,
     mode = requested_mode(providers)
     folder = None if external_data_dir is None else os.fspath(external_data_dir)
     if isinstance(mode, list):
-        session = ort.InferenceSession(model, session_options(external_data_dir=folder), providers=mode)
+        session = ort.InferenceSession(model, session_options(external_data_dir=folder, threads=threads), providers=mode)
         return session, ProviderChoice(session.get_providers()[0], f"requested {mode}")
     if mode == "cpu":
         why = f"forced by {ENV_VAR}" if providers is None else "requested"
-        return _cpu_session(model, folder), ProviderChoice(CPU, why)
+        return _cpu_session(model, folder, threads), ProviderChoice(CPU, why)
 
     if CUDA not in ort.get_available_providers():
         loaded, why = False, "this onnxruntime build has no CUDA provider"
@@ -219,13 +221,13 @@ def create_session(model: str | bytes, providers: Providers = None,
     else:
         loaded, why = _driver_present()
         if loaded:
-            session, why, loaded = _try_cuda(model, folder)
+            session, why, loaded = _try_cuda(model, folder, threads)
             if loaded:
                 _cuda_state = (True, why)
                 return session, ProviderChoice(CUDA, why if mode == "auto" else "required and loaded")
             if session is None:
                 # ORT raised: if CPU raises too, it is the model's fault - nothing learnt about CUDA.
-                session = _cpu_session(model, folder)
+                session = _cpu_session(model, folder, threads)
             _cuda_state = (False, why)
             if mode == "auto":
                 return session, ProviderChoice(CPU, why)
@@ -234,8 +236,8 @@ def create_session(model: str | bytes, providers: Providers = None,
     if mode == "cuda":
         where = f"{ENV_VAR}=cuda" if providers is None else "provider 'cuda'"
         raise ProviderError(f"{where} was requested but CUDA is unavailable ({why})")
-    return _cpu_session(model, folder), ProviderChoice(CPU, why)
+    return _cpu_session(model, folder, threads), ProviderChoice(CPU, why)
 
 
-def _cpu_session(model: str | bytes, folder: str | None = None) -> ort.InferenceSession:
-    return ort.InferenceSession(model, session_options(external_data_dir=folder), providers=[CPU])
+def _cpu_session(model: str | bytes, folder: str | None = None, threads: Any = None) -> ort.InferenceSession:
+    return ort.InferenceSession(model, session_options(external_data_dir=folder, threads=threads), providers=[CPU])

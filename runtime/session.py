@@ -31,9 +31,10 @@ import io
 import logging
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -50,6 +51,7 @@ from core.registry import ENCODER_KINDS, ENCODER_PART, GENERATOR_PARTS, PRECISIO
 from core import interpolation
 
 from . import modelfile, priors
+from .backends import BackendError, OpenOptions, Runner, open_runner
 from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
 from .providers import ort_message as _one_line
 
@@ -89,13 +91,19 @@ class TensorInfo:
         return tuple(int(d) for d in self.shape[1:])
 
 
-@dataclass
+@dataclass(eq=False)
 class Part:
-    """One loaded ONNX file: its session, parsed metadata and the provider it runs on."""
+    """One model file: its parsed metadata, and the runner that executes it, opened on first use.
+
+    Why lazily: most calls never touch some parts (``generate`` never runs the encoder), and
+    opening a graph is the bulk of a cold start. Everything that can be checked without a backend
+    (the protobuf scan, external data, metadata bounds, the encoder's fit with its generator) is
+    checked at load, so a broken file still fails there; what only the backend can tell (the
+    graph's real inputs and outputs) is checked the moment the runner opens, before any run. Opening
+    is guarded by a lock: the server calls parts from worker threads.
+    """
 
     path: Path
-    session: Any  # onnxruntime.InferenceSession
-    choice: ProviderChoice
     model: str
     name: str
     inputs: tuple[TensorInfo, ...]
@@ -103,14 +111,68 @@ class Part:
     value_range: tuple[float, float] | None
     config: dict[str, Any]
     metadata: dict[str, str] = field(repr=False)
-    #: the session's output names in graph order (what ``run`` returns), read once at load
-    output_names: tuple[str, ...] = ()
     #: ``age.prior`` (default ``normal``)
     prior: str = priors.DEFAULT_PRIOR
     #: ``age.encoder_kind``, or None when the file does not say (derived from the encoder then)
     encoder_kind: str | None = None
     #: ``age.reconstructs``, or None when the file does not say
     reconstructs: bool | None = None
+    #: makes the runner (backend + checked bytes); dropped once it has, so the bytes are freed
+    opener: Callable[[], Runner] | None = field(default=None, repr=False)
+    _runner: Runner | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    # -- the runner, opened on first use ----------------------------------------------------
+
+    @property
+    def opened(self) -> bool:
+        """Whether the backend has opened this part yet (reading :attr:`runner` opens it)."""
+        return self._runner is not None
+
+    @property
+    def runner(self) -> Runner:
+        """The opened graph; opens it (once, thread-safely) and checks it against the metadata."""
+        runner = self._runner
+        if runner is None:
+            with self._lock:
+                runner = self._runner
+                if runner is None:
+                    runner = self._open()
+                    self._runner, self.opener = runner, None
+        return runner
+
+    def open(self) -> "Part":
+        """Open the runner now (what a lazy part does on its first call); returns the part."""
+        self.runner  # noqa: B018 - the property opens it
+        return self
+
+    def _open(self) -> Runner:
+        if self.opener is None:  # pragma: no cover - a Part is always built with one
+            raise ModelFileError(f"{self.path}: no way to open this part")
+        runner = self.opener()
+        _check_graph_matches(self.path, "inputs", self.inputs, list(runner.inputs()))
+        _check_graph_matches(self.path, "outputs", self.outputs, list(runner.outputs()))
+        log.debug("%s: opened on %s, %s", self.path.name, runner.backend, runner.choice.describe())
+        return runner
+
+    @property
+    def session(self) -> Any:
+        """The backend's own session object (an ``onnxruntime.InferenceSession`` by default)."""
+        return self.runner.session
+
+    @property
+    def choice(self) -> ProviderChoice:
+        """The provider this part really runs on (opens the part)."""
+        return self.runner.choice
+
+    @property
+    def backend(self) -> str:
+        return self.runner.backend
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The graph's output names in graph order (what ``run`` returns)."""
+        return tuple(o.name for o in self.runner.outputs())
 
     @property
     def device(self) -> str:
@@ -120,19 +182,25 @@ class Part:
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """Host arrays in, host arrays out. On CUDA this goes through IO binding (one upload per
         input, outputs allocated on the device by ORT and copied back once)."""
+        runner = self.runner
         if self.device == "cuda":
             return [v.numpy() for v in self.run_bound(feeds)]
         try:
-            return self.session.run(None, feeds)
-        except Exception as exc:  # noqa: BLE001 - ORT raises its own exception types
+            return runner.run(feeds)
+        except AgeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - backends raise their own exception types
             raise ModelFileError(f"{self.path}: inference failed ({_one_line(exc)})") from None
 
     def run_bound(self, feeds: dict[str, Any], device: str | None = None) -> list[Any]:
-        """Run with IO binding and return ``onnxruntime.OrtValue`` outputs left on ``device``.
+        """Run with IO binding and return ``onnxruntime.OrtValue`` outputs left on ``device``
+        (the onnxruntime backend only).
 
         Inputs may be NumPy arrays (uploaded once) or OrtValues already on the device, e.g. the
         outputs of another part's ``run_bound``: chained parts then never touch host memory.
         """
+        if self.backend != "onnxruntime":
+            raise UnsupportedOperation(f"{self.path}: IO binding is onnxruntime's; this part runs on {self.backend}")
         device = device or self.device
         try:
             binding = self.session.io_binding()
@@ -329,21 +397,34 @@ def open_model(path: str | os.PathLike, providers: Providers = None):
     return model_session(path, blob, providers)
 
 
-def load_part(path: str | os.PathLike, providers: Providers = None) -> Part:
-    """Open one ``<part>.onnx`` and validate it against its own metadata.
+def load_part(path: str | os.PathLike, providers: Providers = None, *, lazy: bool = False,
+              options: OpenOptions | None = None) -> Part:
+    """Read one ``<part>.onnx`` and validate it against its own metadata; open it unless ``lazy``.
 
     The file is read once; the same bytes are checked (external data stays inside the model's
-    folder, metadata parses within bounds) and then handed to onnxruntime, with external data
-    resolving against the model's own folder rather than the working directory.
+    folder, metadata parses within bounds) and later handed to the backend (``options``: default
+    onnxruntime on ``providers``), with external data resolving against the model's own folder
+    rather than the working directory. A ``lazy`` part keeps the checked bytes and opens its
+    runner on first use (:attr:`Part.runner`), checking the external data once more then, since
+    the folder may have changed in between.
     """
     path = Path(path)
     blob, scan = read_model(path)
-    meta = _parse_metadata(path, scan.metadata)  # before onnxruntime ever sees the bytes
-    session, choice = model_session(path, blob, providers)
-    _check_graph_matches(path, "inputs", meta["inputs"], session.get_inputs())
-    _check_graph_matches(path, "outputs", meta["outputs"], session.get_outputs())
-    return Part(path=path, session=session, choice=choice, name=meta.pop("part"),
-                output_names=tuple(o.name for o in session.get_outputs()), **meta)
+    meta = _parse_metadata(path, scan.metadata)  # before any backend ever sees the bytes
+    options = options if options is not None else OpenOptions(providers=providers)
+
+    def opener() -> Runner:
+        if lazy:
+            modelfile.check_external_data(path, scan.external)
+        try:
+            return open_runner(path, blob, options, has_external_data=bool(scan.external))
+        except (ModelFileError, ProviderError, BackendError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, OpenVINO's errors, ...
+            raise ModelFileError(f"{path}: not a loadable ONNX model ({_one_line(exc)})") from None
+
+    part = Part(path=path, name=meta.pop("part"), opener=opener, **meta)
+    return part if lazy else part.open()
 
 
 def _check_generator(part: Part) -> tuple[int, ...]:
@@ -928,7 +1009,8 @@ def load(path: str | os.PathLike, providers: Providers = None, precision: str = 
     """Open an exported model: a ``<part>.onnx`` file or the directory ``export.onnx`` wrote.
 
     A directory yields its generator part (``generator``, else ``decoder``, else
-    ``video_generator``); ``encoder.onnx`` beside the generator is loaded too. ``providers``:
+    ``video_generator``); ``encoder.onnx`` beside the generator is read and checked too (its metadata,
+and its fit with the generator), but opened only by the first call that needs it. ``providers``:
     ``None`` (``$AGE_RUNTIME_PROVIDER``, default ``auto``), ``"auto"``, ``"cpu"``, ``"cuda"``
     or an explicit list of ORT provider names. ``precision`` picks ``<part>.fp16.onnx`` or
     ``<part>.int8.onnx`` from a directory (float32 inputs and outputs either way; the encoder
@@ -936,7 +1018,8 @@ def load(path: str | os.PathLike, providers: Providers = None, precision: str = 
     """
     generator_path, encoder_path = _resolve(Path(path), precision)
     generator = load_part(generator_path, providers)
-    encoder = load_part(encoder_path, providers) if encoder_path is not None else None
+    # the encoder opens on its first call: generation never needs it (checked now all the same)
+    encoder = load_part(encoder_path, providers, lazy=True) if encoder_path is not None else None
     session = GeneratorSession(generator, encoder)
     log.info("%s", generator.choice.describe())
     return session

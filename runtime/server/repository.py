@@ -84,7 +84,9 @@ def _part_info(part: Any) -> dict[str, Any]:
         "inputs": tensors(part.inputs),
         "outputs": tensors(part.outputs),
         "value_range": list(part.value_range) if part.value_range is not None else None,
-        "provider": part.choice.provider,
+        # a part opens on its first call (the warm-up's): until then where it will run is not known
+        "provider": part.choice.provider if part.opened else None,
+        "backend": part.backend if part.opened else None,
     }
 
 

@@ -325,7 +325,7 @@ METADATA_CASES = {
 def test_crafted_metadata_is_refused_before_a_session_exists(case, tmp_path, monkeypatch):
     override, words = METADATA_CASES[case]
     path = save(_decoder(weight()), tmp_path / "m", **override)
-    monkeypatch.setattr("runtime.session.create_session", lambda *a, **k: pytest.fail("session created"))
+    monkeypatch.setattr("runtime.providers.create_session", lambda *a, **k: pytest.fail("session created"))
     with pytest.raises(ModelFileError) as info:
         runtime.load(path, providers="cpu")
     assert str(info.value).startswith(str(path)) and words in str(info.value), str(info.value)[:300]
