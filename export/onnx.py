@@ -7,6 +7,9 @@ inputs (batch 3, while the export traced batch 2, so the dynamic axis is exercis
 the metadata of :mod:`export.graph`, prints a table and exits non-zero if any part misses the
 tolerance. Files land only when every part passed (all or nothing).
 
+Every graph is first rewritten for speed by :mod:`export.optimize` (``--no-optimize``: as exported);
+the validation runs on the rewritten graph.
+
 Options beyond fp32: ``--fp16`` / ``--int8`` also write ``<part>.fp16.onnx`` / ``<part>.int8.onnx``
 and report their PSNR and CPU speed against fp32 (:mod:`export.variants`); ``--triton REPO``
 also writes a Triton Inference Server model repository (:mod:`export.triton`).
@@ -34,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--via", choices=VIA, default="torch", help="exporter to use (default: torch)")
     parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE, help="max |diff| allowed vs the framework")
+    parser.add_argument("--optimize", action=argparse.BooleanOptionalAction, default=True,
+                        help="rewrite each graph for speed before validating it (export.optimize; default on)")
     parser.add_argument("--fp16", action="store_true", help="also write <part>.fp16.onnx and report its PSNR")
     parser.add_argument("--int8", action="store_true",
                         help="also write <part>.int8.onnx (static QDQ quantization) and report PSNR and CPU speed-up")
@@ -48,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         variants = tuple(v for v, on in (("fp16", args.fp16), ("int8", args.int8)) if on)
         reports = export_checkpoint(args.checkpoint, args.out, args.via, args.opset, args.tolerance, variants,
-                                    args.triton, args.triton_name, args.triton_max_batch, args.triton_delay_us)
+                                    args.triton, args.triton_name, args.triton_max_batch, args.triton_delay_us,
+                                    optimize=args.optimize)
     except AgeError as exc:
         log.error("%s", exc)
         return 1

@@ -7,6 +7,9 @@ inputs (batch 3, while the export traced batch 2, so the dynamic axis is exercis
 the metadata of :mod:`export.graph`, prints a table and raises :class:`ExportError` if any part
 misses the tolerance. Files land only when every part passed (all or nothing).
 
+Each part's graph is rewritten by :mod:`export.optimize` (BatchNorm and crop folding, the polyphase
+decoder tail, ...) before that validation, unless ``optimize=False``.
+
 Options beyond fp32: ``variants=("fp16", "int8")`` also write ``<part>.fp16.onnx`` /
 ``<part>.int8.onnx`` with their PSNR and CPU speed against fp32 (:mod:`export.variants`);
 ``triton=REPO`` also writes a Triton Inference Server model repository (:mod:`export.triton`).
@@ -58,11 +61,13 @@ def export_checkpoint(
     triton_name: str | None = None,
     triton_max_batch: int = 64,
     triton_delay_us: int = 5000,
+    optimize: bool = True,
 ) -> list[PartReport]:
     """Export and validate every part; raises :class:`ExportError` if any part fails.
 
     ``variants`` ("fp16", "int8") are written next to each fp32 part with their PSNR reported;
-    ``triton`` is a model repository directory to fill as well.
+    ``triton`` is a model repository directory to fill as well. ``optimize`` runs the graph
+    rewrites of :mod:`export.optimize` on each part before it is checked and validated.
     """
     import onnx
 
@@ -88,7 +93,10 @@ def export_checkpoint(
             proto = backend.export_part(model, part, opset)
         except Exception as exc:  # noqa: BLE001 - exporter internals raise anything
             raise ExportError(f"{checkpoint}: exporting part {part.name!r} via {via} failed: {exc}") from exc
-        proto = embed_metadata(rename_io(proto, part), ckpt, part, via)
+        proto = rename_io(proto, part)
+        if optimize:
+            proto = optimize_part(proto, f"{checkpoint}: part {part.name!r}")
+        proto = embed_metadata(proto, ckpt, part, via)
         try:
             onnx.checker.check_model(proto, full_check=True)
         except Exception as exc:  # noqa: BLE001
@@ -137,6 +145,19 @@ def export_checkpoint(
         for config in configs:
             print(f"wrote {config}")
     return reports
+
+
+def optimize_part(proto, what: str):
+    """:func:`export.optimize.optimize` on one part, its passes logged; a pass that raises is an
+    :class:`ExportError` naming the part (``--no-optimize`` exports without the rewrites)."""
+    from .optimize import describe, optimize
+
+    try:
+        proto, passes = optimize(proto)
+    except Exception as exc:  # noqa: BLE001 - a bug in a pass must not pass silently
+        raise ExportError(f"{what}: graph optimisation failed ({exc}); export with --no-optimize") from exc
+    log.info("optimised: %s", describe(passes))
+    return proto
 
 
 def print_table(reports: list[PartReport], tolerance: float) -> None:

@@ -1,0 +1,88 @@
+"""Export-time graph optimisation: small named rewrites that make onnxruntime faster.
+
+``python -m export.onnx CKPT --out DIR`` runs :func:`optimize` on every exported part (``--no-optimize``
+turns it off); the export's validation against the framework then runs on the optimised graph, so a
+rewrite that changed an output beyond the tolerance fails the export like any other mismatch.
+
+The passes, in the order they run (each its own module, each with its own test):
+
+``fold_constants``  (:mod:`.constants`) ``Constant`` nodes and nodes of constant inputs computed once.
+``fold_crop``       (:mod:`.crop`) ConvTranspose + spatial Slice (TensorFlow's "same" padding) -> pads.
+``fold_affine``     (:mod:`.affine`) BatchNorm / per-channel Mul, Add, Sub folded into the Conv,
+                    ConvTranspose or Gemm before it; MatMul + bias -> Gemm.
+``polyphase_tail``  (:mod:`.polyphase`) ConvTranspose -> activations -> same Conv computed on the
+                    phase maps at the low resolution, one DepthToSpace of the narrow output.
+
+Each is a function ``(Graph) -> int`` returning how many rewrites it made. :func:`optimize` returns the
+new model and one :class:`PassReport` per pass, which the export logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import onnx
+
+from .affine import fold_affine
+from .constants import fold_constants
+from .crop import fold_crop
+from .graph import Graph
+from .polyphase import polyphase_tail
+
+log = logging.getLogger("export.optimize")
+
+#: name -> pass, in the order :func:`optimize` runs them.
+PASSES: dict[str, Callable[[Graph], int]] = {
+    "fold_constants": fold_constants,
+    "fold_crop": fold_crop,
+    "fold_affine": fold_affine,
+    "polyphase_tail": polyphase_tail,
+}
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """One pass over one graph: how many rewrites it made and the node count before and after."""
+
+    name: str
+    rewrites: int
+    nodes_before: int
+    nodes_after: int
+    seconds: float
+
+
+def op_counts(model: onnx.ModelProto) -> Counter:
+    """How many nodes of each op type the main graph has."""
+    return Counter(node.op_type for node in model.graph.node)
+
+
+def optimize(model: onnx.ModelProto, passes: Sequence[str] | None = None) -> tuple[onnx.ModelProto, list[PassReport]]:
+    """A rewritten copy of ``model`` and what each pass did. ``passes``: names from :data:`PASSES`
+    (default: all of them, in their order)."""
+    names = list(PASSES) if passes is None else list(passes)
+    unknown = [n for n in names if n not in PASSES]
+    if unknown:
+        raise ValueError(f"unknown optimisation pass(es) {unknown}; choose from {list(PASSES)}")
+    work = onnx.ModelProto()
+    work.CopyFrom(model)
+    reports = []
+    for name in names:
+        graph = Graph(work)
+        before, start = len(graph.nodes), time.perf_counter()
+        rewrites = PASSES[name](graph)
+        work = graph.commit()
+        reports.append(PassReport(name, rewrites, before, len(work.graph.node), time.perf_counter() - start))
+        log.debug("%s: %d rewrite(s), %d -> %d nodes", name, rewrites, before, len(work.graph.node))
+    return work, reports
+
+
+def describe(reports: Sequence[PassReport]) -> str:
+    """One line: the passes that changed something and the node counts."""
+    done = [f"{r.name} x{r.rewrites}" for r in reports if r.rewrites]
+    if not reports:
+        return "no passes"
+    return f"{', '.join(done) or 'nothing to rewrite'}; {reports[0].nodes_before} -> {reports[-1].nodes_after} nodes"
