@@ -10,11 +10,15 @@ Numerics matched to torch on purpose:
 * ``Conv2d``: torch pads symmetrically by ``padding``; TF's ``"same"`` pads asymmetrically for
   stride 2, so the input is zero-padded explicitly and the convolution is ``"valid"``.
 * ``ConvTranspose2d``: the full ``"valid"`` transposed convolution ((n-1)*s + k) is cropped to
-  torch's window ``[padding, padding + (n-1)*s - 2*padding + k + output_padding)``.
+  torch's window ``[padding, padding + (n-1)*s - 2*padding + k + output_padding)`` with ``tf.slice``,
+  whose gradient is a ``Pad`` (a Python slice ``y[:, a:b]`` is a ``StridedSlice``, whose CPU
+  gradient took a third of the seed conv_vae's training step).
 * ``BatchNorm2d``: torch's semantics rather than Keras': eps given explicitly (Keras' default is
   1e-3), momentum in torch's convention (new = (1-m)*old + m*batch; Keras' 0.99 means m=0.01),
   normalisation by the biased batch variance but the running variance updated with the unbiased
-  one (n/(n-1)), as torch does.
+  one (n/(n-1)), as torch does. In training, 4-D and 5-D inputs go through TensorFlow's fused
+  batch norm (one kernel forward and one backward, like torch's; it returns the unbiased batch
+  variance torch's running update uses); other ranks, and inference, use the written-out formula.
 * ``LeakyReLU`` defaults to torch's slope 0.01 (Keras' default is 0.3).
 """
 
@@ -99,13 +103,22 @@ class ConvTranspose2d(TorchLayer):
         h, w = x.shape[1], x.shape[2]
         p, k, s, op = self.pad, self.kernel, self.stride, self.output_padding
         out_h, out_w = (h - 1) * s - 2 * p + k + op, (w - 1) * s - 2 * p + k + op
-        return y[:, p : p + out_h, p : p + out_w, :]
+        return _crop(y, (p, p), (out_h, out_w))
 
     def torch_params(self):
         return _kernel_and_bias(self.conv, "conv_transpose2d")
 
     def init_rules(self):
         return _default_init(self)
+
+
+def _crop(y, start: tuple[int, ...], size: tuple[int, ...]):
+    """``y[:, start[0] : start[0] + size[0], ..., :]`` (every axis but the batch and the channels)
+    as one ``tf.slice``: its gradient is a ``Pad``, where a Python slice's (``StridedSliceGrad``)
+    is a slow generic kernel on the CPU."""
+    import tensorflow as tf
+
+    return tf.slice(y, [0, *start, 0], [-1, *size, -1])
 
 
 def _triple(value: int | tuple[int, int, int]) -> tuple[int, int, int]:
@@ -149,8 +162,7 @@ class ConvTranspose3d(TorchLayer):
     def call(self, x, training=None):
         y = self.conv(x)
         out = [(n - 1) * s - 2 * p + k for n, k, s, p in zip(x.shape[1:4], self.kernel, self.stride, self.pad)]
-        (pt, ph, pw), (t, h, w) = self.pad, out
-        return y[:, pt : pt + t, ph : ph + h, pw : pw + w, :]
+        return _crop(y, self.pad, out)
 
     def torch_params(self):
         return _kernel_and_bias(self.conv, "conv_transpose3d")
@@ -175,6 +187,10 @@ class Linear(TorchLayer):
         return _default_init(self)
 
 
+#: input rank -> the data format of TensorFlow's fused batch norm (channels last)
+_FUSED_FORMATS = {4: "NHWC", 5: "NDHWC"}
+
+
 class BatchNorm2d(TorchLayer):
     """torch.nn.BatchNorm2d over the last (channel) axis; see the module docstring."""
 
@@ -188,6 +204,9 @@ class BatchNorm2d(TorchLayer):
         self.moving_variance = self.add_weight(shape=c, initializer="ones", trainable=False, name="moving_variance")
 
     def call(self, x, training=None):
+        if training and len(x.shape) in _FUSED_FORMATS:
+            self._require_batch_statistics(x)
+            return self._fused_training(x)
         if training:
             self._require_batch_statistics(x)
             axes = tuple(range(len(x.shape) - 1))
@@ -200,6 +219,18 @@ class BatchNorm2d(TorchLayer):
         else:
             mean, var = self.moving_mean, self.moving_variance
         return (x - mean) * ops.rsqrt(var + self.eps) * self.gamma + self.beta
+
+    def _fused_training(self, x):
+        """Training mode through TensorFlow's fused batch norm: normalised by the biased batch
+        variance; the running variance follows the unbiased one the op returns (torch's rule)."""
+        import tensorflow as tf
+
+        y, mean, var = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=self.eps, is_training=True,
+                                                        data_format=_FUSED_FORMATS[len(x.shape)])
+        m = self.momentum
+        self.moving_mean.assign((1.0 - m) * self.moving_mean + m * mean)
+        self.moving_variance.assign((1.0 - m) * self.moving_variance + m * var)
+        return y
 
     @staticmethod
     def _require_batch_statistics(x) -> None:
