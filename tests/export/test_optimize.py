@@ -1,0 +1,221 @@
+"""The export-time graph rewrites (export.optimize): each pass on small graphs that have its pattern.
+
+Every rewrite must leave onnxruntime's outputs equal to the original graph's (within float rounding)
+and change the graph the way it says; patterns it must not touch are left exactly as they were.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from export.optimize import PASSES, describe, op_counts, optimize
+from export.validation import cpu_session
+
+RNG = np.random.default_rng(0)
+
+
+def weight(*shape, scale=0.2):
+    return (RNG.standard_normal(shape) * scale).astype(np.float32)
+
+
+def model(nodes, inputs, outputs, initializers, opset=18):
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, shape) for name, shape in inputs],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers.items()],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10)
+    return m
+
+
+def run(m, feeds):
+    return cpu_session(m.SerializeToString()).run(None, feeds)
+
+
+def check_same(before, after, feeds, atol=1e-5):
+    for a, b in zip(run(before, feeds), run(after, feeds)):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(b, a, atol=atol, rtol=0)
+
+
+def image(b, c, h, w):
+    return RNG.standard_normal((b, c, h, w)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- fold_constants
+
+
+def test_fold_constants_computes_weight_arithmetic_once():
+    """tf2onnx's BatchNorm as Sqrt/Div/Mul of initializers becomes one constant."""
+    c = 4
+    var, gamma = np.abs(weight(c)) + 0.5, weight(c)
+    nodes = [
+        helper.make_node("Constant", [], ["eps"], value=numpy_helper.from_array(np.array(1e-3, np.float32))),
+        helper.make_node("Add", ["var", "eps"], ["v"]),
+        helper.make_node("Sqrt", ["v"], ["s"]),
+        helper.make_node("Div", ["gamma", "s"], ["scale"]),
+        helper.make_node("Mul", ["x", "scale"], ["y"]),
+    ]
+    m = model(nodes, [("x", [None, c])], ["y"], {"var": var, "gamma": gamma})
+    out, reports = optimize(m, ["fold_constants"])
+    assert op_counts(out) == {"Mul": 1}
+    assert reports[0].rewrites == 4
+    check_same(m, out, {"x": RNG.standard_normal((3, c)).astype(np.float32)})
+
+
+def test_fold_constants_leaves_random_ops_and_graph_outputs():
+    nodes = [helper.make_node("RandomNormal", [], ["noise"], shape=[2, 3]),
+             helper.make_node("Add", ["x", "noise"], ["y"]),
+             helper.make_node("Neg", ["k"], ["k_out"])]
+    m = model(nodes, [("x", [2, 3])], ["y", "k_out"], {"k": weight(2, 3)})
+    out, reports = optimize(m, ["fold_constants"])
+    assert reports[0].rewrites == 0
+    assert op_counts(out) == op_counts(m)
+
+
+# --------------------------------------------------------------------------- fold_crop
+
+
+@pytest.mark.parametrize("size,start,end", [(5, 1, 11), (5, 1, 10), (4, 0, 7), (6, 2, 100)])
+def test_fold_crop_turns_spatial_slice_into_pads(size, start, end):
+    """A full-size ConvTranspose and a Slice of its spatial axes (TensorFlow's 'same' padding) ->
+    one ConvTranspose with pads; ends past the edge clamp as Slice does."""
+    w = weight(6, 5, 3, 3)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["full"], strides=[2, 2], kernel_shape=[3, 3]),
+             helper.make_node("Slice", ["full", "starts", "ends", "axes"], ["y"]),
+             helper.make_node("Relu", ["y"], ["out"])]
+    inits = {"w": w, "starts": np.array([0, start, start, 0], np.int64),
+             "ends": np.array([2**63 - 1, end, end, 2**63 - 1], np.int64), "axes": np.array([0, 2, 3, 1], np.int64)}
+    m = model(nodes, [("x", ["b", 6, size, size])], ["out"], inits)
+    out, reports = optimize(m, ["fold_crop"])
+    assert reports[0].rewrites == 1 and "Slice" not in op_counts(out)
+    check_same(m, out, {"x": image(2, 6, size, size)})
+
+
+def test_fold_crop_leaves_channel_crops_and_shared_outputs():
+    w = weight(6, 5, 3, 3)
+    channel_crop = [helper.make_node("ConvTranspose", ["x", "w"], ["full"], strides=[2, 2], kernel_shape=[3, 3]),
+                    helper.make_node("Slice", ["full", "starts", "ends", "axes"], ["y"])]
+    inits = {"w": w, "starts": np.array([1], np.int64), "ends": np.array([4], np.int64), "axes": np.array([1], np.int64)}
+    m = model(channel_crop, [("x", ["b", 6, 5, 5])], ["y"], inits)
+    assert optimize(m, ["fold_crop"])[1][0].rewrites == 0
+    shared = channel_crop[:1] + [helper.make_node("Slice", ["full", "starts", "ends", "axes"], ["y"]),
+                                 helper.make_node("Relu", ["full"], ["z"])]
+    inits.update(axes=np.array([2], np.int64))
+    m = model(shared, [("x", ["b", 6, 5, 5])], ["y", "z"], inits)
+    assert optimize(m, ["fold_crop"])[1][0].rewrites == 0
+
+
+# --------------------------------------------------------------------------- fold_affine
+
+
+@pytest.mark.parametrize("layer", ["Conv", "ConvTranspose"])
+def test_fold_affine_folds_batchnorm_as_sub_mul_add(layer):
+    """tf2onnx's BatchNorm (Sub mean, Mul scale, Add beta, per channel) disappears into the layer."""
+    c_in, c_out = 4, 6
+    w = weight(c_out, c_in, 3, 3) if layer == "Conv" else weight(c_in, c_out, 3, 3)
+    bias = weight(c_out)
+    per_channel = lambda: weight(1, c_out, 1, 1)  # noqa: E731
+    nodes = [helper.make_node(layer, ["x", "w", "b"], ["h"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             helper.make_node("Sub", ["h", "mean"], ["h1"]),
+             helper.make_node("Mul", ["scale", "h1"], ["h2"]),
+             helper.make_node("Add", ["h2", "beta"], ["h3"]),
+             helper.make_node("LeakyRelu", ["h3"], ["y"], alpha=0.01)]
+    m = model(nodes, [("x", ["b", c_in, 7, 7])], ["y"],
+              {"w": w, "b": bias, "mean": per_channel(), "scale": per_channel(), "beta": per_channel()})
+    out, reports = optimize(m, ["fold_affine"])
+    assert reports[0].rewrites == 3
+    assert op_counts(out) == {layer: 1, "LeakyRelu": 1}
+    check_same(m, out, {"x": image(2, c_in, 7, 7)})
+
+
+def test_fold_affine_folds_a_batchnormalization_node_and_matmul_bias():
+    c = 5
+    stats = {"gamma": weight(c), "beta": weight(c), "mean": weight(c), "var": np.abs(weight(c)) + 0.3}
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]),
+             helper.make_node("Add", ["h", "bias"], ["h1"]),
+             helper.make_node("BatchNormalization", ["h1", "gamma", "beta", "mean", "var"], ["y"], epsilon=1e-3)]
+    m = model(nodes, [("x", ["b", 7])], ["y"], {"w": weight(7, c), "bias": weight(c), **stats})
+    out, reports = optimize(m, ["fold_affine"])
+    assert op_counts(out) == {"Gemm": 1}
+    check_same(m, out, {"x": RNG.standard_normal((3, 7)).astype(np.float32)})
+
+
+def test_fold_affine_leaves_what_is_not_per_channel():
+    """A constant varying along a spatial axis, ``c - x`` and a layer output read twice stay as they are."""
+    w = weight(6, 4, 3, 3)
+    cases = [
+        ([helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]), helper.make_node("Mul", ["h", "k"], ["y"])],
+         {"k": weight(1, 1, 7, 1)}, ["y"]),
+        ([helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]), helper.make_node("Sub", ["k", "h"], ["y"])],
+         {"k": weight(1, 6, 1, 1)}, ["y"]),
+        ([helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]), helper.make_node("Mul", ["h", "k"], ["y"]),
+          helper.make_node("Relu", ["h"], ["z"])], {"k": weight(1, 6, 1, 1)}, ["y", "z"]),
+    ]
+    for nodes, extra, outputs in cases:
+        m = model(nodes, [("x", ["b", 4, 7, 7])], outputs, {"w": w, **extra})
+        out, reports = optimize(m, ["fold_affine"])
+        assert reports[0].rewrites == 0, nodes[1].op_type
+        check_same(m, out, {"x": image(2, 4, 7, 7)})
+
+
+# --------------------------------------------------------------------------- polyphase_tail
+
+
+@pytest.mark.parametrize("kernel,pads,out_pad,conv_kernel", [
+    (3, 1, 1, 3),   # conv_vae's tail: 3x3 stride 2 "same", then a 3x3 conv
+    (4, 1, 0, 3),   # a 4x4 stride-2 upsampling
+    (3, 1, 1, 5),   # a wider following convolution
+    (3, 1, 1, 1),   # a pointwise one: no shifted blocks, no crop
+])
+def test_polyphase_tail_matches_conv_transpose_then_conv(kernel, pads, out_pad, conv_kernel):
+    c_in, c_mid, c_out, size = 5, 4, 3, 6
+    nodes = [helper.make_node("ConvTranspose", ["x", "w1", "b1"], ["up"], strides=[2, 2], pads=[pads] * 4,
+                              output_padding=[out_pad] * 2, kernel_shape=[kernel, kernel]),
+             helper.make_node("LeakyRelu", ["up"], ["act"], alpha=0.2),
+             helper.make_node("Conv", ["act", "w2", "b2"], ["conv"], pads=[conv_kernel // 2] * 4),
+             helper.make_node("Sigmoid", ["conv"], ["image"])]
+    m = model(nodes, [("x", ["b", c_in, size, size])], ["image"],
+              {"w1": weight(c_in, c_mid, kernel, kernel), "b1": weight(c_mid),
+               "w2": weight(c_out, c_mid, conv_kernel, conv_kernel), "b2": weight(c_out)})
+    out, reports = optimize(m, ["polyphase_tail"])
+    assert reports[0].rewrites == 1
+    counts = op_counts(out)
+    assert counts["Conv"] == 2 and counts["DepthToSpace"] == 1 and "ConvTranspose" not in counts
+    check_same(m, out, {"x": image(3, c_in, size, size)})
+
+
+def test_polyphase_tail_needs_an_exact_upsampling():
+    """Output 2n - 1 (no output padding): the phases are not all n long, so nothing is rewritten."""
+    nodes = [helper.make_node("ConvTranspose", ["x", "w1"], ["up"], strides=[2, 2], pads=[1, 1, 1, 1]),
+             helper.make_node("Conv", ["up", "w2"], ["y"], pads=[1, 1, 1, 1])]
+    m = model(nodes, [("x", ["b", 4, 5, 5])], ["y"], {"w1": weight(4, 4, 3, 3), "w2": weight(3, 4, 3, 3)})
+    assert optimize(m, ["polyphase_tail"])[1][0].rewrites == 0
+
+
+# --------------------------------------------------------------------------- unit_stride_transpose
+
+
+def test_unit_stride_transpose_is_a_flipped_conv():
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], pads=[2, 1, 2, 1], kernel_shape=[5, 3])]
+    m = model(nodes, [("x", ["b", 6, 7, 8])], ["y"], {"w": weight(6, 4, 5, 3), "b": weight(4)})
+    out, reports = optimize(m, ["unit_stride_transpose"])
+    assert op_counts(out) == {"Conv": 1}
+    check_same(m, out, {"x": image(2, 6, 7, 8)})
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def test_optimize_refuses_unknown_passes_and_reports_every_pass():
+    with pytest.raises(ValueError, match="unknown optimisation pass"):
+        optimize(model([helper.make_node("Relu", ["x"], ["y"])], [("x", [1])], ["y"], {}), ["fold_everything"])
+    m = model([helper.make_node("Relu", ["x"], ["y"])], [("x", [1])], ["y"], {})
+    out, reports = optimize(m)
+    assert [r.name for r in reports] == list(PASSES)
+    assert "nothing to rewrite" in describe(reports)
+    assert out is not m and op_counts(out) == op_counts(m)
