@@ -44,7 +44,7 @@ class Graph:
         self.nodes: list[onnx.NodeProto] = list(graph.node)
         self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
         self.outputs = {o.name for o in graph.output}
-        self._names = {n for node in self.nodes for n in (*node.input, *node.output)} | set(self.initializers)
+        self._names = {n for node in self.nodes for n in (*node.input, *node.output, node.name)} | set(self.initializers)
         self._names |= {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
         self._counter = 0
         self.changed: set[str] = set()  # tensors whose shape may differ from their value_info now

@@ -219,3 +219,12 @@ def test_optimize_refuses_unknown_passes_and_reports_every_pass():
     assert [r.name for r in reports] == list(PASSES)
     assert "nothing to rewrite" in describe(reports)
     assert out is not m and op_counts(out) == op_counts(m)
+
+
+def test_fresh_names_avoid_node_names_too():
+    """An optimised file optimised again (a re-export of finished files) must stay a valid graph: a
+    new node may not take the name of a node an earlier run made."""
+    from export.optimize.graph import Graph
+
+    m = model([helper.make_node("Relu", ["x"], ["y"], name="PhaseConv__opt1")], [("x", [1])], ["y"], {})
+    assert Graph(m).fresh("PhaseConv") != "PhaseConv__opt1"
