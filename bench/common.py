@@ -223,12 +223,15 @@ def interleave(fns: dict[str, Callable[[Any], Any]], arg: Any, repeats: int, war
     the timing stops early, after at least ``min_rounds`` timed rounds, once that many seconds have
     passed since the start (warm-up included).
 
-    Returns ``rounds`` (timed), ``calls_per_sample``, ``s_per_call`` (median), ``rel_iqr``,
-    ``samples_s`` (every timed sample) and ``wall_s``, the per-fn ones as {name: value} dicts.
+    Returns ``rounds`` (timed), ``calls_per_sample``, ``s_per_call`` (median), ``cpu_s_per_call``
+    (median CPU seconds of this process per call, every thread counted: what a call costs the
+    machine, whatever the wall clock says), ``rel_iqr``, ``samples_s`` (every timed sample) and
+    ``wall_s``, the per-fn ones as {name: value} dicts.
     """
     names = list(fns)
     inner = dict.fromkeys(names, 1)
     samples: dict[str, list[float]] = {n: [] for n in names}
+    cpu_samples: dict[str, list[float]] = {n: [] for n in names}
     start = time.perf_counter()
     rounds = 0
     for r in range(warmup + repeats):
@@ -236,19 +239,22 @@ def interleave(fns: dict[str, Callable[[Any], Any]], arg: Any, repeats: int, war
             break
         for name in rotated(names, r):
             fn, k = fns[name], inner[name]
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             for _ in range(k):
                 fn(arg)
             per_call = (time.perf_counter() - t0) / k
+            cpu_per_call = (time.process_time() - c0) / k
             if r < warmup:  # calibrate: enough calls that one sample lasts min_sample_s
                 inner[name] = max(inner[name], math.ceil(min_sample_s / per_call))
             else:
                 samples[name].append(per_call)
+                cpu_samples[name].append(cpu_per_call)
         rounds += r >= warmup
     return {
         "rounds": rounds,
         "calls_per_sample": inner,
         "s_per_call": {n: median(s) for n, s in samples.items()},
+        "cpu_s_per_call": {n: median(s) for n, s in cpu_samples.items()},
         "rel_iqr": {n: rel_iqr(s) for n, s in samples.items()},
         "samples_s": samples,
         "wall_s": time.perf_counter() - start,

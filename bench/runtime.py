@@ -1,47 +1,50 @@
-"""Generator throughput of the ONNX runtime vs torch eager vs Keras, with achieved GFLOP/s.
+"""Generator throughput of the runtime against its peers on the same model, with GFLOP/s and CPU cost.
 
     python bench/runtime.py [--models conv_vae:tiny+seed,vaegan/time] [--presets tiny]
-                            [--batches 1,64] [--repeats 7] [--warmup 1] [--seconds 60]
-                            [--keras eager,function] [--threads N] [--out-json PATH]
+                            [--batches 1,64] [--paths ort,ort raw,torch,...] [--repeats 7] [--warmup 1]
+                            [--seconds 60] [--threads N] [--out-json PATH]
 
 A target is ``MODEL[/VARIANT][:PRESET[+PRESET...]]``, e.g. ``conv_vae:tiny+seed`` or
 ``vaegan/time:tiny``. ``VARIANT`` is a name from the model's ``ModelSpec.variants`` (config
 overrides: ``vaegan/time`` is the ParamTanh ``time`` mode); ``MODEL`` alone (or ``MODEL/*``) is
-every variant, as in ``bench/training.py``. An entry without presets gets every ``--presets``
+every variant, as in ``bench/train.py``. An entry without presets gets every ``--presets``
 preset (default tiny). The default ``--models`` is every registered model at its first variant
-(``MODEL/FIRST``, read from the registry): nothing here names a model. For each target a torch model is built with core's initial weights
-(``torch_impl.init.initialize(model, --seed)``), saved with ``torch_impl.save_model`` and
-exported with ``export.pipeline.export_checkpoint(ckpt, dir, "torch")``.
-Its generator part (``decoder`` / ``generator`` / ``video_generator``, :func:`core.registry.sample_part`)
-is then timed, on the same latents, as
+(``MODEL/FIRST``, read from the registry): nothing here names a model.
 
-* ``ort``         ``runtime.load(dir, providers="cpu").decode(z, batch_size=len(z))``: raw float
-                  output, CPUExecutionProvider, one session call per batch;
-* ``torch``       the torch model's method in ``eval()`` under ``torch.no_grad()``, ``.numpy()``'d;
-* ``k eager``     ``keras_impl.load_model(ckpt)`` run by ``keras_impl.parts.run_part`` (eager, with
-                  its NHWC -> NCHW transpose and NumPy conversion: what the parity tests call);
-* ``k tf.fn``     the same Keras model's method (``decode``/``generate``) inside one ``tf.function``
-                  with a ``[None, *latent shape]`` input signature (no transpose; NHWC ``.numpy()``).
+For each target a torch model is built with core's initial weights (``torch_impl.init.initialize(model,
+--seed)``), saved with ``torch_impl.save_model`` and exported twice with
+``export.pipeline.export_checkpoint(ckpt, dir, "torch")``: as shipped (the graph rewrites of
+:mod:`export.optimize` on, plus the ``--int8`` files when an int8 path is timed) and with
+``optimize=False``. Its generator part (:func:`core.registry.sample_part`) is then timed, on the same
+latents, along every path of :mod:`bench.peers` (``--paths``): the runtime (``ort``, ``ort raw``,
+``rt openvino``), its fp32 peers (torch eager, torch ``inference_mode`` + channels_last,
+``torch.compile``, Keras ``tf.function``, OpenVINO) and the reduced-precision paths (``ort int8``,
+``rt auto``, OpenVINO at its default precision), whose PSNR against torch's fp32 output is printed.
 
 Measurements are interleaved round-robin (the order rotating every round) so machine noise hits
-every framework alike; a warm-up round calibrates how many calls one sample holds (at least
-``--min-sample-ms``); each number is the median over the timed rounds, and a cell stops early
-(after at least 3 rounds) once it has used its share of the ``--seconds`` budget.
+every path alike; a warm-up round calibrates how many calls one sample holds (at least
+``--min-sample-ms``; it also absorbs torch.compile's compilation); each number is the median over
+the timed rounds, and a cell stops early (after at least 3 rounds) once it has used its share of
+the ``--seconds`` budget. Each sample also records this process's CPU time (all threads), which
+gives images per CPU-second, and :class:`bench.common.CpuMeter` reports the CPU other processes took.
 
-Achieved GFLOP/s: the generator's FLOPs are counted from the ONNX graph itself
+Achieved GFLOP/s: the generator's FLOPs are counted from the *unoptimised* ONNX graph
 (:func:`count_flops`: shape inference at the concrete batch, then 2 x MACs of Conv, ConvTranspose,
-Gemm, MatMul and Einsum), times images/s. This machine's fp32 peak is measured in the same run
-(best of several 2048 x 2048 sgemms, torch and NumPy, before and after the timings) and every
-GFLOP/s is reported as a share of it.
+Gemm, MatMul and Einsum), so a rewritten graph's extra zero taps earn nothing, times calls/s. This
+machine's fp32 peak is measured in the same run (best of several 2048 x 2048 sgemms, torch and
+NumPy, at the same thread count, before and after the timings) and every GFLOP/s is reported as a
+share of it. The CPU model and its ISA flags (AVX-512, VNNI, BF16, AMX) head the environment line,
+so numbers from different machines can be read.
 
-The generator callables, the interleaved timing and the machine helpers are ``bench/common.py``'s.
 Throughput counts images; a video generator's sample counts as its frames (``session.frames``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import logging
 import math
 import os
@@ -54,9 +57,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
-    FRAMEWORKS, KERAS_PATHS, MIN_ROUNDS, CpuMeter, check_outputs, cpu_count, export_via_torch, fastest_keras,
-    framework_environment, generator_fns, interleave, part_latents, prepare_frameworks, report_footer, setup_logging, write_json,
+    KERAS_PATHS, MIN_ROUNDS, CpuMeter, check_outputs, cpu_count, cpu_isa, framework_environment, generator_fns,
+    interleave, part_latents, prepare_frameworks, report_footer, setup_logging, write_json,
 )
+from bench.peers import DEFAULT_PATHS, PATHS, build_paths  # noqa: E402
 
 prepare_frameworks()  # before TensorFlow is imported
 
@@ -68,9 +72,23 @@ import keras_impl  # noqa: E402  (imports TensorFlow + Keras)
 import runtime  # noqa: E402
 import torch_impl  # noqa: E402
 from core.registry import MODELS, get_model_spec, sample_part  # noqa: E402
+from export.pipeline import export_checkpoint  # noqa: E402
 from torch_impl.init import initialize  # noqa: E402
 
 log = logging.getLogger("bench.runtime")
+
+#: the paths that need the ``--int8`` files of the export
+INT8_PATHS = {"ort int8", "rt auto"}
+
+
+def openvino_version() -> str:
+    try:
+        import openvino
+
+        return openvino.__version__
+    except ImportError:
+        return "not installed"
+
 
 #: every registered model at its first variant
 DEFAULT_MODELS = ",".join(f"{name}/{next(iter(spec.variants))}" for name, spec in sorted(MODELS.items()))
@@ -277,45 +295,69 @@ def parse_targets(models: str, presets: str) -> list[Target]:
 # --------------------------------------------------------------------------- one model
 
 
+def _psnr(reference: np.ndarray, candidate: np.ndarray, value_range) -> float:
+    from export.variants import psnr
+
+    return psnr(reference, candidate, value_range) if candidate.shape == reference.shape else float("nan")
+
+
 def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget_s: float) -> dict:
     meter = CpuMeter()
     tmodel = initialize(torch_impl.build(target.model, config=target.config()), opts.seed).eval()
     config = tmodel.config
     part = sample_part(config)
     folder = workdir / f"{target.model}_{target.variant}_{target.preset}"
-    ckpt, reports, export_s = export_via_torch(tmodel, folder / "ckpt.safetensors", folder / "onnx")
-    log.info("%s: exported %s via torch in %.1fs", target.label, [r.part for r in reports], export_s)
+    wanted = set(opts.path_list)
+    t0 = time.perf_counter()
+    ckpt = torch_impl.save_model(tmodel, folder / "ckpt.safetensors")
+    with contextlib.redirect_stdout(io.StringIO()):  # the exports print their own tables
+        reports = export_checkpoint(ckpt, folder / "onnx", "torch", variants=("int8",) if wanted & INT8_PATHS else ())
+        export_checkpoint(ckpt, folder / "raw", "torch", optimize=False)
+    export_s = time.perf_counter() - t0
+    log.info("%s: exported %s via torch (optimised and raw) in %.1fs", target.label, [r.part for r in reports], export_s)
     session = runtime.load(folder / "onnx", providers="cpu")
     kmodel = keras_impl.load_model(ckpt)
-    fns = generator_fns(tmodel, kmodel, session, part, opts.keras_list)
-    diffs = check_outputs(fns, config, part)
-    onnx_model = onnx.load(str(session.path))
+    keras_paths = [k for k, label in KERAS_PATHS.items() if label in wanted]
+    base = generator_fns(tmodel, kmodel, session, part, keras_paths)
+    paths = build_paths(wanted, {"onnx": folder / "onnx", "raw": folder / "raw"}, tmodel, kmodel, part, base)
+    fns = {label: paths.fns[label] for label in PATHS if label in paths.fns}
+    exact = {label: fn for label, fn in fns.items() if PATHS[label] != "reduced"}
+    diffs = check_outputs({"torch": base["torch"], **exact}, config, part)
+    z_check = part_latents(config, part, 4, 0)
+    reference = base["torch"](z_check)
+    value_range = get_model_spec(config.model).parts(config)[part].value_range
+    psnr = {label: _psnr(reference, fn(z_check), value_range) for label, fn in fns.items() if PATHS[label] == "reduced"}
+    raw_model = onnx.load(str(folder / "raw" / session.path.name))
     per_img = session.frames or 1
     result = {
         "target": target.label, "model": target.model, "variant": target.variant, "preset": target.preset,
         "overrides": target.overrides,
         "part": part, "onnx": str(session.path.name), "ort_provider": session.provider, "export_s": export_s,
         "export_max_abs_diff": {r.part: r.max_abs_diff for r in reports}, "max_abs_diff_vs_torch": diffs,
+        "psnr_vs_torch_db": psnr, "missing_paths": paths.missing, "path_notes": paths.notes,
         "images_per_sample": per_img, "output_shape": list(session.output_shape), "cells": [],
     }
-    first = count_flops(onnx_model, 1)
+    first = count_flops(raw_model, 1)  # the model's arithmetic: the rewritten graph's zero taps do not count
     result["flops_per_sample"] = first.flops
     result["flops_by_op"] = first.by_op
     result["flop_nodes"] = first.nodes
     result["uncounted_ops"] = first.uncounted
     for batch in opts.batch_list:
-        flops = count_flops(onnx_model, batch)
+        flops = count_flops(raw_model, batch)
         if flops.flops != batch * first.flops:
             log.warning("%s: FLOPs at batch %d are %d, not %d x batch 1", target.label, batch, flops.flops, batch)
         z = part_latents(config, part, batch, 1)
-        log.info("%s: batch %d (%.3f GFLOP per call)", target.label, batch, flops.flops / 1e9)
+        log.info("%s: batch %d (%.3f GFLOP per call; %s)", target.label, batch, flops.flops / 1e9, ", ".join(fns))
+        for fn in fns.values():  # untimed: torch.compile compiles for this batch size here
+            fn(z)
         cell = interleave(fns, z, opts.repeats, opts.warmup, opts.min_sample_ms / 1e3, budget_s)
         cell["batch"] = batch
         cell["flops_per_call"] = flops.flops
         cell["images_per_s"] = {n: batch * per_img / s for n, s in cell["s_per_call"].items()}
+        cell["images_per_cpu_s"] = {n: batch * per_img / s for n, s in cell["cpu_s_per_call"].items() if s > 0}
         cell["gflops"] = {n: flops.flops / s / 1e9 for n, s in cell["s_per_call"].items()}
         result["cells"].append(cell)
-    del fns, tmodel, kmodel, session
+    del fns, exact, paths, base, tmodel, kmodel, session
     gc.collect()
     result["others_cpu_share"] = meter.others()
     return result
@@ -324,36 +366,69 @@ def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget
 # --------------------------------------------------------------------------- report
 
 
+def _best(values: dict[str, float], labels) -> tuple[str | None, float]:
+    present = [(values[n], n) for n in labels if n in values]
+    if not present:
+        return None, float("nan")
+    value, name = max(present)
+    return name, value
+
+
 def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak: dict, wall_s: float) -> None:
-    names = [n for n in FRAMEWORKS if n == "ort" or n == "torch" or n in {KERAS_PATHS[k] for k in opts.keras_list}]
+    names = [n for n in PATHS if any(n in c["images_per_s"] for r in results for c in r["cells"])]
+    peers = [n for n in names if PATHS[n] == "peer"]
+    reduced_runtime = [n for n in names if PATHS[n] == "reduced" and not n.startswith("openvino")]
     peak_best = max(peak.values())
-    out = [f"\nGenerator throughput (images/s, a video's frames counted; median of up to {opts.repeats} interleaved rounds after "
-           f"{opts.warmup} warm-up; ort = runtime.load(dir, 'cpu').decode,\ntorch = eager no_grad eval, "
-           "k eager = keras_impl.parts.run_part, k tf.fn = tf.function(model.<method>); "
-           "keras* = the faster Keras path)"]
-    cols = "".join(f" {n:>9}" for n in names)
-    header = f"{'model':<22} {'part':<15} {'batch':>5} {'MFLOP/img':>10}{cols} {'ort/torch':>9} {'ort/keras*':>10}  keras*  rounds"
+    width = max(10, *(len(n) for n in names))
+    out = [f"\nGenerator throughput, images/s (a video's frames counted; median of up to {opts.repeats} interleaved "
+           f"rounds after {opts.warmup} warm-up; paths: bench/peers.py)"]
+    cols = "".join(f" {n:>{width}}" for n in names)
+    header = f"{'model':<22} {'batch':>5} {'MFLOP/img':>10}{cols}"
     out += [header, "-" * len(header)]
     for res in results:
         for cell in res["cells"]:
             ips = cell["images_per_s"]
-            fast = fastest_keras(ips)
-            vals = "".join(f" {ips[n]:>9.1f}" for n in names)
-            k_ratio = f"{ips['ort'] / ips[fast]:>10.2f}" if fast else f"{'-':>10}"
-            out.append(f"{res['target']:<22} {res['part']:<15} {cell['batch']:>5} "
-                       f"{res['flops_per_sample'] / res['images_per_sample'] / 1e6:>10.1f}{vals} "
-                       f"{ips['ort'] / ips['torch']:>9.2f} {k_ratio}  {(fast or '-').removeprefix('k '):<7} "
-                       f"{cell['rounds']:>5}")
+            vals = "".join(f" {ips[n]:>{width}.1f}" if n in ips else f" {'-':>{width}}" for n in names)
+            out.append(f"{res['target']:<22} {cell['batch']:>5} "
+                       f"{res['flops_per_sample'] / res['images_per_sample'] / 1e6:>10.1f}{vals}")
 
-    out.append(f"\nAchieved GFLOP/s (generator FLOPs counted from the ONNX graph x calls/s) and share of this "
-               f"machine's fp32 sgemm peak {peak_best:.1f} GFLOP/s")
-    cols = "".join(f" {n:>16}" for n in names)
+    out.append("\nThe runtime against its peers (ratios of images/s in the same interleaved cell; > 1: the runtime is faster)")
+    header = (f"{'model':<22} {'batch':>5} {'ort/raw':>8} {'ort / best fp32 peer':>28} {'best reduced runtime path':>30} "
+              f"{'/ openvino default':>18} {'ort % peak':>10}")
+    out += [header, "-" * len(header)]
+    for res in results:
+        for cell in res["cells"]:
+            ips = cell["images_per_s"]
+            peer, peer_v = _best(ips, peers)
+            red, red_v = _best(ips, reduced_runtime)
+            raw = f"{ips['ort'] / ips['ort raw']:>8.2f}" if "ort raw" in ips else f"{'-':>8}"
+            vs_peer = f"{ips['ort'] / peer_v:>6.2f} ({peer})" if peer else "-"
+            red_txt = f"{red} {red_v:.1f}/s" if red else "-"
+            vs_ov = (f"{red_v / ips['openvino default']:>18.2f}" if red and "openvino default" in ips else f"{'-':>18}")
+            share = f"{cell['gflops']['ort'] / peak_best:>10.0%}"
+            out.append(f"{res['target']:<22} {cell['batch']:>5} {raw} {vs_peer:>28} {red_txt:>30} {vs_ov} {share}")
+
+    out.append(f"\nAchieved GFLOP/s (the model's FLOPs, counted on the unoptimised ONNX graph, x calls/s) and share of "
+               f"this machine's fp32 sgemm peak {peak_best:.1f} GFLOP/s")
+    cols = "".join(f" {n:>{max(width, 15)}}" for n in names)
     header = f"{'model':<22} {'batch':>5} {'GFLOP/call':>10}{cols}"
     out += [header, "-" * len(header)]
     for res in results:
         for cell in res["cells"]:
-            vals = "".join(f" {cell['gflops'][n]:>8.2f} ({cell['gflops'][n] / peak_best:>4.0%})" for n in names)
+            g = cell["gflops"]
+            vals = "".join(f" {f'{g[n]:.1f} ({g[n] / peak_best:.0%})':>{max(width, 15)}}" if n in g
+                           else f" {'-':>{max(width, 15)}}" for n in names)
             out.append(f"{res['target']:<22} {cell['batch']:>5} {cell['flops_per_call'] / 1e9:>10.4f}{vals}")
+
+    out.append("\nImages per CPU-second (this process's CPU time, every thread: what a call costs the machine)")
+    cols = "".join(f" {n:>{width}}" for n in names)
+    header = f"{'model':<22} {'batch':>5}{cols}"
+    out += [header, "-" * len(header)]
+    for res in results:
+        for cell in res["cells"]:
+            per_cpu = cell["images_per_cpu_s"]
+            vals = "".join(f" {per_cpu[n]:>{width}.1f}" if n in per_cpu else f" {'-':>{width}}" for n in names)
+            out.append(f"{res['target']:<22} {cell['batch']:>5}{vals}")
 
     out.append("\nFLOPs per sample by op (2 x MACs; not counted: "
                + "; ".join(f"{r['target']}: {', '.join(f'{k} x{v}' for k, v in r['uncounted_ops'].items())}"
@@ -362,14 +437,24 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak:
         by_op = ", ".join(f"{op} x{res['flop_nodes'][op]} {f / 1e6:.2f}M" for op, f in res["flops_by_op"].items())
         out.append(f"  {res['target']:<22} {res['onnx']:<16} {res['flops_per_sample'] / 1e6:>10.2f} MFLOP = {by_op}")
 
-    out.append("\nfp32 sgemm 2048^3, best of 5, before / after the timings: "
+    out.append(f"\nfp32 sgemm 2048^3 ({opts.threads or cpu_count()} threads), best of 5, before / after the timings: "
                + ", ".join(f"{k} {v:.1f}" for k, v in peak.items()) + " GFLOP/s")
     worst = max(((v, f"{r['target']} b{c['batch']} {n}") for r in results for c in r["cells"]
                  for n, v in c["rel_iqr"].items()), default=(0.0, "-"))
     out.append(f"noise: largest inter-quartile range / median of a cell: {worst[0]:.0%} ({worst[1]})")
     diffs = [f"{r['target']} " + " ".join(f"{k} {v:.1e}" for k, v in r["max_abs_diff_vs_torch"].items())
              for r in results]
-    out.append("outputs vs torch, max |diff|: " + "; ".join(diffs))
+    out.append("fp32 outputs vs torch, max |diff|: " + "; ".join(diffs))
+    psnrs = [f"{r['target']} " + " ".join(f"{k} {v:.1f}" for k, v in r["psnr_vs_torch_db"].items())
+             for r in results if r["psnr_vs_torch_db"]]
+    if psnrs:
+        out.append("reduced precision vs torch fp32, PSNR dB: " + "; ".join(psnrs))
+    notes = sorted({f"{k}: {v}" for r in results for k, v in r["path_notes"].items()})
+    if notes:
+        out.append("what the paths ran: " + "; ".join(notes))
+    missing = sorted({f"{k} ({v})" for r in results for k, v in r["missing_paths"].items()})
+    if missing:
+        out.append("left out: " + "; ".join(missing))
     shares = [f"{r['target']} {r['others_cpu_share']:.0%}" for r in results if r["others_cpu_share"] is not None]
     if shares:
         out.append("CPU used by other processes, per model: " + ", ".join(shares))
@@ -391,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
                              "past its share (default 60)")
     parser.add_argument("--min-sample-ms", type=float, default=50.0,
                         help="repeat a short call inside one sample until it lasts this long (default 50)")
-    parser.add_argument("--keras", default="eager,function", help="Keras paths to time: eager, function (default both)")
+    parser.add_argument("--paths", default=",".join(DEFAULT_PATHS),
+                        help=f"comma-separated paths to time, from {', '.join(PATHS)} (default all but 'k eager'; "
+                             "see bench/peers.py)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: the CPUs this process may use)")
     parser.add_argument("--seed", type=int, default=0, help="initial-weights seed of every model (default 0)")
     parser.add_argument("--out-json", default=None, help="also write every number (and raw samples) here")
@@ -402,9 +489,11 @@ def main(argv: list[str] | None = None) -> int:
         opts.batch_list = [int(b) for b in opts.batches.split(",") if b.strip()]
     except ValueError as exc:
         parser.error(str(exc))
-    opts.keras_list = [k.strip() for k in opts.keras.split(",") if k.strip()]
-    if any(k not in KERAS_PATHS for k in opts.keras_list):
-        parser.error(f"--keras: choose from {','.join(KERAS_PATHS)}")
+    opts.path_list = [p.strip() for p in opts.paths.split(",") if p.strip()]
+    unknown = [p for p in opts.path_list if p not in PATHS]
+    if unknown:
+        parser.error(f"--paths: unknown {unknown}; choose from {', '.join(PATHS)}")
+    opts.path_list = sorted({*opts.path_list, "ort", "torch"}, key=list(PATHS).index)  # the references
     if not opts.batch_list or min(opts.repeats, opts.warmup, *opts.batch_list) < 1 or (opts.threads or 1) < 1:
         parser.error("--batches, --repeats, --warmup and --threads must be >= 1")
     if opts.seconds <= 0:
@@ -412,8 +501,9 @@ def main(argv: list[str] | None = None) -> int:
 
     setup_logging(opts.log_level, ("runtime", "export", "absl", "tensorflow", "torch", "onnxscript"))
     torch.set_num_threads(opts.threads or cpu_count())
-    env = framework_environment({"onnx": onnx.__version__,
-                                 "ort intra-op threads": "ORT default (0 = one per physical core)"})
+    env = framework_environment({"onnx": onnx.__version__, "openvino": openvino_version(),
+                                 "isa (torch dispatch; cpu flags)": cpu_isa(),
+                                 "ort threads": "the runtime's default policy (runtime.threads)"})
     log.info("environment: %s", env)
     start = time.perf_counter()
     meter = CpuMeter()
