@@ -1,29 +1,44 @@
-"""Benchmark training steps of any registered model in both frameworks, side by side.
+"""Benchmark training steps of any registered model: torch as shipped, channels_last and compiled, and Keras.
 
-    python bench/training.py [--models conv_vae,vaegan/time] [--preset tiny|seed] [--batch-size N]
-                             [--repeats 5] [--warmup 1] [--seed 0] [--threads N] [--out-json PATH]
+    python bench/train.py [--models conv_vae,vaegan/time] [--preset tiny|seed] [--batch-size N]
+                          [--contenders shipped,channels_last,compiled,keras] [--repeats 5] [--warmup 1]
+                          [--seed 0] [--threads N] [--out-json PATH]
 
 A target is ``MODEL`` or ``MODEL/*`` (every variant it registers in ``ModelSpec.variants``) or
 ``MODEL/VARIANT`` (the same syntax as ``bench/runtime.py``'s, without its ``:PRESET``);
 the default is every registered model and variant at the tiny preset. Nothing here names a model.
 
-For each target, the generic trainers (``torch_impl.train.make_trainer`` and
-``keras_impl.train.make_trainer``) are built from the same config, the model's objective at its
-registered hyperparameters (``core.cli.hyperparameter_defaults``, as the trainers' flags default)
-and the same ``--seed``, so both start from core's identical initial weights; both step on one
-fixed random batch of the data shape (``--batch-size``, default the model's
-``ModelSpec.batch_size``).
+Contenders (:data:`CONTENDERS`; ``--contenders`` picks and orders them), each a generic trainer
+(``torch_impl.train.make_trainer`` / ``keras_impl.train.make_trainer``) with its
+:class:`core.trainer_base.SpeedOptions` and the C allocator's setting (:mod:`core.allocator`,
+process-wide, so it is switched before each contender's step):
+
+* ``shipped``        torch NCHW eager, glibc's default large-block handling: the trainer before
+                     ``--memory-format`` existed;
+* ``nchw+alloc``     the same with freed blocks retained (not in the default set: it splits the
+                     next contender's gain between the allocator and the memory format);
+* ``channels_last``  torch as the trainer now runs by default (channels_last, blocks retained);
+* ``compiled``       the same with ``--compile`` (``torch.compile``; its compilation is in the warm-up);
+* ``keras``          the Keras trainer as it runs by default (blocks retained, as its CLI does);
+* ``keras_xla``      the Keras trainer with ``--compile`` (XLA; not in the default set).
+
+All are built from the same config, the model's objective at its registered hyperparameters
+(``core.cli.hyperparameter_defaults``, as the trainers' flags default) and the same ``--seed``, so
+they start from core's identical initial weights; all step on one fixed random batch of the data
+shape (``--batch-size``, default the model's ``ModelSpec.batch_size``).
 
 Steps are grouped by what the objective's ``schedule(step)`` runs on them (``elbo``,
 ``critic``, ``critic+generator``, ...). Step indices are picked from the schedule so every kind
 is timed equally often whatever the hyperparameters (a WGAN-GP with ``n_critic`` 5 gets as many
 ``critic+generator`` samples as ``critic`` ones). ``--warmup`` rounds of one step per kind come
-first (they absorb Keras' ``tf.function`` tracing), then ``--repeats`` timed rounds, the
-frameworks interleaved (order rotating every round). A kind's time is the median of its samples;
-``per step`` weighs the kinds by how often the schedule runs them over the first
-``SCHEDULE_SPAN`` steps. The first warm-up step's losses are compared across frameworks (same
-weights, batch and step inputs) as a sanity check. The CPU model and the ISA torch dispatches to
-are printed with the results.
+first (they absorb Keras' ``tf.function`` tracing and torch.compile's compilation), then
+``--repeats`` timed rounds, the contenders interleaved (order rotating every round). A kind's time
+is the median of its samples; ``per step`` weighs the kinds by how often the schedule runs them
+over the first ``SCHEDULE_SPAN`` steps. The process's CPU time (user and system, all threads) is
+taken around every step too: ``sys`` is the system share of it, what page faults cost. The first
+warm-up step's losses of every contender are compared with the first contender's (same weights,
+batch and step inputs) as a sanity check. The CPU model, the ISA torch dispatches to and the CPU
+other processes took are printed with the results.
 """
 
 from __future__ import annotations
@@ -32,13 +47,16 @@ import argparse
 import json
 import logging
 import math
+import resource
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
-    CpuMeter, cpu_count, cpu_isa, framework_environment, median, prepare_frameworks, rel_iqr,
+    CpuMeter, busy_note, cpu_count, cpu_isa, framework_environment, median, prepare_frameworks, rel_iqr,
     report_footer, rotated, setup_logging, write_json,
 )
 
@@ -47,14 +65,39 @@ prepare_frameworks()  # before TensorFlow is imported
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from core.allocator import retain_freed_memory  # noqa: E402
 from core.cli import hyperparameter_defaults  # noqa: E402
 from core.registry import MODELS, sample_part  # noqa: E402
+from core.trainer_base import SpeedOptions  # noqa: E402
 from keras_impl.train import make_trainer as keras_trainer  # noqa: E402  (imports TensorFlow + Keras)
 from torch_impl.train import make_trainer as torch_trainer  # noqa: E402
 
-log = logging.getLogger("bench.training")
+log = logging.getLogger("bench.train")
 
-FACTORIES = {"torch": torch_trainer, "keras": keras_trainer}
+
+@dataclass(frozen=True)
+class Contender:
+    """One way of training: a framework's trainer factory, its speed options, the allocator setting."""
+
+    make: Callable[..., Any]
+    speed: SpeedOptions
+    retain_memory: bool
+    description: str
+
+
+CONTENDERS: dict[str, Contender] = {
+    "shipped": Contender(torch_trainer, SpeedOptions("contiguous"), False, "torch NCHW eager, glibc default"),
+    "nchw+alloc": Contender(torch_trainer, SpeedOptions("contiguous"), True, "torch NCHW eager, blocks retained"),
+    "channels_last": Contender(torch_trainer, SpeedOptions("channels_last"), True, "torch default: channels_last"),
+    "compiled": Contender(torch_trainer, SpeedOptions("channels_last", compile=True), True,
+                          "torch channels_last + torch.compile"),
+    "keras": Contender(keras_trainer, SpeedOptions(), True, "Keras default (tf.function)"),
+    "keras_xla": Contender(keras_trainer, SpeedOptions(compile=True), True, "Keras + jit_compile (XLA)"),
+}
+DEFAULT_CONTENDERS = ("shipped", "channels_last", "compiled", "keras")
+#: the printed ratios: (name, numerator contender, denominator contender); > 1 means the denominator is faster
+RATIOS = (("cl x", "shipped", "channels_last"), ("comp x", "shipped", "compiled"),
+          ("k/cl", "keras", "channels_last"), ("k/comp", "keras", "compiled"))
 #: the schedule is read over this many steps: which kinds of step exist and how often each runs
 SCHEDULE_SPAN = 1000
 
@@ -97,6 +140,21 @@ def step_kinds(objective, span: int = SCHEDULE_SPAN) -> dict[str, list[int]]:
     return kinds
 
 
+def cpu_s() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process so far, all threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
+def build(name: str, config, objective_of: Callable[[], Any], seed: int) -> tuple[Any | None, str]:
+    """A contender's trainer, or (None, why) when it cannot be built."""
+    c = CONTENDERS[name]
+    try:
+        return c.make(config, objective_of(), seed, SCHEDULE_SPAN, c.speed), ""
+    except Exception as exc:  # noqa: BLE001 - reported in the table, the other contenders still run
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def bench_target(model: str, variant: str, opts: argparse.Namespace) -> dict:
     spec = MODELS[model]
     label = target_label(model, variant)
@@ -106,62 +164,104 @@ def bench_target(model: str, variant: str, opts: argparse.Namespace) -> dict:
     batch = data_batch(config, batch_size, opts.seed)
     meter = CpuMeter()
     t0 = time.perf_counter()
-    trainers = {fw: make(config, spec.objective(config, hp), opts.seed, SCHEDULE_SPAN) for fw, make in FACTORIES.items()}
+    trainers, failed = {}, {}
+    for name in opts.contenders:
+        trainers[name], why = build(name, config, lambda: spec.objective(config, hp), opts.seed)
+        if trainers[name] is None:
+            failed[name] = why
+            del trainers[name]
     build_s = time.perf_counter() - t0
-    kinds = step_kinds(trainers["torch"].objective)
+    kinds = step_kinds(spec.objective(config, hp))
     log.info("%s: batch %s, step kinds %s, %d warm-up + %d timed rounds", label, batch.shape,
              {k: len(v) for k, v in kinds.items()}, opts.warmup, opts.repeats)
-    samples = {(fw, k): [] for fw in trainers for k in kinds}
+    samples = {(n, k): [] for n in trainers for k in kinds}
+    cpu = {n: [0.0, 0.0] for n in trainers}  # user, system over the timed steps
     first_losses: dict[str, dict[str, float]] = {}
     nonfinite = []
+    warmup_s = dict.fromkeys(trainers, 0.0)
     for r in range(opts.warmup + opts.repeats):
-        for fw in rotated(list(trainers), r):
+        for name in rotated(list(trainers), r):
+            if name in failed:
+                continue
+            retain_freed_memory(CONTENDERS[name].retain_memory)
             for kind, steps in kinds.items():
                 step = steps[r % len(steps)]
+                u0, s0 = cpu_s()
                 t = time.perf_counter()
-                losses = trainers[fw].train_step(batch, step)
+                try:
+                    losses = trainers[name].train_step(batch, step)
+                except Exception as exc:  # noqa: BLE001 - e.g. a model torch.compile cannot take
+                    failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+                    log.warning("%s %s: step failed: %s", label, name, failed[name])
+                    break
                 dt = time.perf_counter() - t
+                u1, s1 = cpu_s()
                 if r == 0 and kind == next(iter(kinds)):
-                    first_losses[fw] = losses
+                    first_losses[name] = losses
                 if not all(math.isfinite(v) for v in losses.values()):
-                    nonfinite.append(f"{fw} step {step}")
+                    nonfinite.append(f"{name} step {step}")
                 if r >= opts.warmup:
-                    samples[(fw, kind)].append(dt * 1e3)
+                    samples[(name, kind)].append(dt * 1e3)
+                    cpu[name][0] += u1 - u0
+                    cpu[name][1] += s1 - s0
+                else:
+                    warmup_s[name] += dt
+    retain_freed_memory(True)
+    ran = [n for n in trainers if n not in failed]
     share = {k: len(v) / SCHEDULE_SPAN for k, v in kinds.items()}
-    ms = {fw: {k: median(samples[(fw, k)]) for k in kinds} for fw in trainers}
-    for fw in trainers:
-        ms[fw]["per step"] = sum(share[k] * ms[fw][k] for k in kinds)
-    common = set(first_losses["torch"]) & set(first_losses["keras"])
-    loss_diff = max((abs(first_losses["torch"][k] - first_losses["keras"][k]) for k in common), default=0.0)
+    ms = {n: {k: median(samples[(n, k)]) for k in kinds} for n in ran}
+    for n in ran:
+        ms[n]["per step"] = sum(share[k] * ms[n][k] for k in kinds)
+    steps_timed = opts.repeats * len(kinds)
+    cpu_per_step = {n: {"user_s": cpu[n][0] / steps_timed, "sys_s": cpu[n][1] / steps_timed} for n in ran}
+    ref = next((n for n in opts.contenders if n in first_losses), None)
+    loss_diff = {}
+    for n, losses in first_losses.items():
+        common = set(losses) & set(first_losses[ref])
+        loss_diff[n] = max((abs(losses[k] - first_losses[ref][k]) for k in common), default=0.0)
     if nonfinite:
         log.warning("%s: non-finite losses at %s", label, ", ".join(nonfinite[:4]))
     return {
         "target": label, "model": model, "variant": variant, "batch": list(batch.shape),
         "config": json.loads(config.to_json()), "hyperparameters": hp.to_dict(),
-        "parameters": config.parameter_count(), "build_s": build_s, "kind_share": share, "ms": ms,
-        "rel_iqr": {f"{fw}/{k}": rel_iqr(s) for (fw, k), s in samples.items()},
-        "samples_ms": {f"{fw}/{k}": s for (fw, k), s in samples.items()},
+        "parameters": config.parameter_count(), "build_s": build_s, "warmup_s": warmup_s, "kind_share": share,
+        "ms": ms, "cpu_per_step": cpu_per_step, "failed": failed, "loss_reference": ref,
+        "rel_iqr": {f"{n}/{k}": rel_iqr(s) for (n, k), s in samples.items() if s},
+        "samples_ms": {f"{n}/{k}": s for (n, k), s in samples.items()},
         "first_step_loss_max_abs_diff": loss_diff, "nonfinite": nonfinite, "others_cpu_share": meter.others(),
     }
 
 
 def print_report(results: list[dict], opts: argparse.Namespace, env: dict, wall_s: float) -> None:
-    out = [f"\ntraining-step benchmark: preset {opts.preset}, median of {opts.repeats} interleaved rounds after "
+    names = list(opts.contenders)
+    ratios = [(label, a, b) for label, a, b in RATIOS if a in names and b in names]
+    out = [f"\ntraining-step benchmark: preset {opts.preset}, median ms of {opts.repeats} interleaved rounds after "
            f"{opts.warmup} warm-up; per step = the kinds weighted by how often the schedule runs them",
-           "(keras/torch < 1: Keras is faster; |dloss| = largest loss difference on the first step, same weights)"]
-    header = (f"{'target':<20} {'batch':<18} {'step':<22} {'share':>6} {'torch ms':>9} {'keras ms':>9} "
-              f"{'keras/torch':>11} {'|dloss|':>8}")
+           "contenders: " + "; ".join(f"{n} = {CONTENDERS[n].description}" for n in names),
+           "ratios: 'cl x' / 'comp x' = shipped ms over channels_last / compiled ms (speed-up, > 1 faster); "
+           "'k/cl' / 'k/comp' = Keras ms over channels_last / compiled ms (< 1: Keras faster)"]
+    header = (f"{'target':<20} {'batch':<16} {'step':<18} {'share':>5} "
+              + " ".join(f"{n[:13]:>13}" for n in names) + " " + " ".join(f"{r[0]:>7}" for r in ratios))
     out += [header, "-" * len(header)]
     for res in results:
         shown = [*res["kind_share"], "per step"] if len(res["kind_share"]) > 1 else list(res["kind_share"])
         for i, kind in enumerate(shown):
-            t, k = res["ms"]["torch"][kind], res["ms"]["keras"][kind]
             share = f"{res['kind_share'][kind]:.0%}" if kind in res["kind_share"] else ""
-            target, shape, dloss = res["target"], "x".join(map(str, res["batch"])), res["first_step_loss_max_abs_diff"]
-            if i:
-                target = shape = ""
-            out.append(f"{target:<20} {shape:<18} {kind:<22} {share:>6} {t:>9.1f} {k:>9.1f} {k / t:>11.2f} "
-                       f"{f'{dloss:.1e}' if not i else '':>8}")
+            target, shape = (res["target"], "x".join(map(str, res["batch"]))) if not i else ("", "")
+            cells = [f"{res['ms'][n][kind]:>13.1f}" if n in res["ms"] else f"{'failed':>13}" for n in names]
+            rcells = [f"{res['ms'][a][kind] / res['ms'][b][kind]:>7.2f}" if a in res["ms"] and b in res["ms"]
+                      else f"{'-':>7}" for _, a, b in ratios]
+            out.append(f"{target:<20} {shape:<16} {kind:<18} {share:>5} " + " ".join(cells) + " " + " ".join(rcells))
+        cpu = "  ".join(f"{n} {c['user_s'] + c['sys_s']:.2f} ({c['sys_s'] / max(c['user_s'] + c['sys_s'], 1e-9):.0%} sys)"
+                        for n, c in res["cpu_per_step"].items())
+        dl = ", ".join(f"{n} {d:.1e}" for n, d in res["first_step_loss_max_abs_diff"].items()
+                       if n != res["loss_reference"])
+        out.append(f"{'':<20} CPU-s/step: {cpu}")
+        out.append(f"{'':<20} first-step |dloss| vs {res['loss_reference']}: {dl or '-'}; other processes "
+                   f"{busy_note(res['others_cpu_share'])}; warm-up s: "
+                   + ", ".join(f"{n} {s:.1f}" for n, s in res["warmup_s"].items()))
+        for n, why in res["failed"].items():
+            out.append(f"{'':<20} {n} failed: {why}")
     worst = max(((v, f"{r['target']} {key}") for r in results for key, v in r["rel_iqr"].items()), default=(0.0, "-"))
     out.append(f"\nnoise: largest inter-quartile range / median of a cell: {worst[0]:.0%} ({worst[1]})")
     bad = [r["target"] for r in results if r["nonfinite"]]
@@ -171,13 +271,23 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, wall_
     print("\n".join(out), flush=True)
 
 
+def parse_contenders(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONTENDERS]
+    if unknown or not names:
+        raise ValueError(f"unknown {','.join(unknown) or '(none given)'}; known: {','.join(CONTENDERS)}")
+    return list(dict.fromkeys(names))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/training.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python bench/train.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(sorted(MODELS)),
                         help="comma-separated MODEL (every variant) or MODEL/VARIANT (default: all registered)")
     parser.add_argument("--preset", default="tiny", choices=("tiny", "seed"), help="config preset (default tiny)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="training batch (default: each model's ModelSpec.batch_size)")
+    parser.add_argument("--contenders", default=",".join(DEFAULT_CONTENDERS),
+                        help=f"comma-separated, of {','.join(CONTENDERS)} (default {','.join(DEFAULT_CONTENDERS)})")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first, >= 1 (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights, batch and step noise (default 0)")
@@ -190,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
         targets = parse_targets(opts.models)
     except ValueError as exc:
         parser.error(f"--models: {exc}")
+    try:
+        opts.contenders = parse_contenders(opts.contenders)
+    except ValueError as exc:
+        parser.error(f"--contenders: {exc}")
     if not targets:
         parser.error("--models: no targets")
     if min(opts.repeats, opts.warmup, opts.batch_size or 1, opts.threads or 1) < 1:

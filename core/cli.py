@@ -7,6 +7,7 @@ import dataclasses
 from typing import Any, Callable
 
 from .registry import MODELS, get_model_spec
+from .trainer_base import MEMORY_FORMATS, SpeedOptions
 
 
 def _flag(name: str) -> str:
@@ -56,6 +57,11 @@ def hyperparameter_defaults(model: str, objective: str | None = None) -> dict[st
     return {**base, **choice.hyperparameters}
 
 
+def speed_options(args: argparse.Namespace) -> SpeedOptions:
+    """The trainers' ``--memory-format`` and ``--compile``."""
+    return SpeedOptions(memory_format=args.memory_format, compile=args.compile)
+
+
 def given(args: argparse.Namespace, fields: list[dataclasses.Field]) -> dict[str, Any]:
     """The generated flags the user actually passed."""
     return {f.name: getattr(args, f.name) for f in fields if getattr(args, f.name, None) is not None}
@@ -94,6 +100,13 @@ def train_parser(prog: str, model: str | None = None, objective: str | None = No
     p.add_argument("--samples", type=int, default=16, help="images in the fixed-noise grid, 1..1024 (default 16)")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.add_argument("--no-progress", action="store_true", help="disable the progress bar")
+    p.add_argument("--memory-format", default="channels_last", choices=MEMORY_FORMATS,
+                   help="torch: weights and images channels_last while training (default; 5-D convolutions "
+                        "channels_last_3d) or contiguous (NCHW); checkpoints are canonical either way. Keras "
+                        "always computes channels-last and ignores it")
+    p.add_argument("--compile", action="store_true",
+                   help="compile each update: torch.compile in torch, XLA (jit_compile) in Keras; slower to "
+                        "start, and off by default (see the README's training section for what it buys)")
     p.add_argument("--eval-every", type=int, default=0,
                    help="every N steps, metrics of --eval-n fixed-noise samples (an autoencoder's reconstructions; "
                         "a video model's frames) against the data (digits feature network), logged and kept with "

@@ -17,6 +17,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint
 from .configs import BaseConfig
+from .errors import ConfigError
 from . import interpolation
 from .epoch_media import write_videos
 from .images import to_uint8
@@ -38,14 +39,42 @@ class Backend:
     load_optimizers: Callable[[dict[str, Any], Path], None]
 
 
+#: ``--memory-format`` choices: how torch lays out 4-D weights and images (and 5-D conv weights
+#: and activations) while training; Keras computes channels-last whatever this says
+MEMORY_FORMATS = ("channels_last", "contiguous")
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    """How a trainer computes, not what: the losses and weights agree to float rounding whatever
+    these say, and checkpoints are canonical either way (``--memory-format``, ``--compile``)."""
+
+    #: torch: ``channels_last`` (NHWC strides; 5-D convolutions channels_last_3d) or
+    #: ``contiguous`` (NCHW, as torch allocates by default); Keras always runs NHWC
+    memory_format: str = "channels_last"
+    #: torch: each update through ``torch.compile``; Keras: each update's ``tf.function`` with
+    #: ``jit_compile=True`` (XLA)
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if self.memory_format not in MEMORY_FORMATS:
+            raise ConfigError(f"--memory-format must be one of {', '.join(MEMORY_FORMATS)}, "
+                              f"got {self.memory_format!r}")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"compile must be True or False, got {self.compile!r}")
+
+
 class FrameworkTrainer:
     """Runs ``objective`` on a model of ``config``; a framework subclass implements the hooks
-    ``build_model``, ``build_optimizers`` and ``run_update``."""
+    ``build_model``, ``build_optimizers`` and ``run_update``; ``speed`` says how it computes
+    (:class:`SpeedOptions`, the defaults when None)."""
 
     backend: Backend
 
-    def __init__(self, config: BaseConfig, objective: Objective, seed: int, total_steps: int = 1):
+    def __init__(self, config: BaseConfig, objective: Objective, seed: int, total_steps: int = 1,
+                 speed: SpeedOptions | None = None):
         self.config, self.objective, self.seed, self.total_steps = config, objective, seed, total_steps
+        self.speed = SpeedOptions() if speed is None else speed
         self.spec = get_model_spec(config.model)
         self.sample_part = sample_part(config)
         self.low, self.high = data_range(config)

@@ -50,11 +50,13 @@ from .files import atomic_write_text
 from .jsonio import finite_number, loads as json_loads
 from .images import make_grid, save_grid, to_uint8
 from .priors import fixed_latents
-from .cli import given
+from .allocator import retain_freed_memory
+from .cli import given, speed_options
 from .objectives.base import Objective
 from . import runconfig
 from .registry import MODELS, get_model_spec, make_config
 from .tblog import EventWriter
+from .trainer_base import SpeedOptions
 from .train_eval import PREFIX, TrainingEvaluation
 
 log = logging.getLogger("age.train")
@@ -98,8 +100,8 @@ class Trainer(Protocol):
     def log_extras(self, tb: EventWriter, run_root: Path, epoch: int, step: int, z: np.ndarray) -> None: ...
 
 
-#: (config, objective, seed, total steps) -> the framework's trainer
-TrainerFactory = Callable[[BaseConfig, Objective, int, int], Trainer]
+#: (config, objective, seed, total steps, speed options) -> the framework's trainer
+TrainerFactory = Callable[[BaseConfig, Objective, int, int, SpeedOptions], Trainer]
 
 
 class Run:
@@ -439,7 +441,9 @@ def run_training(args: argparse.Namespace, framework: str, make_trainer: Trainer
     if not settings.schedule_steps:  # a new run (or one from before it was recorded): plan over this length
         settings = dataclasses.replace(settings, schedule_steps=total)
     runconfig.write(run.root, settings)
-    trainer = make_trainer(config, objective, settings.seed, settings.schedule_steps)
+    speed = speed_options(args)
+    log.info("speed options: --memory-format %s%s", speed.memory_format, " --compile" if speed.compile else "")
+    trainer = make_trainer(config, objective, settings.seed, settings.schedule_steps, speed)
     loop = _Loop(args, trainer, run, data, settings.seed)
     step = 0
     if args.resume:
@@ -508,6 +512,7 @@ def main(framework: str, make_trainer: TrainerFactory, argv: list[str] | None = 
     parser = train_parser(f"python -m {framework}_impl.train", model, objective_of(argv, model, runconfig.stored_objective))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    retain_freed_memory()  # a step's large blocks are reused, not unmapped and faulted in again (core.allocator)
     try:
         run_training(args, framework, make_trainer)
     except AgeError as exc:

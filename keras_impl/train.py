@@ -24,7 +24,7 @@ import tensorflow as tf  # noqa: E402
 
 from core.configs import BaseConfig  # noqa: E402
 from core.objectives.base import Objective, Update  # noqa: E402
-from core.trainer_base import Backend, FrameworkTrainer  # noqa: E402
+from core.trainer_base import Backend, FrameworkTrainer, SpeedOptions  # noqa: E402
 from core.training import main as train_main  # noqa: E402
 
 from .init import initialize  # noqa: E402
@@ -65,7 +65,7 @@ class Trainer(FrameworkTrainer):
         model, objective = self.model, self.objective
         variables, optimizer = self.groups[update.optimizer], self.optimizers[update.optimizer]
 
-        @tf.function(reduce_retracing=True, autograph=False)
+        @tf.function(reduce_retracing=True, autograph=False, jit_compile=self.speed.compile or None)
         def step(batch, inputs):
             with tf.GradientTape() as tape:
                 losses = fn(model, batch, inputs, objective)
@@ -82,8 +82,9 @@ class Trainer(FrameworkTrainer):
         return {k: float(v) for k, v in losses.items()}
 
 
-def make_trainer(config: BaseConfig, objective: Objective, seed: int, total_steps: int = 1) -> Trainer:
-    return Trainer(config, objective, seed, total_steps)
+def make_trainer(config: BaseConfig, objective: Objective, seed: int, total_steps: int = 1,
+                 speed: SpeedOptions | None = None) -> Trainer:
+    return Trainer(config, objective, seed, total_steps, speed)
 
 
 def main(argv: list[str] | None = None) -> int:

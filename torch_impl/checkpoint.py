@@ -1,7 +1,9 @@
 """torch model <-> canonical checkpoint (twin: ``keras_impl/checkpoint.py``).
 
 Canonical tensors *are* torch's state dict (minus ``num_batches_tracked``, see
-:mod:`core.checkpoint`), so no layout rule is needed on this side.
+:mod:`core.checkpoint`), so no layout rule is needed on this side. A model trained channels_last
+(``torch_impl/train.py``) only has other strides: tensors are written C-contiguous (the canonical
+bytes), and loaded weights and optimizer moments take the live parameter's strides.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ _SKIPPED_SUFFIX = ".num_batches_tracked"
 def model_tensors(model: nn.Module) -> dict[str, np.ndarray]:
     """The model's canonical tensors: its state dict as NumPy, torch names and layouts."""
     return {
-        name: t.detach().cpu().numpy().copy()
+        name: t.detach().cpu().contiguous().numpy().copy()
         for name, t in model.state_dict().items()
         if not name.endswith(_SKIPPED_SUFFIX)
     }
@@ -75,7 +77,7 @@ def save_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str |
         for idx, entry in sd["state"].items():
             for key, value in entry.items():
                 value = value if torch.is_tensor(value) else torch.tensor(value)
-                tensors[f"{opt_name}.state.{idx}.{key}"] = value.detach().cpu().numpy()
+                tensors[f"{opt_name}.state.{idx}.{key}"] = value.detach().cpu().contiguous().numpy()
     save_optimizer_state(path, tensors, "torch", step, groups)
 
 
@@ -142,3 +144,14 @@ def load_optimizers(optimizers: Mapping[str, torch.optim.Optimizer], path: str |
             optimizer.load_state_dict({"state": states[opt_name], "param_groups": state.layout[opt_name]})
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError(f"{where}: {opt_name} does not fit this model ({exc})") from None
+        _stride_like_params(optimizer)
+
+
+def _stride_like_params(optimizer: torch.optim.Optimizer) -> None:
+    """Loaded moments are C-contiguous; give each its parameter's strides (channels_last ones for a
+    channels_last model), as the moments Adam creates itself have, so the update runs as fast."""
+    for param in _optimizer_params(optimizer):
+        entry = optimizer.state.get(param, {})
+        for key, value in entry.items():
+            if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                entry[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)

@@ -30,4 +30,4 @@ def run_part(model: nn.Module, part: str, *inputs: np.ndarray) -> list[np.ndarra
     with torch.no_grad():
         out = module(*[torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for x in inputs])
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    return [o.detach().cpu().numpy() for o in outs]
+    return [np.ascontiguousarray(o.detach().cpu().numpy()) for o in outs]  # channels_last models: C order
