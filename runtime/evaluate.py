@@ -42,7 +42,12 @@ from core.metrics.suite import METRICS, VIDEO_METRICS, compute, parse_metrics
 
 from core.metrics import features
 from core.metrics.frechet import frechet_distance
+from core.registry import PRECISIONS
+
+from . import backends
+from . import threads as threads_policy
 from .session import GeneratorSession, check_seed, load, open_model
+from .threads import ThreadPolicy
 
 log = logging.getLogger("runtime.evaluate")
 
@@ -70,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="generation seed and the real images' draw (default 0)")
     p.add_argument("--json", default=None, help="write the results here as JSON")
     p.add_argument("--save-features", default=None, help="write real.npy and fake.npy (float64 (n, d)) here")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                   help="which export to evaluate: <part>.onnx (fp32), <part>.fp16.onnx or <part>.int8.onnx")
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None,
+                   help="execution provider of the generator (default: $AGE_RUNTIME_PROVIDER or auto)")
+    backends.add_argument(p)
+    threads_policy.add_arguments(p)
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -88,33 +99,33 @@ def real_images(data: str, session: GeneratorSession, n: int, seed: int) -> np.n
     return features.draw_pictures(dataset, n, [seed, 1])
 
 
-def exported_network(network: features.FeatureNetwork, flag: str):
+def exported_network(network: features.FeatureNetwork, flag: str, threads: ThreadPolicy | None = None):
     """(network, session) of a user-given ONNX feature network: the file checked like any untrusted
     model (:func:`runtime.session.open_model`), then its input and outputs against the network's."""
-    session, _ = open_model(network.path)
+    session, _ = open_model(network.path, threads=threads)
     network.check(session, flag)
     return network, session
 
 
-def image_network(args: argparse.Namespace):
-    """(network, session) of ``--features``."""
+def image_network(args: argparse.Namespace, threads: ThreadPolicy | None = None):
+    """(network, session) of ``--features`` (a user-given network runs with the ``--threads`` policy)."""
     if args.features == "inception":
         if not args.inception_weights:
             raise ConfigError("--features inception needs --inception-weights: the inception_fid.onnx that "
                               "`python -m export.inception --weights pt_inception-2015-12-05-6726825d.pth --out DIR` "
                               "writes from the FID Inception weights (pytorch-fid's GitHub releases, tag fid_weights); "
                               "the built-in digits network needs nothing")
-        return exported_network(features.inception(args.inception_weights), "--inception-weights")
+        return exported_network(features.inception(args.inception_weights), "--inception-weights", threads)
     network = features.digits()
     return network, network.session()
 
 
-def video_network(args: argparse.Namespace, frames: int):
+def video_network(args: argparse.Namespace, frames: int, threads: ThreadPolicy | None = None):
     """(network, session) of FVD's I3D, or the reason FVD is unavailable (a string)."""
     if not args.i3d_weights:
         return ("no --i3d-weights: FVD needs the i3d.onnx that `python -m export.i3d --weights "
                 "i3d_pretrained_400.pt --out DIR` writes (the TATS / cd-fvd PyTorch port of the Kinetics-400 I3D)")
-    network, session = exported_network(features.i3d(args.i3d_weights), "--i3d-weights")
+    network, session = exported_network(features.i3d(args.i3d_weights), "--i3d-weights", threads)
     if frames < network.frames:
         return f"the clips have {frames} frames; FVD's I3D takes {network.frames}"
     return network, session
@@ -137,15 +148,21 @@ def evaluate(args: argparse.Namespace) -> dict:
     if not 2 <= args.n <= MAX_N:
         raise ConfigError(f"--n must be between 2 and {MAX_N}, got {args.n}")
     seed = check_seed(args.seed)
+    policy = threads_policy.check_arguments(args.threads, args.spin)
     started = time.perf_counter()
-    session = load(args.export_dir)
+    try:
+        backends.check_backend(args.backend, args.provider)
+    except AgeError as exc:
+        raise ConfigError(f"--{exc}") from None
+    session = load(args.export_dir, providers=args.provider, precision=args.precision, backend=args.backend,
+                   threads=policy)
     if args.n > session.max_images:
         raise ConfigError(f"--n {args.n}: {session.model}'s samples are large; at most {session.max_images} "
                           f"of them fit one evaluation")
     allowed = METRICS + VIDEO_METRICS if session.is_video else METRICS
     metrics = parse_metrics(args.metrics or ",".join(allowed), allowed=allowed)
-    network, onnx = image_network(args)  # every network is checked before any sample is made
-    i3d = video_network(args, session.frames) if session.is_video and "fvd" in metrics else None
+    network, onnx = image_network(args, policy)  # every network is checked before any sample is made
+    i3d = video_network(args, session.frames, policy) if session.is_video and "fvd" in metrics else None
     latents = session.sample_latents(args.n, seed)  # one draw: the same samples whatever the batching
     fake_samples = np.concatenate([session.generate(latents=latents[i : i + 256]) for i in range(0, args.n, 256)])
     real_samples = real_images(args.data, session, args.n, seed)

@@ -30,7 +30,8 @@ from core.errors import AgeError, os_error_message
 from core.files import atomic_write_bytes
 from core.registry import PRECISIONS
 
-from . import interpolation_media
+from . import backends, interpolation_media
+from . import threads as threads_policy
 from core.interpolation import DEFAULT_STEPS, MIN_STEPS
 from .session import DEFAULT_BATCH_SIZE, SCALE_RANGE, GeneratorSession, check_scale, check_seed, load
 
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                         help="which export to run from a directory: <part>.onnx, <part>.fp16.onnx or <part>.int8.onnx")
     parser.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
+    backends.add_argument(parser)
+    threads_policy.add_arguments(parser)
     parser.add_argument(
         "--log-level",
         type=str.upper,
@@ -109,6 +112,11 @@ def check_args(args: argparse.Namespace) -> None:
         args.n = DEFAULT_N_VARIATIONS if args.variations else DEFAULT_N
     if not 1 <= args.n <= MAX_N:
         raise UsageError(f"--n must be between 1 and {MAX_N}, got {args.n}")
+    threads_policy.check_arguments(args.threads, args.spin)
+    try:
+        backends.check_backend(args.backend, args.provider)
+    except AgeError as exc:
+        raise UsageError(f"--{exc}") from None
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     # the shared validators' messages start with the field name: prefix it with "--"
@@ -134,7 +142,8 @@ def make_images(session: GeneratorSession, args: argparse.Namespace) -> np.ndarr
 
 def run(args: argparse.Namespace) -> Path:
     check_args(args)
-    session = load(args.model, providers=args.provider, precision=args.precision)
+    session = load(args.model, providers=args.provider, precision=args.precision, backend=args.backend,
+                   threads=args.threads, spin=args.spin)
     out = Path(args.out)
     fmt = out.suffix.lower()[1:]
     interpolating = args.interpolate is not None

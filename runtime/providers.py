@@ -27,11 +27,14 @@ import os
 import platform
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Sequence, Union
 
 import onnxruntime as ort
 
 from core.errors import AgeError
+
+from . import threads as threads_policy
+from .threads import ThreadPolicy
 
 log = logging.getLogger("runtime")
 
@@ -97,10 +100,9 @@ def requested_mode(providers: Providers = None) -> str | list[str]:
     return names
 
 
-#: "0" stops onnxruntime's intra-op threads from spin-waiting for work after each run. Spinning
-#: shaves latency off back-to-back calls but burns CPU between them, which a process that shares its
-#: cores (an HTTP server's event loop, a benchmark alternating frameworks) pays for.
-SPIN_ENV_VAR = "AGE_RUNTIME_SPIN"
+#: "0" stops onnxruntime's intra-op threads from spin-waiting for work after each run, "1" keeps
+#: them spinning, where the caller gives no ``spin`` (:mod:`runtime.threads`).
+SPIN_ENV_VAR = threads_policy.SPIN_ENV_VAR
 
 
 #: onnxruntime's session config key (``kOrtSessionOptionsModelExternalInitializersFileFolderPath``):
@@ -110,17 +112,14 @@ EXTERNAL_DATA_FOLDER_KEY = "session.model_external_initializers_file_folder_path
 
 
 def session_options(severity: int = _SESSION_SEVERITY, external_data_dir: str | None = None,
-                    threads: Any = None) -> ort.SessionOptions:
+                    threads: ThreadPolicy | None = None) -> ort.SessionOptions:
+    """ORT options for one session: log level, the external-data folder, and ``threads`` (None:
+    the default preset, :func:`runtime.threads.resolve`, ``$AGE_RUNTIME_SPIN`` included)."""
     options = ort.SessionOptions()
     options.log_severity_level = severity
     if external_data_dir is not None:
         options.add_session_config_entry(EXTERNAL_DATA_FOLDER_KEY, external_data_dir)
-    spin = os.environ.get(SPIN_ENV_VAR, "").strip()
-    if spin:
-        if spin not in ("0", "1"):
-            raise ProviderError(f"${SPIN_ENV_VAR}={spin!r}: expected 0 or 1")
-        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    return options
+    return threads_policy.ort_options(options, threads if threads is not None else threads_policy.resolve())
 
 
 def _driver_present() -> tuple[bool, str]:
@@ -151,7 +150,7 @@ def _preload_cuda_libraries() -> None:
         log.debug("ort.preload_dlls said: %s", " ".join(sink.getvalue().split()))
 
 
-def _try_cuda(model: str | bytes, folder: str | None, threads: Any = None) -> tuple[ort.InferenceSession | None, str, bool]:
+def _try_cuda(model: str | bytes, folder: str | None, threads: ThreadPolicy | None = None) -> tuple[ort.InferenceSession | None, str, bool]:
     """One muted attempt at a ``[CUDA, CPU]`` session.
 
     Returns ``(session, why, cuda_loaded)``: ``session`` is None only when ORT raised (which may
@@ -194,7 +193,7 @@ def ort_message(exc: BaseException, limit: int = 300) -> str:
 
 def create_session(model: str | bytes, providers: Providers = None,
                    external_data_dir: str | os.PathLike | None = None,
-                   threads: Any = None) -> tuple[ort.InferenceSession, ProviderChoice]:
+                   threads: ThreadPolicy | None = None) -> tuple[ort.InferenceSession, ProviderChoice]:
     """An ``InferenceSession`` for ``model`` (a path or serialised bytes) on the chosen provider.
 
     ``external_data_dir``: the folder external data of a model given as bytes resolves against
@@ -239,5 +238,5 @@ def create_session(model: str | bytes, providers: Providers = None,
     return _cpu_session(model, folder, threads), ProviderChoice(CPU, why)
 
 
-def _cpu_session(model: str | bytes, folder: str | None = None, threads: Any = None) -> ort.InferenceSession:
+def _cpu_session(model: str | bytes, folder: str | None = None, threads: ThreadPolicy | None = None) -> ort.InferenceSession:
     return ort.InferenceSession(model, session_options(external_data_dir=folder, threads=threads), providers=[CPU])

@@ -31,6 +31,8 @@ import sys
 from core.errors import AgeError
 from core.registry import PRECISIONS
 
+from . import backends
+from . import threads as threads_policy
 from .server.settings import Settings
 
 log = logging.getLogger("runtime.serve")
@@ -62,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                    help="serve <part>.onnx (fp32) or the <part>.fp16.onnx / <part>.int8.onnx variants")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
+    backends.add_argument(p)
+    threads_policy.add_arguments(p, threads_policy.SERVER_PRESET)
     p.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="INFO", help="logging level (default INFO)")
     p.add_argument("--no-access-log", action="store_true", help="do not log one line per request")
     return p

@@ -51,7 +51,9 @@ from core.registry import ENCODER_KINDS, ENCODER_PART, GENERATOR_PARTS, PRECISIO
 from core import interpolation
 
 from . import modelfile, priors
-from .backends import BackendError, OpenOptions, Runner, open_runner
+from .backends import DEFAULT_BACKEND, BackendError, OpenOptions, Runner, check_backend, open_runner
+from .threads import Spin, ThreadPolicy, Threads
+from .threads import resolve as resolve_threads
 from .providers import CUDA, ProviderChoice, ProviderError, Providers, create_session
 from .providers import ort_message as _one_line
 
@@ -378,23 +380,23 @@ def read_model(path: Path):
     return blob, scan
 
 
-def model_session(path: Path, blob: bytes, providers: Providers = None):
+def model_session(path: Path, blob: bytes, providers: Providers = None, threads: ThreadPolicy | None = None):
     """(session, provider choice) of checked bytes (:func:`read_model`), external data resolving
     against the model's own folder; a failure is a :class:`ModelFileError` naming the file."""
     try:
-        return create_session(blob, providers, external_data_dir=path.parent.resolve())
+        return create_session(blob, providers, external_data_dir=path.parent.resolve(), threads=threads)
     except (ModelFileError, ProviderError):
         raise
     except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, ...
         raise ModelFileError(f"{path}: not a loadable ONNX model ({_one_line(exc)})") from None
 
 
-def open_model(path: str | os.PathLike, providers: Providers = None):
+def open_model(path: str | os.PathLike, providers: Providers = None, threads: ThreadPolicy | None = None):
     """(session, provider choice) of one untrusted ONNX file that carries no toolkit metadata (a
     metric's feature network): :func:`read_model`, then :func:`model_session`."""
     path = Path(path)
     blob, _ = read_model(path)
-    return model_session(path, blob, providers)
+    return model_session(path, blob, providers, threads)
 
 
 def load_part(path: str | os.PathLike, providers: Providers = None, *, lazy: bool = False,
@@ -532,6 +534,11 @@ class GeneratorSession:
     Pillow's layout.
     """
 
+    #: the thread policy its parts were opened with (:mod:`runtime.threads`)
+    threads: ThreadPolicy | None = None
+    #: which export runs (``fp32``, ``fp16``, ``int8``; what ``precision="auto"`` chose, :mod:`runtime.precision`)
+    precision: str = "fp32"
+
     def __init__(self, generator: Part, encoder: Part | None = None):
         self._gen = generator
         self._latent_shape = _check_generator(generator)
@@ -643,6 +650,11 @@ class GeneratorSession:
     def provider(self) -> str:
         """The execution provider the generator really runs on."""
         return self._gen.choice.provider
+
+    @property
+    def backend(self) -> str:
+        """``onnxruntime`` or ``openvino`` (:mod:`runtime.backends`)."""
+        return self._gen.backend
 
     @property
     def provider_reason(self) -> str:
@@ -1005,21 +1017,32 @@ def _batch_size(batch_size: int | None) -> int:
     return int(batch_size)
 
 
-def load(path: str | os.PathLike, providers: Providers = None, precision: str = "fp32") -> GeneratorSession:
+def load(path: str | os.PathLike, providers: Providers = None, precision: str = "fp32", *,
+         backend: str = DEFAULT_BACKEND, threads: Threads = None, spin: Spin = None) -> GeneratorSession:
     """Open an exported model: a ``<part>.onnx`` file or the directory ``export.onnx`` wrote.
 
     A directory yields its generator part (``generator``, else ``decoder``, else
     ``video_generator``); ``encoder.onnx`` beside the generator is read and checked too (its metadata,
-and its fit with the generator), but opened only by the first call that needs it. ``providers``:
+    and its fit with the generator), but opened only by the first call that needs it. ``providers``:
     ``None`` (``$AGE_RUNTIME_PROVIDER``, default ``auto``), ``"auto"``, ``"cpu"``, ``"cuda"``
     or an explicit list of ORT provider names. ``precision`` picks ``<part>.fp16.onnx`` or
     ``<part>.int8.onnx`` from a directory (float32 inputs and outputs either way; the encoder
-    falls back to fp32 when it has no such variant). Logs one line saying which provider runs it.
+    falls back to fp32 when it has no such variant). ``backend``: ``"onnxruntime"`` (the default,
+    and the only one on a GPU) or ``"openvino"`` (CPU; ``pip install .[openvino]``,
+    :mod:`runtime.backends.openvino`): the same API, metadata and outputs within 1e-4.
+    ``threads`` / ``spin``: the thread policy (:mod:`runtime.threads`; default the ``dedicated``
+    preset). Logs one line saying which provider runs it.
     """
+    policy = resolve_threads(threads, spin)
+    backend = check_backend(backend, providers)
     generator_path, encoder_path = _resolve(Path(path), precision)
-    generator = load_part(generator_path, providers)
+    options = OpenOptions(backend=backend, providers=providers, threads=policy)
+    generator = load_part(generator_path, options=options)
     # the encoder opens on its first call: generation never needs it (checked now all the same)
-    encoder = load_part(encoder_path, providers, lazy=True) if encoder_path is not None else None
+    encoder = load_part(encoder_path, options=options, lazy=True) if encoder_path is not None else None
     session = GeneratorSession(generator, encoder)
+    session.threads = policy
+    session.precision = precision
     log.info("%s", generator.choice.describe())
+    log.debug("%s: %s", generator.path.name, policy.describe())
     return session

@@ -23,7 +23,9 @@ import numpy as np
 
 from core.errors import ConfigError
 
-from ..providers import ProviderChoice, Providers
+from ..providers import ENV_VAR as PROVIDER_ENV_VAR
+from ..providers import ProviderChoice, Providers, requested_mode
+from ..threads import ThreadPolicy
 
 #: Backend names, the default first.
 BACKENDS = ("onnxruntime", "openvino")
@@ -70,22 +72,36 @@ class OpenOptions:
 
     backend: str = DEFAULT_BACKEND
     providers: Providers = None
-    threads: Any = None
+    threads: ThreadPolicy | None = None
     inference_precision: str | None = None
 
 
 def check_backend(backend: Any, providers: Providers = None) -> str:
-    """``backend`` as a known name, refusing combinations no backend runs (OpenVINO on CUDA)."""
+    """``backend`` as a known, installed name, refusing combinations no backend runs: OpenVINO with
+    provider ``cuda`` (given, or from ``$AGE_RUNTIME_PROVIDER``) or a list of ORT providers."""
+    if backend is None:
+        return DEFAULT_BACKEND
     if not isinstance(backend, str) or backend.strip().lower() not in BACKENDS:
         raise BackendError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     backend = backend.strip().lower()
     if backend != DEFAULT_BACKEND:
-        wants_cuda = (isinstance(providers, str) and providers.strip().lower() == "cuda") or (
-            not isinstance(providers, str) and providers is not None and any("CUDA" in str(p) for p in providers))
-        if wants_cuda:
-            raise BackendError(f"backend {backend!r} runs on the CPU only; provider 'cuda' needs backend "
+        mode = requested_mode(providers)
+        if mode == "cuda" or isinstance(mode, list):
+            asked = "provider 'cuda'" if mode == "cuda" else f"onnxruntime providers {mode}"
+            where = f" (from ${PROVIDER_ENV_VAR})" if providers is None else ""
+            raise BackendError(f"backend {backend!r} runs on the CPU only; {asked}{where} needs backend "
                                f"{DEFAULT_BACKEND!r}")
+        module(backend)  # not installed: say so now, not at the first call
     return backend
+
+
+def module(backend: str) -> Any:
+    """The backend's module (importing an optional one raises :class:`BackendError` when it is missing)."""
+    if backend == "openvino":
+        from . import openvino as backend_module  # noqa: PLC0415 - optional, only when asked for
+    else:
+        from . import onnxruntime as backend_module  # noqa: PLC0415
+    return backend_module
 
 
 def open_runner(path: Path, blob: bytes, options: OpenOptions, has_external_data: bool = False) -> Runner:
@@ -94,8 +110,11 @@ def open_runner(path: Path, blob: bytes, options: OpenOptions, has_external_data
     Model failures raise whatever the backend raises (the caller names the file); a missing
     optional backend raises :class:`BackendError` with the install command.
     """
-    if options.backend == "openvino":
-        from . import openvino as backend_module  # noqa: PLC0415 - optional, only when asked for
-    else:
-        from . import onnxruntime as backend_module  # noqa: PLC0415
-    return backend_module.open_runner(path, blob, options, has_external_data)
+    return module(options.backend).open_runner(path, blob, options, has_external_data)
+
+
+def add_argument(parser: Any) -> None:
+    """``--backend`` on a command line."""
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
+                        help=f"inference library: {DEFAULT_BACKEND} (default; CPU or CUDA) or openvino (CPU only; "
+                             "pip install '.[openvino]')")

@@ -271,7 +271,8 @@ def create_app(repository_dir: str | Path | None = None, settings: Settings | No
     if repository is None:
         if repository_dir is None:
             raise TypeError("create_app: give repository_dir or repository")
-        repository = Repository.scan(repository_dir, settings.provider, settings.precision)
+        repository = Repository.scan(repository_dir, settings.provider, settings.precision, settings.threads,
+                                     settings.spin, settings.backend)
     state = ServerState(repository, settings)
 
     @asynccontextmanager

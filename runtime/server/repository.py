@@ -22,6 +22,7 @@ from core import images as core_images
 from core.errors import AgeError, ModelFileError
 
 from .. import interpolation_media
+from .. import threads as threads_policy
 from ..session import GENERATOR_PARTS, GeneratorSession, load
 
 log = logging.getLogger("runtime.serve")
@@ -70,6 +71,8 @@ class ModelEntry:
             "step": _int_or_none(s.metadata.get("age.step")),
             "source_framework": s.metadata.get("age.source_framework"),
             "provider": s.provider,
+            "backend": s.backend,
+            "precision": s.precision,
             "ready": self.ready,
         }
 
@@ -116,7 +119,11 @@ class Repository:
     skipped: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def scan(cls, root: str | Path, providers: Any = None, precision: str = "fp32") -> "Repository":
+    def scan(cls, root: str | Path, providers: Any = None, precision: str = "fp32", threads: Any = None,
+             spin: Any = None, backend: str = "onnxruntime") -> "Repository":
+        """Load every model folder under ``root`` (``threads`` / ``spin``: :func:`runtime.threads.resolve`
+        with the ``server`` preset as default)."""
+        policy = threads_policy.resolve(threads, spin, threads_policy.SERVER_PRESET)
         root = Path(root)
         if not root.is_dir():
             raise ModelFileError(f"{root}: model repository is not a directory")
@@ -134,7 +141,7 @@ class Repository:
                 continue
             try:
                 with _muted("runtime"):  # runtime.load logs its own provider line; ours below says more
-                    session = load(folder, providers, precision)
+                    session = load(folder, providers, precision, backend=backend, threads=policy)
             except AgeError as exc:
                 repo.skip(name, " ".join(str(exc).split()))
                 continue

@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from core.errors import ConfigError
+from core.errors import AgeError, ConfigError
 from core.registry import PRECISIONS
+
+from .. import backends
+from .. import threads as threads_policy
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,21 @@ class Settings:
     provider: str | None = None
     #: Which export of each model to serve: "fp32" (<part>.onnx), "fp16" or "int8" (<part>.<precision>.onnx).
     precision: str = "fp32"
+    #: Inference library of every model: "onnxruntime" (CPU or CUDA) or "openvino" (CPU; the openvino extra).
+    backend: str = "onnxruntime"
+    #: Thread policy of every model's sessions (runtime.threads): None is the "server" preset (one
+    #: intra-op thread, no spinning: what measured best for the batcher sharing the cores with the
+    #: event loop), else "dedicated", "server" or a number of intra-op threads.
+    threads: str | int | None = None
+    #: Spin-waiting of idle inference threads: None (the preset's, or $AGE_RUNTIME_SPIN), "on"/"off" or a bool.
+    spin: str | bool | None = None
 
     def __post_init__(self) -> None:
+        threads_policy.check_arguments(self.threads, self.spin, threads_policy.SERVER_PRESET)
+        try:
+            backends.check_backend(self.backend, self.provider)
+        except AgeError as exc:
+            raise ConfigError(f"--{exc}") from None
         if self.precision not in PRECISIONS:
             raise ConfigError(f"{_flag('precision')} must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         positive_ints = ("max_batch", "max_queue", "max_n", "max_body_bytes", "max_image_pixels", "max_connections",
@@ -57,6 +73,11 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"{_flag(name)} must be a number > 0, got {value!r}")
+
+    @property
+    def thread_policy(self) -> threads_policy.ThreadPolicy:
+        """The :class:`runtime.threads.ThreadPolicy` of ``threads`` / ``spin`` (default preset ``server``)."""
+        return threads_policy.resolve(self.threads, self.spin, threads_policy.SERVER_PRESET)
 
     @property
     def max_delay_s(self) -> float:

@@ -23,7 +23,7 @@ import runtime
 from runtime import generate as cli
 from core import images as core_images
 from core import noise as spec_noise
-from core.errors import DataError, ModelFileError
+from core.errors import ConfigError, DataError, ModelFileError
 
 REPO = Path(__file__).resolve().parents[2]
 TOL = 1e-4
@@ -323,7 +323,7 @@ def test_spin_env_sets_the_session_option_and_rejects_other_values(monkeypatch, 
     quiet = runtime.load(exported["dir"], providers="cpu")  # loads and gives the same images
     np.testing.assert_array_equal(quiet.generate(3, seed=5), session.generate(3, seed=5))
     monkeypatch.setenv(providers.SPIN_ENV_VAR, "yes")
-    with pytest.raises(providers.ProviderError, match="AGE_RUNTIME_SPIN"):
+    with pytest.raises(ConfigError, match="AGE_RUNTIME_SPIN"):
         providers.session_options()
 
 
