@@ -12,6 +12,7 @@ The passes, in the order they run (each its own module, each with its own test):
                     ConvTranspose or Gemm before it; MatMul + bias -> Gemm.
 ``polyphase_tail``  (:mod:`.polyphase`) ConvTranspose -> activations -> same Conv computed on the
                     phase maps at the low resolution, one DepthToSpace of the narrow output.
+``single_pixel_transpose`` (:mod:`.pixel_transpose`) a ConvTranspose of a 1 x 1 input -> Gemm.
 ``unit_stride_transpose`` (:mod:`.unit_stride`) a stride-1 2-D ConvTranspose -> Conv (flipped kernel).
 
 Measured and left out: every upsampling ConvTranspose as phase convolutions + DepthToSpace (0.68-0.69x
@@ -38,6 +39,7 @@ from .affine import fold_affine
 from .constants import fold_constants
 from .crop import fold_crop
 from .graph import Graph
+from .pixel_transpose import single_pixel_transpose
 from .polyphase import polyphase_tail
 from .unit_stride import unit_stride_transpose
 
@@ -49,6 +51,7 @@ PASSES: dict[str, Callable[[Graph], int]] = {
     "fold_crop": fold_crop,
     "fold_affine": fold_affine,
     "polyphase_tail": polyphase_tail,
+    "single_pixel_transpose": single_pixel_transpose,
     "unit_stride_transpose": unit_stride_transpose,
 }
 

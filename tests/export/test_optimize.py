@@ -228,3 +228,17 @@ def test_fresh_names_avoid_node_names_too():
 
     m = model([helper.make_node("Relu", ["x"], ["y"], name="PhaseConv__opt1")], [("x", [1])], ["y"], {})
     assert Graph(m).fresh("PhaseConv") != "PhaseConv__opt1"
+
+
+@pytest.mark.parametrize("kernel,bias", [((4, 4), True), ((2, 4, 4), False)])
+def test_single_pixel_transpose_is_a_gemm(kernel, bias):
+    """A latent seen as a 1 x 1 (x 1) image through a transposed convolution paints one patch: a Gemm."""
+    c_in, c_out = 6, 5
+    ones = [1] * len(kernel)
+    inputs = ["x", "w", "b"] if bias else ["x", "w"]
+    nodes = [helper.make_node("ConvTranspose", inputs, ["y"], strides=ones, kernel_shape=list(kernel))]
+    inits = {"w": weight(c_in, c_out, *kernel), **({"b": weight(c_out)} if bias else {})}
+    m = model(nodes, [("x", ["b", c_in, *ones])], ["y"], inits)
+    out, reports = optimize(m, ["single_pixel_transpose"])
+    assert op_counts(out) == {"Reshape": 2, "Gemm": 1}
+    check_same(m, out, {"x": RNG.standard_normal((3, c_in, *ones)).astype(np.float32)})
