@@ -123,10 +123,11 @@ def target_label(model: str, variant: str) -> str:
 
 
 def data_batch(config, batch_size: int, seed: int) -> np.ndarray:
-    """A fixed [0, 1] batch of the data shape: the generator part's output, one frame of a video."""
+    """A fixed [0, 1] batch of the data shape: the generator part's output (one frame of it for a model
+    that makes videos from images, whose registration says it trains on images)."""
     out = MODELS[config.model].parts(config)[sample_part(config)].outputs[0]
     shape = out.concrete_shape(batch_size)
-    if out.kind == "video":  # a video generator trains on images
+    if out.kind == "video" and MODELS[config.model].data != "video":  # a video decoder trained on images
         shape = (shape[0], *shape[2:])
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
 

@@ -188,8 +188,9 @@ def test_non_finite_weights_never_overwrite_the_last_good_snapshot(data, tmp_pat
 
     def poisoned(self, batch, step):
         losses = real_step(self, batch, step)  # finite losses: the update itself went wrong
-        with torch.no_grad():
-            next(self.model.parameters()).view(-1)[0] = float("nan")
+        with torch.no_grad():  # the first element, whatever the weight's memory format
+            weight = next(self.model.parameters())
+            weight[(0,) * weight.dim()] = float("nan")
         return losses
 
     monkeypatch.setattr(torch_train.Trainer, "train_step", poisoned)
