@@ -29,9 +29,9 @@ import resource
 import sys
 
 from core.errors import AgeError
-from core.registry import PRECISIONS
 
 from . import backends
+from . import precision as precision_auto
 from . import threads as threads_policy
 from .server.settings import Settings
 
@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"open connections beyond this get 503 + Retry-After and are closed (default {_DEFAULTS.max_connections})")
     p.add_argument("--max-header-bytes", type=int, default=_DEFAULTS.max_header_bytes,
                    help=f"largest request line + headers, then 431 (default {_DEFAULTS.max_header_bytes})")
-    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
-                   help="serve <part>.onnx (fp32) or the <part>.fp16.onnx / <part>.int8.onnx variants")
+    p.add_argument("--precision", choices=precision_auto.CHOICES, default="fp32",
+                   help="serve <part>.onnx (fp32) or the <part>.fp16.onnx / <part>.int8.onnx variants; auto: per model, the fastest variant within 40 dB PSNR of fp32 measured at start-up")
     p.add_argument("--provider", choices=("auto", "cpu", "cuda"), default=None, help="execution provider (default: $AGE_RUNTIME_PROVIDER or auto)")
     backends.add_argument(p)
     threads_policy.add_arguments(p, threads_policy.SERVER_PRESET)

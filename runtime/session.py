@@ -27,6 +27,7 @@ TensorFlow, not even indirectly, so the runtime installs with ``pip install .[ru
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -51,6 +52,7 @@ from core.registry import ENCODER_KINDS, ENCODER_PART, GENERATOR_PARTS, PRECISIO
 from core import interpolation
 
 from . import modelfile, priors
+from . import precision as precision_auto
 from .backends import DEFAULT_BACKEND, BackendError, OpenOptions, Runner, check_backend, open_runner
 from .threads import Spin, ThreadPolicy, Threads
 from .threads import resolve as resolve_threads
@@ -496,7 +498,7 @@ def _check_encoder(encoder: Part, generator: Part, latent_shape: tuple[int, ...]
 def _resolve(path: Path, precision: str = "fp32") -> tuple[Path, Path | None]:
     """(generator file, encoder file or None) for a directory or a file path."""
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise ValueError(f"precision must be one of {', '.join(precision_auto.CHOICES)}, got {precision!r}")
     try:
         return _find_parts(path, precision)
     except OSError as exc:  # a folder we may not list, a name too long, ...
@@ -536,8 +538,13 @@ class GeneratorSession:
 
     #: the thread policy its parts were opened with (:mod:`runtime.threads`)
     threads: ThreadPolicy | None = None
-    #: which export runs (``fp32``, ``fp16``, ``int8``; what ``precision="auto"`` chose, :mod:`runtime.precision`)
+    #: which variant runs: ``fp32``, ``fp16``, ``int8``, or (OpenVINO computing the fp32 file in bf16)
+    #: ``bf16``; with ``precision="auto"``, what the measurement chose (:mod:`runtime.precision`)
     precision: str = "fp32"
+    #: OpenVINO's inference precision (``f32``/``bf16``); None on onnxruntime
+    inference_precision: str | None = None
+    #: ``precision="auto"``'s measurements (:class:`runtime.precision.Measurement`), else empty
+    measurements: list = []
 
     def __init__(self, generator: Part, encoder: Part | None = None):
         self._gen = generator
@@ -1027,7 +1034,9 @@ def load(path: str | os.PathLike, providers: Providers = None, precision: str = 
     ``None`` (``$AGE_RUNTIME_PROVIDER``, default ``auto``), ``"auto"``, ``"cpu"``, ``"cuda"``
     or an explicit list of ORT provider names. ``precision`` picks ``<part>.fp16.onnx`` or
     ``<part>.int8.onnx`` from a directory (float32 inputs and outputs either way; the encoder
-    falls back to fp32 when it has no such variant). ``backend``: ``"onnxruntime"`` (the default,
+    falls back to fp32 when it has no such variant); ``"auto"`` measures the variants present on
+    this machine and runs the fastest within 40 dB PSNR of fp32 (:mod:`runtime.precision`; the
+    choice is :attr:`GeneratorSession.precision`). ``backend``: ``"onnxruntime"`` (the default,
     and the only one on a GPU) or ``"openvino"`` (CPU; ``pip install .[openvino]``,
     :mod:`runtime.backends.openvino`): the same API, metadata and outputs within 1e-4.
     ``threads`` / ``spin``: the thread policy (:mod:`runtime.threads`; default the ``dedicated``
@@ -1035,14 +1044,75 @@ def load(path: str | os.PathLike, providers: Providers = None, precision: str = 
     """
     policy = resolve_threads(threads, spin)
     backend = check_backend(backend, providers)
-    generator_path, encoder_path = _resolve(Path(path), precision)
     options = OpenOptions(backend=backend, providers=providers, threads=policy)
+    if precision == precision_auto.AUTO:
+        return _load_auto(Path(path), options)
+    generator_path, encoder_path = _resolve(Path(path), precision)
     generator = load_part(generator_path, options=options)
     # the encoder opens on its first call: generation never needs it (checked now all the same)
     encoder = load_part(encoder_path, options=options, lazy=True) if encoder_path is not None else None
+    return _session(generator, encoder, options, precision)
+
+
+def _session(generator: Part, encoder: Part | None, options: OpenOptions, precision: str) -> GeneratorSession:
     session = GeneratorSession(generator, encoder)
-    session.threads = policy
+    session.threads = options.threads
     session.precision = precision
+    session.inference_precision = options.inference_precision
     log.info("%s", generator.choice.describe())
-    log.debug("%s: %s", generator.path.name, policy.describe())
+    if options.threads is not None:
+        log.debug("%s: %s", generator.path.name, options.threads.describe())
+    return session
+
+
+def _load_auto(path: Path, options: OpenOptions) -> GeneratorSession:
+    """``precision="auto"``: open every variant of the generator, measure, keep the chosen one open."""
+    generator_path, _ = _resolve(path, "fp32")  # the reference: auto needs what fp32 needs
+    part = generator_path.name[: -len(".onnx")] if generator_path.name.endswith(".onnx") else generator_path.stem
+    bf16 = False
+    if options.backend == "openvino":
+        from .backends import openvino as openvino_backend  # noqa: PLC0415 - installed: check_backend said so
+
+        bf16 = openvino_backend.supports_bf16()
+    found = precision_auto.candidates(generator_path.parent, part, options.backend, bf16)
+    if not found or not found[0][0].is_reference:  # a file named otherwise: it is the reference itself
+        found = [(precision_auto.Candidate("fp32", "f32" if options.backend == "openvino" else None), generator_path)]
+    measurements: list[precision_auto.Measurement] = []
+    sessions: list[tuple[precision_auto.Measurement, GeneratorSession]] = []
+    for candidate, file in found:
+        m = precision_auto.Measurement(candidate, file)
+        measurements.append(m)
+        try:
+            variant = GeneratorSession(load_part(file, options=dataclasses.replace(
+                options, inference_precision=candidate.inference_precision)))
+            if sessions:
+                ref = sessions[0][1]
+                if (variant.latent_shape, variant.output_shape, variant.model) != (ref.latent_shape, ref.output_shape,
+                                                                                   ref.model):
+                    raise ModelFileError(f"{file}: model {variant.model}, latent {variant.latent_shape}, output "
+                                         f"{variant.output_shape} differ from {ref.path.name}'s")
+        except AgeError as exc:
+            if candidate.is_reference:
+                raise
+            m.usable, m.note = False, " ".join(str(exc).split())[:200]
+            log.warning("precision auto: skipping %s (%s): %s", candidate.label, file.name, m.note)
+            continue
+        sessions.append((m, variant))
+    reference = sessions[0][1]
+    latents = (reference.sample_latents(precision_auto.MEASURE_BATCH, 0) if reference.can_generate
+               else priors.sample("normal", precision_auto.MEASURE_BATCH, reference.latent_shape, 0))
+    precision_auto.measure(sessions, latents, reference.value_range)
+    chosen = precision_auto.pick(measurements)
+    generator = next(s for m, s in sessions if m is chosen)._gen
+    ref_m = measurements[0]
+    log.info("precision auto: %s (%s; PSNR %s dB, %.2f ms a call of %d against fp32's %.2f ms; %d candidate(s))",
+             chosen.label, generator.path.name, "ref" if chosen is ref_m else f"{chosen.psnr_db:.1f}", chosen.ms,
+             precision_auto.MEASURE_BATCH, ref_m.ms, len(measurements))
+    log.debug("precision auto, %s on %s:\n%s", generator.path.parent, options.backend,
+              precision_auto.table(measurements, chosen))
+    chosen_options = dataclasses.replace(options, inference_precision=chosen.candidate.inference_precision)
+    _, encoder_path = _resolve(path, chosen.candidate.precision) if path.is_dir() else _resolve(path, "fp32")
+    encoder = load_part(encoder_path, options=chosen_options, lazy=True) if encoder_path is not None else None
+    session = _session(generator, encoder, chosen_options, chosen.label)
+    session.measurements = measurements
     return session

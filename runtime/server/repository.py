@@ -152,11 +152,11 @@ class Repository:
                 continue
             repo.models[name] = ModelEntry(name, session)
             log.info(
-                "model %s: %s/%s latent %s prior %s %s %s%s on %s (%s)",
+                "model %s: %s/%s latent %s prior %s %s %s%s, %s on %s (%s)",
                 name, session.model, session.part, "x".join(map(str, session.latent_shape)), session.prior,
                 "video" if session.is_video else "image", "x".join(map(str, session.image_shape)),
                 f" +{session.encoder_kind} encoder" if session.has_encoder else "",
-                session.provider, session.provider_reason,
+                session.precision, session.provider, session.provider_reason,
             )
         if not repo.models:
             reasons = "; ".join(f"{k}: {v}" for k, v in repo.skipped.items()) or "it has no subfolders"

@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass, fields
 
 from core.errors import AgeError, ConfigError
-from core.registry import PRECISIONS
 
 from .. import backends
+from .. import precision as precision_auto
 from .. import threads as threads_policy
 
 
@@ -42,7 +42,8 @@ class Settings:
     max_header_bytes: int = 16 * 1024
     #: Execution provider for every model: None ($AGE_RUNTIME_PROVIDER / auto), "auto", "cpu", "cuda".
     provider: str | None = None
-    #: Which export of each model to serve: "fp32" (<part>.onnx), "fp16" or "int8" (<part>.<precision>.onnx).
+    #: Which export of each model to serve: "fp32" (<part>.onnx), "fp16" or "int8" (<part>.<precision>.onnx),
+    #: or "auto": per model, the fastest variant within 40 dB PSNR of fp32, measured at start-up (runtime.precision).
     precision: str = "fp32"
     #: Inference library of every model: "onnxruntime" (CPU or CUDA) or "openvino" (CPU; the openvino extra).
     backend: str = "onnxruntime"
@@ -59,8 +60,9 @@ class Settings:
             backends.check_backend(self.backend, self.provider)
         except AgeError as exc:
             raise ConfigError(f"--{exc}") from None
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"{_flag('precision')} must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision not in precision_auto.CHOICES:
+            raise ConfigError(f"{_flag('precision')} must be one of {', '.join(precision_auto.CHOICES)}, "
+                              f"got {self.precision!r}")
         positive_ints = ("max_batch", "max_queue", "max_n", "max_body_bytes", "max_image_pixels", "max_connections",
                          "max_header_bytes")
         for name in positive_ints:
