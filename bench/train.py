@@ -10,8 +10,10 @@ the default is every registered model and variant at the tiny preset. Nothing he
 
 Contenders (:data:`CONTENDERS`; ``--contenders`` picks and orders them), each a generic trainer
 (``torch_impl.train.make_trainer`` / ``keras_impl.train.make_trainer``) with its
-:class:`core.trainer_base.SpeedOptions` and the C allocator's setting (:mod:`core.allocator`,
-process-wide, so it is switched before each contender's step):
+:class:`core.trainer_base.SpeedOptions` and the C allocator's setting (:mod:`core.allocator`),
+each in its own worker process that loads only its framework: in one process, TensorFlow's idle
+thread pool and heap doubled torch's CPU time on the seed conv_vae (measured: channels_last 2.1
+CPU-s a step beside Keras, 1.1 without). The parent only orders the steps and collects timings:
 
 * ``shipped``        torch NCHW eager, glibc's default large-block handling: the trainer before
                      ``--memory-format`` existed;
@@ -52,7 +54,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
@@ -62,15 +64,16 @@ from bench.common import (  # noqa: E402
 
 prepare_frameworks()  # before TensorFlow is imported
 
+import importlib  # noqa: E402
+import multiprocessing  # noqa: E402
+import traceback  # noqa: E402
+
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from core.allocator import retain_freed_memory  # noqa: E402
 from core.cli import hyperparameter_defaults  # noqa: E402
 from core.registry import MODELS, sample_part  # noqa: E402
 from core.trainer_base import SpeedOptions  # noqa: E402
-from keras_impl.train import make_trainer as keras_trainer  # noqa: E402  (imports TensorFlow + Keras)
-from torch_impl.train import make_trainer as torch_trainer  # noqa: E402
 
 log = logging.getLogger("bench.train")
 
@@ -79,20 +82,20 @@ log = logging.getLogger("bench.train")
 class Contender:
     """One way of training: a framework's trainer factory, its speed options, the allocator setting."""
 
-    make: Callable[..., Any]
+    module: str  # the trainer module whose make_trainer builds it
     speed: SpeedOptions
     retain_memory: bool
     description: str
 
 
 CONTENDERS: dict[str, Contender] = {
-    "shipped": Contender(torch_trainer, SpeedOptions("contiguous"), False, "torch NCHW eager, glibc default"),
-    "nchw+alloc": Contender(torch_trainer, SpeedOptions("contiguous"), True, "torch NCHW eager, blocks retained"),
-    "channels_last": Contender(torch_trainer, SpeedOptions("channels_last"), True, "torch default: channels_last"),
-    "compiled": Contender(torch_trainer, SpeedOptions("channels_last", compile=True), True,
+    "shipped": Contender("torch_impl.train", SpeedOptions("contiguous"), False, "torch NCHW eager, glibc default"),
+    "nchw+alloc": Contender("torch_impl.train", SpeedOptions("contiguous"), True, "torch NCHW eager, blocks retained"),
+    "channels_last": Contender("torch_impl.train", SpeedOptions("channels_last"), True, "torch default: channels_last"),
+    "compiled": Contender("torch_impl.train", SpeedOptions("channels_last", compile=True), True,
                           "torch channels_last + torch.compile"),
-    "keras": Contender(keras_trainer, SpeedOptions(), True, "Keras default (tf.function)"),
-    "keras_xla": Contender(keras_trainer, SpeedOptions(compile=True), True, "Keras + jit_compile (XLA)"),
+    "keras": Contender("keras_impl.train", SpeedOptions(), True, "Keras default (tf.function)"),
+    "keras_xla": Contender("keras_impl.train", SpeedOptions(compile=True), True, "Keras + jit_compile (XLA)"),
 }
 DEFAULT_CONTENDERS = ("shipped", "channels_last", "compiled", "keras")
 #: the printed ratios: (name, numerator contender, denominator contender); > 1 means the denominator is faster
@@ -147,13 +150,62 @@ def cpu_s() -> tuple[float, float]:
     return r.ru_utime, r.ru_stime
 
 
-def build(name: str, config, objective_of: Callable[[], Any], seed: int) -> tuple[Any | None, str]:
-    """A contender's trainer, or (None, why) when it cannot be built."""
+def worker(name: str, model: str, variant: str, preset: str, seed: int, batch_size: int, threads: int,
+           conn: Any) -> None:
+    """One contender's process: build its trainer, then answer ``step`` requests with
+    (seconds, user CPU-s, system CPU-s, losses) until ``None``; an error is answered as a string."""
     c = CONTENDERS[name]
     try:
-        return c.make(config, objective_of(), seed, SCHEDULE_SPAN, c.speed), ""
-    except Exception as exc:  # noqa: BLE001 - reported in the table, the other contenders still run
-        return None, f"{type(exc).__name__}: {exc}"
+        if c.module.startswith("torch"):
+            import torch
+
+            torch.set_num_threads(threads)
+        retain_freed_memory(c.retain_memory)
+        spec = MODELS[model]
+        config = spec.config_cls.preset(preset, **spec.variants[variant])
+        hp = spec.objective.hyperparameters.from_dict(hyperparameter_defaults(model))
+        trainer = importlib.import_module(c.module).make_trainer(config, spec.objective(config, hp), seed,
+                                                                 SCHEDULE_SPAN, c.speed)
+        batch = data_batch(config, batch_size, seed)
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        conn.send(f"build: {type(exc).__name__}: {exc}")
+        return
+    conn.send("ready")
+    while (step := conn.recv()) is not None:
+        try:
+            u0, s0 = cpu_s()
+            t = time.perf_counter()
+            losses = trainer.train_step(batch, step)
+            dt = time.perf_counter() - t
+            u1, s1 = cpu_s()
+            conn.send((dt, u1 - u0, s1 - s0, losses))
+        except Exception as exc:  # noqa: BLE001 - e.g. a model torch.compile cannot take
+            log.debug("%s", traceback.format_exc())
+            conn.send(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200])
+
+
+class Worker:
+    """The parent's handle on one contender's process."""
+
+    def __init__(self, name: str, model: str, variant: str, batch_size: int, opts: argparse.Namespace):
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=worker, name=f"bench-{name}", daemon=True,
+                                   args=(name, model, variant, opts.preset, opts.seed, batch_size,
+                                         opts.threads or cpu_count(), child))
+        self.process.start()
+        self.ready = self.conn.recv()
+
+    def step(self, step: int) -> Any:
+        self.conn.send(step)
+        return self.conn.recv()
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.conn.send(None)
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.kill()
 
 
 def bench_target(model: str, variant: str, opts: argparse.Namespace) -> dict:
@@ -167,11 +219,11 @@ def bench_target(model: str, variant: str, opts: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     trainers, failed = {}, {}
     for name in opts.contenders:
-        trainers[name], why = build(name, config, lambda: spec.objective(config, hp), opts.seed)
-        if trainers[name] is None:
-            failed[name] = why
-            del trainers[name]
+        trainers[name] = Worker(name, model, variant, batch_size, opts)
+        if trainers[name].ready != "ready":
+            failed[name] = trainers[name].ready
     build_s = time.perf_counter() - t0
+    meter = CpuMeter(tuple(w.process.pid for w in trainers.values()))
     kinds = step_kinds(spec.objective(config, hp))
     log.info("%s: batch %s, step kinds %s, %d warm-up + %d timed rounds", label, batch.shape,
              {k: len(v) for k, v in kinds.items()}, opts.warmup, opts.repeats)
@@ -182,32 +234,29 @@ def bench_target(model: str, variant: str, opts: argparse.Namespace) -> dict:
     warmup_s = dict.fromkeys(trainers, 0.0)
     for r in range(opts.warmup + opts.repeats):
         for name in rotated(list(trainers), r):
-            if name in failed:
-                continue
-            retain_freed_memory(CONTENDERS[name].retain_memory)
             for kind, steps in kinds.items():
-                step = steps[r % len(steps)]
-                u0, s0 = cpu_s()
-                t = time.perf_counter()
-                try:
-                    losses = trainers[name].train_step(batch, step)
-                except Exception as exc:  # noqa: BLE001 - e.g. a model torch.compile cannot take
-                    failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
-                    log.warning("%s %s: step failed: %s", label, name, failed[name])
+                if name in failed:
                     break
-                dt = time.perf_counter() - t
-                u1, s1 = cpu_s()
+                step = steps[r % len(steps)]
+                answer = trainers[name].step(step)
+                if isinstance(answer, str):
+                    failed[name] = answer
+                    log.warning("%s %s: step failed: %s", label, name, answer)
+                    break
+                dt, user, system, losses = answer
                 if r == 0 and kind == next(iter(kinds)):
                     first_losses[name] = losses
                 if not all(math.isfinite(v) for v in losses.values()):
                     nonfinite.append(f"{name} step {step}")
                 if r >= opts.warmup:
                     samples[(name, kind)].append(dt * 1e3)
-                    cpu[name][0] += u1 - u0
-                    cpu[name][1] += s1 - s0
+                    cpu[name][0] += user
+                    cpu[name][1] += system
                 else:
                     warmup_s[name] += dt
-    retain_freed_memory(True)
+    others = meter.others()
+    for w in trainers.values():
+        w.close()
     ran = [n for n in trainers if n not in failed]
     share = {k: len(v) / SCHEDULE_SPAN for k, v in kinds.items()}
     ms = {n: {k: median(samples[(n, k)]) for k in kinds} for n in ran}
@@ -229,7 +278,7 @@ def bench_target(model: str, variant: str, opts: argparse.Namespace) -> dict:
         "ms": ms, "cpu_per_step": cpu_per_step, "failed": failed, "loss_reference": ref,
         "rel_iqr": {f"{n}/{k}": rel_iqr(s) for (n, k), s in samples.items() if s},
         "samples_ms": {f"{n}/{k}": s for (n, k), s in samples.items()},
-        "first_step_loss_max_abs_diff": loss_diff, "nonfinite": nonfinite, "others_cpu_share": meter.others(),
+        "first_step_loss_max_abs_diff": loss_diff, "nonfinite": nonfinite, "others_cpu_share": others,
     }
 
 
@@ -293,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first, >= 1 (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights, batch and step noise (default 0)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads (default: the CPUs this process may use)")
+                        help="torch.set_num_threads in the torch workers (default: the CPUs this process may use)")
     parser.add_argument("--out-json", default=None, help="also write every number (and raw samples) here")
     parser.add_argument("--log-level", default="INFO")
     opts = parser.parse_args(argv)
@@ -311,14 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats, --warmup, --batch-size and --threads must be >= 1")
 
     setup_logging(opts.log_level, ("absl", "tensorflow", "torch"))
-    torch.set_num_threads(opts.threads or cpu_count())
     env = framework_environment({"isa (torch dispatch; cpu flags)": cpu_isa()})
     log.info("environment: %s", env)
     start = time.perf_counter()
     meter = CpuMeter()
     results = [bench_target(model, variant, opts) for model, variant in targets]
     wall_s = time.perf_counter() - start
-    env["others_cpu_share_during"] = meter.others()
+    shares = [r["others_cpu_share"] for r in results if r["others_cpu_share"] is not None]
+    # the workers are other processes to this one's meter: each target's (workers excluded) instead
+    env["others_cpu_share_during"] = sum(shares) / len(shares) if shares else meter.others()
     print_report(results, opts, env, wall_s)
     if opts.out_json:
         write_json(opts.out_json, {"environment": env, "options": vars(opts), "wall_s": wall_s, "results": results})
