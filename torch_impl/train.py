@@ -88,7 +88,35 @@ class Trainer(FrameworkTrainer):
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         groups = parameter_groups(self.model)
         self.updates: dict[str, Callable] = {}
+        #: updates whose first (compiling) run is done
+        self.compiled_ok: set[str] = set()
         return {o.name: Adam(groups[o.name], lr=o.lr, betas=o.betas, eps=o.eps) for o in self.objective.optimizers()}
+
+    def _first_compiled_call(self, update: Update, args: tuple) -> dict[str, torch.Tensor]:
+        """An update's first compiled run, forward and backward. An update that differentiates a gradient (a WGAN-GP
+        penalty) cannot be compiled (AOTAutograd has no double backward): it is then run eagerly
+        from here on, from the same buffers and RNG state, with a warning."""
+        model = self.model
+        buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
+        rng = torch.get_rng_state()
+        try:
+            losses = self.update_fn(update)(*args)
+            losses[update.loss].backward()
+        except RuntimeError as exc:
+            if "double backward" not in str(exc):
+                raise
+            log.warning("--compile: the %s update differentiates a gradient, which torch.compile cannot; "
+                        "it runs eagerly", update.name)
+            with torch.no_grad():
+                for name, b in model.named_buffers():
+                    b.copy_(buffers[name])
+            torch.set_rng_state(rng)
+            model.zero_grad(set_to_none=True)
+            self.updates[update.name] = update_function(self.objective.name, update.name)
+            losses = self.updates[update.name](*args)
+            losses[update.loss].backward()
+        self.compiled_ok.add(update.name)
+        return losses
 
     def update_fn(self, update: Update) -> Callable:
         """The update's function (:mod:`torch_impl.objectives`), through ``torch.compile`` with ``--compile``."""
@@ -104,11 +132,14 @@ class Trainer(FrameworkTrainer):
     def run_update(self, update: Update, batch: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, float]:
         model = self.model.train()
         fmt = self.speed.memory_format
-        losses = self.update_fn(update)(model, batch_tensor(batch, fmt),
-                                        {k: batch_tensor(v, fmt) for k, v in inputs.items()}, self.objective)
+        args = (model, batch_tensor(batch, fmt), {k: batch_tensor(v, fmt) for k, v in inputs.items()}, self.objective)
         optimizer = self.optimizers[update.optimizer]
         optimizer.zero_grad(set_to_none=True)
-        losses[update.loss].backward()
+        if self.speed.compile and update.name not in self.compiled_ok:
+            losses = self._first_compiled_call(update, args)
+        else:
+            losses = self.update_fn(update)(*args)
+            losses[update.loss].backward()
         optimizer.step()
         return {k: float(v.detach()) for k, v in losses.items()}
 
