@@ -8,16 +8,22 @@
     z = session.invert("face.png")                        # its latent (unit norm for a sphere prior)
     walk = session.interpolate("a.png", "b.png", steps=8) # uint8 (8, H, W, 3); lerp, or slerp on the sphere
 
-CLI: ``python -m runtime.generate DIR --n 16 --seed 0 --out grid.png``.
+    fast = runtime.load("exported/conv_vae", precision="auto", backend="openvino")  # measured here
+    fast.precision, fast.backend                          # e.g. ("bf16", "openvino")
+
+CLI: ``python -m runtime.generate DIR --n 16 --seed 0 --out grid.png`` (``--precision``, ``--backend``,
+``--threads``, ``--spin``: :mod:`runtime.precision`, :mod:`runtime.backends`, :mod:`runtime.threads`).
 """
 
 from core.errors import AgeError, DataError, ModelFileError
 
+from .backends import BackendError
 from .providers import ProviderChoice, ProviderError
 from .session import GeneratorSession, UnsupportedOperation, load
 
 __all__ = [
     "AgeError",
+    "BackendError",
     "DataError",
     "GeneratorSession",
     "ModelFileError",

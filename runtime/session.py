@@ -22,7 +22,11 @@ posterior mean or the code, on the prior's support) and two pictures *interpolat
 circle for ``sphere`` (:mod:`runtime.interpolation`).
 
 Only onnxruntime, NumPy and Pillow (through :mod:`core.images`) are used: no torch, no
-TensorFlow, not even indirectly, so the runtime installs with ``pip install .[runtime]``.
+TensorFlow, not even indirectly, so the runtime installs with ``pip install .[runtime]``. OpenVINO
+is an optional second backend (:mod:`runtime.backends`), imported only when asked for.
+
+Parts open lazily (:class:`Part`): a session checks every file at load but creates a part's
+backend session on its first call, so ``generate`` never pays for the encoder.
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ class Part:
     #: makes the runner (backend + checked bytes); dropped once it has, so the bytes are freed
     opener: Callable[[], Runner] | None = field(default=None, repr=False)
     _runner: Runner | None = field(default=None, repr=False)
+    _output_names: tuple[str, ...] = field(default=(), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- the runner, opened on first use ----------------------------------------------------
@@ -156,6 +161,7 @@ class Part:
         runner = self.opener()
         _check_graph_matches(self.path, "inputs", self.inputs, list(runner.inputs()))
         _check_graph_matches(self.path, "outputs", self.outputs, list(runner.outputs()))
+        self._output_names = tuple(o.name for o in runner.outputs())
         log.debug("%s: opened on %s, %s", self.path.name, runner.backend, runner.choice.describe())
         return runner
 
@@ -175,8 +181,9 @@ class Part:
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        """The graph's output names in graph order (what ``run`` returns)."""
-        return tuple(o.name for o in self.runner.outputs())
+        """The graph's output names in graph order (what ``run`` returns), read once when it opens."""
+        self.runner  # noqa: B018 - opens the part, which records them
+        return self._output_names
 
     @property
     def device(self) -> str:
@@ -544,7 +551,7 @@ class GeneratorSession:
     #: OpenVINO's inference precision (``f32``/``bf16``); None on onnxruntime
     inference_precision: str | None = None
     #: ``precision="auto"``'s measurements (:class:`runtime.precision.Measurement`), else empty
-    measurements: list = []
+    measurements: tuple = ()
 
     def __init__(self, generator: Part, encoder: Part | None = None):
         self._gen = generator
@@ -1111,8 +1118,8 @@ def _load_auto(path: Path, options: OpenOptions) -> GeneratorSession:
     log.debug("precision auto, %s on %s:\n%s", generator.path.parent, options.backend,
               precision_auto.table(measurements, chosen))
     chosen_options = dataclasses.replace(options, inference_precision=chosen.candidate.inference_precision)
-    _, encoder_path = _resolve(path, chosen.candidate.precision) if path.is_dir() else _resolve(path, "fp32")
+    _, encoder_path = _resolve(path, chosen.candidate.precision)  # its variant of the encoder, else fp32's
     encoder = load_part(encoder_path, options=chosen_options, lazy=True) if encoder_path is not None else None
     session = _session(generator, encoder, chosen_options, chosen.label)
-    session.measurements = measurements
+    session.measurements = tuple(measurements)
     return session
