@@ -1,4 +1,4 @@
-"""What the benchmark scripts (``bench/runtime.py``, ``bench/training.py``, ``bench/serve_load.py``) share.
+"""What the benchmark scripts (``bench/runtime.py``, ``bench/train.py``, ``bench/serve_load.py``) share.
 
 * machine: :func:`cpu_count`, :func:`cpu_model`, :func:`cpu_isa`, :func:`process_cpu_s`, :class:`CpuMeter`,
   :func:`environment` (the base every script extends with its own keys; :func:`framework_environment`
