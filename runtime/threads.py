@@ -10,10 +10,12 @@ So a session picks from the situation, by name, and any value can be overridden:
 =============  ===========  ===========  =========  ==================================================
 preset         intra-op     inter-op     spinning   for
 =============  ===========  ===========  =========  ==================================================
-``dedicated``  all cores    1            off        ``runtime.load``, ``runtime.generate``,
-               (ORT's 0)                            ``runtime.evaluate``: one caller, the fastest wall time
-``server``     1            1            off        ``runtime.serve``: the batcher's calls under load,
+``dedicated``  all cores    1            on         ``runtime.load``, ``runtime.generate``,
+               (ORT's 0)                            ``runtime.evaluate``: one caller on a host of its own
+``server``     all cores    1            off        ``runtime.serve``: the batcher's calls under load,
                                                     sharing the cores with the event loop and clients
+``efficient``  1            1            off        the most images per CPU-second: many processes or
+                                                    models on one host, CPU time that is paid for
 =============  ===========  ===========  =========  ==================================================
 
 ``threads`` may also be a number (intra-op threads, the rest from the context's preset) and
@@ -23,37 +25,63 @@ the field is there so a policy says everything a session is built with.
 
 Measured with ``python -m runtime.thread_bench`` (``runtime.load(dir).decode``; settings
 interleaved, median of 7 rounds): the conv_vae seed decoder (latent 128 -> 3x150x150), ORT 1.31
-CPU, a 2-core AMD EPYC with AVX-512 that other jobs shared throughout (``others``: the cores'
-worth of CPU they took meanwhile; "shared" adds one busy-looping process)::
+CPU, a 2-core AMD EPYC with AVX-512 that other jobs share at times (``others``: the cores' worth
+of CPU other processes took meanwhile; "shared" adds one busy-looping process). A quiet moment::
 
     situation batch intra spin   ms/call img/CPU-s    img/s others
-    alone         1     1   on       4.3     234.7    230.7   1.12
+    alone         1     1   on       4.6     216.7    216.6   0.02
+    alone         1     1  off       4.5     206.7    220.5   0.02
+    alone         1   all   on       2.8     175.8    353.2   0.02
+    alone         1   all  off       3.2     178.3    316.3   0.02
+    alone        64     1   on     279.0     229.4    229.4   0.01
+    alone        64     1  off     276.3     231.6    231.6   0.01
+    alone        64   all   on     177.4     180.7    360.7   0.01
+    alone        64   all  off     183.5     214.8    348.7   0.01
+    shared        1     1   on       4.5     220.3    220.0   0.78
+    shared        1     1  off       4.7     200.6    213.9   0.78
+    shared        1   all   on       4.6     146.5    218.7   0.78
+    shared        1   all  off       3.7     181.2    272.1   0.78
+    shared       64     1   on     274.6     233.1    233.0   0.84
+    shared       64     1  off     276.3     231.8    231.7   0.84
+    shared       64   all   on     280.7     153.1    228.0   0.84
+    shared       64   all  off     254.4     208.9    251.6   0.84
+
+and a busy one, other jobs taking 1.1-1.4 of the 2 cores all along::
+
+    situation batch intra spin   ms/call img/CPU-s    img/s others
     alone         1     1  off       4.8     224.3    207.4   1.12
     alone         1   all   on       8.2     120.6    121.6   1.12
     alone         1   all  off       5.0     199.5    198.6   1.12
-    alone        64     1   on     378.6     222.0    169.1   1.14
     alone        64     1  off     360.2     230.3    177.7   1.14
     alone        64   all   on     457.8     149.8    139.8   1.14
     alone        64   all  off     287.9     222.9    222.3   1.14
-    shared        1     1   on       7.4     222.0    134.9   1.44
-    shared        1     1  off      10.1     198.3     99.3   1.44
     shared        1   all   on      12.5     109.6     80.0   1.44
     shared        1   all  off       7.8     197.9    128.9   1.44
-    shared       64     1   on     448.9     231.1    142.6   1.34
-    shared       64     1  off     482.0     235.5    132.8   1.34
     shared       64   all   on     634.5     129.1    100.9   1.34
     shared       64   all  off     396.1     226.6    161.6   1.34
 
-(An earlier run, with 1.2-1.4 cores taken by others, ranked the settings the same way.) All cores
-spinning, ORT's default, was the slowest setting in every row: 1.3-2x slower than all cores
-without spinning, with about half the images per CPU-second, because a spinning thread holds a
-core someone else needs. Without spinning, all cores gave the best wall time at batch 64 and one
-thread the most images per CPU-second; so ``dedicated`` = all cores, no spinning (a host known to
-be idle may gain up to ~29 % at batch 1 with ``--spin on``, which could not be reproduced on this
-shared one). Under the server (``bench/serve_load.py``, 16 clients x 4 images, 12 s, two rounds,
-0.3-0.8 cores taken by other jobs): one thread without spinning served 146 and 108 images/s, all
-cores spinning 76 and 53; one thread also leaves the other core to the event loop and the
-clients, hence ``server`` = one thread, no spinning.
+All cores beat one thread on wall time whenever a core is free (1.5x at batch 64 when quiet).
+Spinning, ORT's default, buys 14 % at batch 1 and 3 % at batch 64 on the quiet machine, and costs
+10-24 % as soon as one other process runs, 1.3-2x on the busy machine, with fewer images per
+CPU-second everywhere: a spinning thread holds a core someone else needs. Hence ``dedicated`` = all
+cores spinning, for a host that is the caller's own (on a shared one, ``--spin off`` or
+``--threads server``), and ``efficient`` = one thread, the most images per CPU-second.
+
+The server, measured under load (``bench/serve_load.py``: 16 clients x 4 images a request, 12 s per
+setting, the settings in turn, four rounds on different occasions, other jobs taking 0-80 % of a
+core meanwhile), images per second::
+
+    round   1 thread, no spin   all cores, no spin   all cores, spinning
+    1       146                 152                  76
+    2       108                 115                  53
+    3       139                 175                  171
+    4       187                 257                  230
+
+All cores without spinning served the most in every round (4-37 % more than one thread: the
+batcher's calls are large enough, 32 latents on average, to use both cores), and spinning cost
+2-54 %, as the event loop and the clients need the cores between calls: hence ``server``. With many
+models served at once each batcher's call runs its own thread pool; ``--threads efficient`` (or
+1) keeps them from crowding each other.
 
 OpenVINO (``backend="openvino"``) takes ``intra_op`` as its ``INFERENCE_NUM_THREADS``; it has no
 spin-wait switch, so ``spin`` does not apply to it.
@@ -104,8 +132,9 @@ class ThreadPolicy:
 
 #: The named presets (see the module docstring for why each is what it is).
 PRESETS: dict[str, ThreadPolicy] = {
-    "dedicated": ThreadPolicy("dedicated", intra_op=0, inter_op=1, spin=False),
-    "server": ThreadPolicy("server", intra_op=1, inter_op=1, spin=False),
+    "dedicated": ThreadPolicy("dedicated", intra_op=0, inter_op=1, spin=True),
+    "server": ThreadPolicy("server", intra_op=0, inter_op=1, spin=False),
+    "efficient": ThreadPolicy("efficient", intra_op=1, inter_op=1, spin=False),
 }
 #: What the library and the two CLIs use; the server uses ``"server"``.
 DEFAULT_PRESET = "dedicated"
@@ -162,7 +191,7 @@ def resolve(threads: Threads = None, spin: Spin = None, preset: str = DEFAULT_PR
     elif isinstance(threads, int) and not isinstance(threads, bool):
         policy = _counted(base, threads)
     else:
-        raise ConfigError(f"threads must be {' or '.join(PRESETS)} or a number of threads "
+        raise ConfigError(f"threads must be {', '.join(PRESETS)} or a number of threads "
                           f"(0..{MAX_THREADS}, 0: one per core), got {threads!r}")
     chosen = parse_spin(spin)
     if chosen is None:
@@ -191,7 +220,7 @@ def ort_options(options: Any, policy: ThreadPolicy) -> Any:
 def add_arguments(parser: Any, preset: str = DEFAULT_PRESET) -> None:
     """``--threads`` and ``--spin`` on a command line whose default preset is ``preset``."""
     parser.add_argument("--threads", default=None, metavar="PRESET|N",
-                        help=f"thread policy: {' or '.join(PRESETS)}, or a number of intra-op threads (0: one per "
+                        help=f"thread policy: {', '.join(PRESETS)}, or a number of intra-op threads (0: one per "
                              f"core) (default {preset}: {PRESETS[preset].settings()})")
     parser.add_argument("--spin", default=None, choices=("on", "off"),
                         help=f"let idle onnxruntime threads spin-wait for work (default: the preset's, or "

@@ -47,9 +47,9 @@ class Settings:
     precision: str = "fp32"
     #: Inference library of every model: "onnxruntime" (CPU or CUDA) or "openvino" (CPU; the openvino extra).
     backend: str = "onnxruntime"
-    #: Thread policy of every model's sessions (runtime.threads): None is the "server" preset (one
-    #: intra-op thread, no spinning: what measured best for the batcher sharing the cores with the
-    #: event loop), else "dedicated", "server" or a number of intra-op threads.
+    #: Thread policy of every model's sessions (runtime.threads): None is the "server" preset (all
+    #: cores, no spinning: what measured best for the batcher sharing the cores with the event loop
+    #: and the clients), else "dedicated", "server", "efficient" or a number of intra-op threads.
     threads: str | int | None = None
     #: Spin-waiting of idle inference threads: None (the preset's, or $AGE_RUNTIME_SPIN), "on"/"off" or a bool.
     spin: str | bool | None = None

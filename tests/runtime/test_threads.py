@@ -43,10 +43,13 @@ def ort_settings(part) -> tuple[int, int, str | None]:
 
 def test_presets_and_overrides():
     assert threads.resolve() == PRESETS["dedicated"]
-    assert threads.resolve(preset="server") == PRESETS["server"] == ThreadPolicy("server", 1, 1, False)
+    assert threads.resolve(preset="server") == PRESETS["server"] == ThreadPolicy("server", 0, 1, False)
+    assert PRESETS["dedicated"] == ThreadPolicy("dedicated", 0, 1, True)
+    assert threads.resolve("efficient") == ThreadPolicy("efficient", 1, 1, False)
     assert threads.resolve("SERVER ") == PRESETS["server"]
     assert threads.resolve(3).intra_op == 3 and threads.resolve(3).spin == PRESETS["dedicated"].spin
     assert threads.resolve("2", preset="server") == ThreadPolicy("server, 2 intra-op", 2, 1, False)
+    assert threads.resolve(1, spin="on") == ThreadPolicy("dedicated, 1 intra-op", 1, 1, True)
     assert threads.resolve("server", spin="on").spin is True
     assert threads.resolve(spin=False).spin is False
     own = ThreadPolicy("mine", 4, 2, None)
@@ -92,7 +95,9 @@ def test_the_policy_reaches_the_session_options_of_every_part(vae_dir):
     session.encode_latents(np.zeros((1, 3, SIZE, SIZE), np.float32))  # the encoder opens now, with the same policy
     assert ort_settings(encoder) == (3, 1, "0")
     server = runtime.load(vae_dir, providers="cpu", threads="server")
-    assert ort_settings(server.parts[0]) == (1, 1, "0")
+    assert ort_settings(server.parts[0]) == (0, 1, "0")
+    efficient = runtime.load(vae_dir, providers="cpu", threads="efficient")
+    assert ort_settings(efficient.parts[0]) == (1, 1, "0")
     default = runtime.load(vae_dir, providers="cpu")
     assert default.threads == PRESETS["dedicated"]
     assert ort_settings(default.parts[0]) == (0, 1, "1" if PRESETS["dedicated"].spin else "0")
@@ -112,14 +117,14 @@ def test_generate_cli_flags(vae_dir, tmp_path, caplog):
                           "--provider", "cpu"]) == 0
     assert out.is_file()
     assert generate.main([str(vae_dir), "--out", str(out), "--threads", "lots"]) == 2
-    assert "--threads must be dedicated or server or a number" in caplog.text
+    assert "--threads must be dedicated, server, efficient or a number" in caplog.text
     with pytest.raises(SystemExit):
         generate.main([str(vae_dir), "--out", str(out), "--spin", "maybe"])
 
 
 def test_evaluate_cli_refuses_bad_threads(vae_dir, capsys):
     assert evaluate.main([str(vae_dir), "--n", "4", "--threads", "-3"]) == 2
-    assert "--threads must be dedicated or server or a number" in capsys.readouterr().err
+    assert "--threads must be dedicated, server, efficient or a number" in capsys.readouterr().err
 
 
 def test_server_settings_default_to_the_server_preset(vae_dir):
@@ -131,4 +136,6 @@ def test_server_settings_default_to_the_server_preset(vae_dir):
         Settings(spin="x")
     repo = Repository.scan(vae_dir.parent, providers="cpu")
     entry = repo.models["vae"]
-    assert entry.session.threads == PRESETS["server"] and ort_settings(entry.session.parts[0]) == (1, 1, "0")
+    assert entry.session.threads == PRESETS["server"] and ort_settings(entry.session.parts[0]) == (0, 1, "0")
+    tuned = Repository.scan(vae_dir.parent, providers="cpu", threads=1, spin="on").models["vae"].session
+    assert ort_settings(tuned.parts[0]) == (1, 1, "1")
