@@ -199,3 +199,32 @@ def test_server_with_openvino(toys):
 
 def test_backend_list_names_the_default_first():
     assert backends.BACKENDS[0] == backends.DEFAULT_BACKEND == "onnxruntime"
+
+
+@needs_openvino
+def test_openvino_gets_only_bytes_that_passed_the_checks(toys, tmp_path, monkeypatch):
+    """A file the scan refuses (metadata out of bounds, external data outside the model's folder)
+    never reaches OpenVINO."""
+    import onnx
+
+    from runtime.backends import openvino as backend
+
+    monkeypatch.setattr(backend, "open_runner", lambda *a, **k: pytest.fail("OpenVINO saw a refused file"))
+    folder = tmp_path / "vae"
+    shutil.copytree(toys / "vae", folder)
+    proto = onnx.load(folder / "decoder.onnx")
+    for entry in proto.metadata_props:
+        if entry.key == "age.outputs":
+            entry.value = '[{"name": "image", "shape": ["batch", 3, 1000000, 1000000], "kind": "image"}]'
+    onnx.save(proto, folder / "decoder.onnx")
+    with pytest.raises(ModelFileError, match="values per sample"):
+        runtime.load(folder, backend="openvino")
+
+    proto = onnx.load(toys / "vae" / "decoder.onnx")
+    weight = proto.graph.initializer[0]
+    weight.data_location = onnx.TensorProto.EXTERNAL
+    weight.ClearField("raw_data")
+    weight.external_data.add(key="location", value="/etc/passwd")
+    onnx.save(proto, folder / "decoder.onnx")
+    with pytest.raises(ModelFileError, match="absolute path '/etc/passwd'"):
+        runtime.load(folder, backend="openvino")
