@@ -18,6 +18,24 @@ neighbour touches them alike; a candidate's time is its median. The fastest qual
 but a variant must beat fp32 by :data:`MIN_SPEEDUP` to be worth any error at all. A variant file
 that cannot be opened is skipped with a warning: auto never refuses a model whose fp32 export loads.
 
+What the candidates gave on the conv_vae seed decoder (a 1-step checkpoint with its last conv
+scaled x64 so the outputs spread, 0.41-0.60: a trained model's PSNRs would be lower), the 2-core
+AVX-512 EPYC here (VNNI and BF16, no AMX), shared with other jobs; PSNR and max |diff| against
+onnxruntime fp32 over 64 prior latents, ms medians of interleaved calls, two runs at different
+moments::
+
+    candidate             PSNR dB  max |diff|   batch 1 ms    batch 64 ms
+    onnxruntime fp32          ref        0      1.99 / 3.30   125.0 / 210.6
+    onnxruntime fp16         98.4  6.5e-05      2.72 / 4.17   223.1 / 315.3
+    onnxruntime int8         59.7  5.3e-03      2.38 / 3.69   108.3 / 176.9
+    openvino f32            149.5  1.2e-07      1.63 / 3.49   104.9 / 217.2
+    openvino bf16            77.8  7.8e-04      1.03 / 2.71    65.6 / 154.6
+    openvino fp16 file       98.3  6.5e-05      1.61 / 3.11   104.4 / 226.8
+    openvino int8            59.7  5.3e-03      1.20 / 2.78    81.2 / 204.3
+
+``auto`` chose int8 on onnxruntime and bf16 on OpenVINO there, every time; it adds 0.3 s to the
+load on onnxruntime (3 files) and 0.65 s on OpenVINO (4 candidates, each compiled).
+
 Only the generator is measured (it is what ``generate`` runs); the encoder, opened on first use,
 follows the chosen variant (its file of that precision when there is one, else fp32; the same
 inference precision on OpenVINO).
