@@ -32,6 +32,7 @@ backend session on its first call, so ``generate`` never pays for the encoder.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import logging
 import math
@@ -93,9 +94,9 @@ class TensorInfo:
     shape: tuple[int | str, ...]
     kind: str
 
-    @property
+    @functools.cached_property
     def dims(self) -> tuple[int, ...]:
-        """The non-batch dimensions."""
+        """The non-batch dimensions (computed once: every decode call reads them)."""
         return tuple(int(d) for d in self.shape[1:])
 
 
@@ -712,7 +713,8 @@ class GeneratorSession:
         chunks = [self._gen.run({name: z[i : i + step]})[index] for i in range(0, len(z), step)]
         if not chunks:
             return np.zeros((0, *self.output_shape), dtype=np.float32)
-        out = np.concatenate(chunks).astype(np.float32, copy=False)
+        # one chunk (the usual case) is returned as the backend gave it: concatenating would copy it
+        out = (chunks[0] if len(chunks) == 1 else np.concatenate(chunks)).astype(np.float32, copy=False)
         if out.shape[1:] != self.output_shape:
             raise ModelFileError(f"{self.path}: output shape {out.shape[1:]} differs from metadata {self.output_shape}")
         return out
@@ -999,9 +1001,11 @@ class GeneratorSession:
                 f"latents: expected shape (N, {', '.join(map(str, self.latent_shape))}){shaped} "
                 f"for {self.model}/{self.part}, got {tuple(z.shape)}"
             )
-        if not np.all(np.isfinite(z)):
+        # one pass over the values: the largest magnitude is NaN when any value is NaN, inf when any is infinite
+        largest = float(np.abs(z).max()) if z.size else 0.0
+        if not math.isfinite(largest):
             raise ValueError("latents: contain NaN or infinity")
-        if z.size and float(np.abs(z).max()) > MAX_LATENT_ABS:
+        if largest > MAX_LATENT_ABS:
             raise ValueError(f"latents: values must lie within +-{MAX_LATENT_ABS:g}")
         if len(z) > self.max_images:
             raise ValueError(f"latents: {len(z)} rows; {self.model} allows at most {self.max_images} per call "
