@@ -151,7 +151,7 @@ def environment(extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "onnxruntime": ort.__version__,
         "cpu": cpu_model(),
         "cpus (affinity)": cpu_count(),
-        "ort thread spinning ($AGE_RUNTIME_SPIN)": os.environ.get("AGE_RUNTIME_SPIN") or "ORT default (on)",
+        "ort thread spinning ($AGE_RUNTIME_SPIN)": os.environ.get("AGE_RUNTIME_SPIN") or "the runtime's preset",
         **(extra or {}),
         "platform": platform.platform(),
     }
@@ -214,7 +214,8 @@ def rotated(names: Sequence[str], r: int) -> list[str]:
 
 
 def interleave(fns: dict[str, Callable[[Any], Any]], arg: Any, repeats: int, warmup: int,
-               min_sample_s: float, budget_s: float | None = None, min_rounds: int = MIN_ROUNDS) -> dict:
+               min_sample_s: float, budget_s: float | None = None, min_rounds: int = MIN_ROUNDS,
+               settle_s: float = 0.0) -> dict:
     """Seconds per call of each fn on ``arg``, interleaved round-robin; medians over the timed rounds.
 
     ``warmup`` untimed rounds come first and calibrate how many calls one sample holds (enough that
@@ -223,10 +224,15 @@ def interleave(fns: dict[str, Callable[[Any], Any]], arg: Any, repeats: int, war
     the timing stops early, after at least ``min_rounds`` timed rounds, once that many seconds have
     passed since the start (warm-up included).
 
+    ``settle_s``: a pause after every sample, before the next fn starts. onnxruntime's spinning
+    worker threads keep a core busy for ~35 ms after a run (measured here); without the pause they
+    would slow whichever fn comes next. The sample's CPU time is read after the pause, so the
+    spinning is charged to the fn that caused it.
+
     Returns ``rounds`` (timed), ``calls_per_sample``, ``s_per_call`` (median), ``cpu_s_per_call``
-    (median CPU seconds of this process per call, every thread counted: what a call costs the
-    machine, whatever the wall clock says), ``rel_iqr``, ``samples_s`` (every timed sample) and
-    ``wall_s``, the per-fn ones as {name: value} dicts.
+    (median CPU seconds of this process per call, every thread counted, spinning included: what a
+    call costs the machine, whatever the wall clock says), ``rel_iqr``, ``samples_s`` (every timed
+    sample) and ``wall_s``, the per-fn ones as {name: value} dicts.
     """
     names = list(fns)
     inner = dict.fromkeys(names, 1)
@@ -243,6 +249,8 @@ def interleave(fns: dict[str, Callable[[Any], Any]], arg: Any, repeats: int, war
             for _ in range(k):
                 fn(arg)
             per_call = (time.perf_counter() - t0) / k
+            if settle_s > 0:
+                time.sleep(settle_s)
             cpu_per_call = (time.process_time() - c0) / k
             if r < warmup:  # calibrate: enough calls that one sample lasts min_sample_s
                 inner[name] = max(inner[name], math.ceil(min_sample_s / per_call))
@@ -264,16 +272,21 @@ def interleave(fns: dict[str, Callable[[Any], Any]], arg: Any, repeats: int, war
 # --------------------------------------------------------------------------- frameworks
 
 
-def prepare_frameworks() -> None:
+def prepare_frameworks(spin_off: bool = True) -> None:
     """Call before TensorFlow/Keras are imported: quiet TensorFlow, Keras on TensorFlow, and triton
-    loaded first (see README "Known issue": triton must load before TensorFlow)."""
+    loaded first (see README "Known issue": triton must load before TensorFlow).
+
+    ``spin_off``: frameworks timed in alternation must not tax each other: onnxruntime's intra-op
+    threads spin-wait after every run (a core busy for ~35 ms), and measured here that doubled
+    torch's next call (conv_vae seed decoder, batch 1: 17 ms alone, 32-42 ms right after an ORT run;
+    17 ms with spinning off, which costs ORT itself 12 -> 14.5 ms). So spinning is turned off
+    (``$AGE_RUNTIME_SPIN=0`` unless set) — except where a script measures the runtime at its own
+    defaults and pauses between contenders instead (``bench/runtime.py``, :func:`interleave`'s
+    ``settle_s``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    # Frameworks timed in alternation must not tax each other: onnxruntime's intra-op threads
-    # spin-wait after every run, and measured here that doubled torch's next call (conv_vae seed
-    # decoder, batch 1: 17 ms alone, 32-42 ms right after an ORT run; 17 ms with spinning off,
-    # which costs ORT itself 12 -> 14.5 ms). Override with AGE_RUNTIME_SPIN=1.
-    os.environ.setdefault("AGE_RUNTIME_SPIN", "0")
+    if spin_off:
+        os.environ.setdefault("AGE_RUNTIME_SPIN", "0")
     with contextlib.suppress(ImportError):
         importlib.import_module("triton")
 

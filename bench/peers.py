@@ -25,6 +25,8 @@ Reduced precision (``reduced`` group; PSNR against ``torch``'s fp32 output is re
 
 ``ort int8``       ``runtime.load(dir, precision="int8")`` (static QDQ int8 file of ``--int8``);
 ``rt auto``        ``runtime.load(dir, precision="auto")``: what the runtime picks on this CPU;
+``rt ov auto``     ``runtime.load(dir, backend="openvino", precision="auto")``: the same on the
+                   OpenVINO backend, where bf16 is a candidate when the CPU has it;
 ``openvino default`` OpenVINO's CPU plugin at its own default precision (bf16 where the CPU has
                    bf16 arithmetic: AMX or AVX-512 BF16; else f32).
 """
@@ -48,7 +50,7 @@ PATHS: dict[str, str] = {
     "ort": "runtime", "ort raw": "runtime", "rt openvino": "runtime",
     "torch": "peer", "torch cl": "peer", "torch.compile": "peer", "k tf.fn": "peer", "k eager": "peer",
     "openvino": "peer",
-    "ort int8": "reduced", "rt auto": "reduced", "openvino default": "reduced",
+    "ort int8": "reduced", "rt auto": "reduced", "rt ov auto": "reduced", "openvino default": "reduced",
 }
 #: what ``--paths`` selects by default (``k eager`` is slow and says little)
 DEFAULT_PATHS = tuple(p for p in PATHS if p != "k eager")
@@ -130,7 +132,8 @@ def build_paths(wanted: set[str], folders: dict[str, Path], tmodel, kmodel, part
     if "ort int8" in wanted:
         paths.fns["ort int8"] = _runtime_path(folders["onnx"], precision="int8")[0]
     _torch_paths(tmodel, method, wanted, paths)
-    for label, kwargs in (("rt openvino", {"backend": "openvino"}), ("rt auto", {"precision": "auto"})):
+    for label, kwargs in (("rt openvino", {"backend": "openvino"}), ("rt auto", {"precision": "auto"}),
+                          ("rt ov auto", {"backend": "openvino", "precision": "auto"})):
         if label not in wanted:
             continue
         try:
@@ -142,7 +145,8 @@ def build_paths(wanted: set[str], folders: dict[str, Path], tmodel, kmodel, part
             paths.missing[label] = f"{type(exc).__name__}: {str(exc)[:160]}"
             continue
         paths.fns[label] = fn
-        described = [f"{key} {getattr(session, key)}" for key in ("backend", "precision") if hasattr(session, key)]
+        described = [f"{key} {getattr(session, key)}" for key in ("backend", "precision", "inference_precision")
+                     if getattr(session, key, None) is not None]
         if described:
             paths.notes[label] = ", ".join(described)
     raw_file = next(iter(sorted(folders["raw"].glob(f"{part}.onnx"))), None)
