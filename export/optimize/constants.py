@@ -47,22 +47,22 @@ def _constant_value(node: onnx.NodeProto) -> np.ndarray | None:
     return None
 
 
-def _evaluate(node: onnx.NodeProto, inputs: list[np.ndarray], opset: list[onnx.OperatorSetIdProto]) -> list[np.ndarray]:
-    """Run one node on constant inputs with ONNX's reference evaluator."""
+def _evaluate(node: onnx.NodeProto, inputs: list[np.ndarray | None], opset: list[onnx.OperatorSetIdProto]) -> list[np.ndarray]:
+    """Run one node on constant inputs with ONNX's reference evaluator; ``inputs`` by position, None
+    where the node leaves an optional input empty."""
     from onnx.reference import ReferenceEvaluator
 
-    names = [f"in{i}" for i in range(len(inputs))]
-    wired = helper.make_node(node.op_type, [names[i] if name else "" for i, name in enumerate(node.input)],
-                             [f"out{i}" for i in range(len(node.output))], domain=node.domain)
+    names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
+    wired = helper.make_node(node.op_type, names, [f"out{i}" for i in range(len(node.output))], domain=node.domain)
     wired.attribute.extend(node.attribute)
+    given = [(n, x) for n, x in zip(names, inputs) if x is not None]
     graph = helper.make_graph(
         [wired], "fold",
-        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape) for n, x in zip(names, inputs)],
+        [helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(x.dtype), x.shape) for n, x in given],
         [helper.make_tensor_value_info(f"out{i}", onnx.TensorProto.UNDEFINED, None) for i in range(len(node.output))],
     )
     model = helper.make_model(graph, opset_imports=opset)
-    feeds = {n: x for n, x in zip(names, inputs) if n in wired.input}
-    return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, feeds)]
+    return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, dict(given))]
 
 
 def fold_constants(graph: Graph) -> int:
@@ -85,7 +85,7 @@ def fold_constants(graph: Graph) -> int:
         if any(v is None for name, v in zip(node.input, values) if name):
             continue
         try:
-            results = _evaluate(node, [v for v in values if v is not None], opset)
+            results = _evaluate(node, values, opset)
         except Exception as exc:  # noqa: BLE001 - an op the reference cannot run stays as it is
             log.debug("fold_constants: %s %s not folded (%s)", node.op_type, node.name, exc)
             continue

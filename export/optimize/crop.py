@@ -22,11 +22,20 @@ from .graph import Graph, attribute, conv_attributes, static_shapes
 
 
 def _slice_window(graph: Graph, node: onnx.NodeProto, rank: int) -> dict[int, tuple[int, int]] | None:
-    """{axis: (start, end)} of a constant, step-1 Slice with non-negative starts, or None."""
+    """{axis: (start, end)} of a constant, step-1 Slice with non-negative starts, or None (any of its
+    starts, ends, axes or steps computed at run time)."""
+    def optional(index: int) -> tuple[bool, np.ndarray | None]:
+        """(given, its constant value): an input named but not constant is (True, None)."""
+        given = len(node.input) > index and bool(node.input[index])
+        return given, graph.constant(node.input[index]) if given else None
+
     starts, ends = graph.constant(node.input[1]), graph.constant(node.input[2])
-    axes = graph.constant(node.input[3]) if len(node.input) > 3 and node.input[3] else np.arange(len(starts if starts is not None else []))
-    steps = graph.constant(node.input[4]) if len(node.input) > 4 and node.input[4] else None
-    if starts is None or ends is None or axes is None or len(starts) != len(ends) or len(axes) != len(starts):
+    (has_axes, axes), (has_steps, steps) = optional(3), optional(4)
+    if starts is None or ends is None or (has_axes and axes is None) or (has_steps and steps is None):
+        return None
+    if axes is None:
+        axes = np.arange(len(starts))
+    if len(starts) != len(ends) or len(axes) != len(starts):
         return None
     if steps is not None and (len(steps) != len(starts) or np.any(steps != 1)):
         return None

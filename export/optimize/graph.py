@@ -43,6 +43,8 @@ class Graph:
         graph = model.graph
         self.nodes: list[onnx.NodeProto] = list(graph.node)
         self.initializers: dict[str, onnx.TensorProto] = {t.name: t for t in graph.initializer}
+        #: initializers also listed as graph inputs: defaults a caller may override, so not constants
+        self.overridable = {v.name for v in graph.input} & set(self.initializers)
         self.outputs = {o.name for o in graph.output}
         self._names = {n for node in self.nodes for n in (*node.input, *node.output, node.name)} | set(self.initializers)
         self._names |= {v.name for v in (*graph.input, *graph.output, *graph.value_info)}
@@ -63,9 +65,10 @@ class Graph:
         return table
 
     def constant(self, name: str) -> np.ndarray | None:
-        """The value of an initializer, or None when ``name`` is not one."""
+        """The value of an initializer, or None when ``name`` is not one (or is one a graph input of
+        the same name may override at run time)."""
         tensor = self.initializers.get(name)
-        return None if tensor is None else numpy_helper.to_array(tensor)
+        return None if tensor is None or name in self.overridable else numpy_helper.to_array(tensor)
 
     def is_private(self, name: str, consumers: dict[str, list[onnx.NodeProto]]) -> bool:
         """Whether exactly one node reads ``name`` and it is not a graph output (so it may be fused away)."""

@@ -167,7 +167,8 @@ def polyphase_tail(graph: Graph) -> int:
         chain, tensor = [], up.output[0]
         while graph.is_private(tensor, consumers):
             nxt = consumers[tensor][0]
-            if nxt.op_type in ELEMENTWISE and len(nxt.input) == 1 and len(nxt.output) == 1:
+            if (nxt.op_type in ELEMENTWISE and nxt.domain in ("", "ai.onnx") and len(nxt.input) == 1
+                    and len(nxt.output) == 1):
                 chain.append(nxt)
                 tensor = nxt.output[0]
                 continue

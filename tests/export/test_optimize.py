@@ -242,3 +242,80 @@ def test_single_pixel_transpose_is_a_gemm(kernel, bias):
     out, reports = optimize(m, ["single_pixel_transpose"])
     assert op_counts(out) == {"Reshape": 2, "Gemm": 1}
     check_same(m, out, {"x": RNG.standard_normal((3, c_in, *ones)).astype(np.float32)})
+
+
+# --------------------------------------------------------------------------- what must stay as it is
+
+
+def test_no_pass_bakes_in_an_initializer_a_graph_input_may_override():
+    """An initializer also listed as a graph input is a default the caller may replace at run time."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["h"], pads=[1, 1, 1, 1]), helper.make_node("Mul", ["h", "k"], ["y"])]
+    m = model(nodes, [("x", ["b", 4, 7, 7]), ("k", [1, 6, 1, 1])], ["y"], {"w": weight(6, 4, 3, 3), "k": np.ones((1, 6, 1, 1), np.float32)})
+    out, reports = optimize(m)
+    assert sum(r.rewrites for r in reports) == 0
+    check_same(m, out, {"x": image(2, 4, 7, 7), "k": np.full((1, 6, 1, 1), 5.0, np.float32)})
+
+
+def test_fold_crop_leaves_slices_computed_at_run_time_or_strided():
+    w = weight(6, 5, 3, 3)
+    base = {"w": w, "starts": np.array([1, 1], np.int64), "ends": np.array([8, 8], np.int64), "axes": np.array([2, 3], np.int64)}
+    conv = helper.make_node("ConvTranspose", ["x", "w"], ["full"], strides=[2, 2], kernel_shape=[3, 3])
+    run_time_steps = model([conv, helper.make_node("Slice", ["full", "starts", "ends", "axes", "steps"], ["y"])],
+                           [("x", ["b", 6, 5, 5]), ("steps", [2])], ["y"], base)
+    assert optimize(run_time_steps, ["fold_crop"])[1][0].rewrites == 0
+    strided = model([conv, helper.make_node("Slice", ["full", "starts", "ends", "axes", "two"], ["y"])],
+                    [("x", ["b", 6, 5, 5])], ["y"], {**base, "two": np.array([2, 2], np.int64)})
+    assert optimize(strided, ["fold_crop"])[1][0].rewrites == 0
+
+
+def test_polyphase_tail_leaves_an_activation_read_twice_and_a_strided_conv():
+    up = helper.make_node("ConvTranspose", ["x", "w1"], ["up"], strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    inits = {"w1": weight(4, 4, 3, 3), "w2": weight(3, 4, 3, 3)}
+    read_twice = model([up, helper.make_node("Relu", ["up"], ["act"]),
+                        helper.make_node("Conv", ["act", "w2"], ["y"], pads=[1, 1, 1, 1]),
+                        helper.make_node("Sigmoid", ["act"], ["side"])], [("x", ["b", 4, 5, 5])], ["y", "side"], inits)
+    assert optimize(read_twice, ["polyphase_tail"])[1][0].rewrites == 0
+    strided = model([up, helper.make_node("Conv", ["up", "w2"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])],
+                    [("x", ["b", 4, 5, 5])], ["y"], inits)
+    assert optimize(strided, ["polyphase_tail"])[1][0].rewrites == 0
+
+
+def test_polyphase_tail_stride_three_and_uneven_pads():
+    """Stride 3, a 5-tap kernel with uneven pads, a non-square following convolution."""
+    c_in, c_mid, size = 3, 4, 5
+    nodes = [helper.make_node("ConvTranspose", ["x", "w1"], ["up"], strides=[3, 3], pads=[1, 2, 2, 1],
+                              output_padding=[1, 1], kernel_shape=[5, 5]),
+             helper.make_node("Tanh", ["up"], ["act"]),
+             helper.make_node("Conv", ["act", "w2", "b2"], ["y"], pads=[1, 2, 1, 2], kernel_shape=[3, 5])]
+    m = model(nodes, [("x", ["b", c_in, size, size])], ["y"],
+              {"w1": weight(c_in, c_mid, 5, 5), "w2": weight(2, c_mid, 3, 5), "b2": weight(2)})
+    out, reports = optimize(m, ["polyphase_tail"])
+    assert reports[0].rewrites == 1
+    check_same(m, out, {"x": image(2, c_in, size, size)})
+
+
+def test_fold_affine_gemm_with_alpha_beta_and_transposed_weights_then_div():
+    nodes = [helper.make_node("Gemm", ["x", "w", "c"], ["h"], alpha=0.5, beta=2.0, transB=1),
+             helper.make_node("Div", ["h", "d"], ["y"])]
+    m = model(nodes, [("x", ["b", 7])], ["y"], {"w": weight(5, 7), "c": weight(5), "d": np.abs(weight(5)) + 0.5})
+    out, reports = optimize(m, ["fold_affine"])
+    assert op_counts(out) == {"Gemm": 1}
+    check_same(m, out, {"x": RNG.standard_normal((3, 7)).astype(np.float32)})
+
+
+def test_single_pixel_and_unit_stride_leave_padded_or_larger_inputs():
+    padded = model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], pads=[1, 1, 1, 1], kernel_shape=[3, 3])],
+                   [("x", ["b", 4, 1, 1])], ["y"], {"w": weight(4, 3, 3, 3)})
+    assert optimize(padded, ["single_pixel_transpose"])[1][0].rewrites == 0
+    dilated = model([helper.make_node("ConvTranspose", ["x", "w"], ["y"], dilations=[2, 2], kernel_shape=[3, 3])],
+                    [("x", ["b", 4, 5, 5])], ["y"], {"w": weight(4, 3, 3, 3)})
+    assert optimize(dilated, ["single_pixel_transpose", "unit_stride_transpose"])[1][0].rewrites == 0
+    assert optimize(dilated, ["unit_stride_transpose"])[1][0].rewrites == 0
+
+
+def test_fold_constants_folds_a_node_with_an_empty_optional_input():
+    nodes = [helper.make_node("Clip", ["k", "", "hi"], ["c"]), helper.make_node("Add", ["x", "c"], ["y"])]
+    m = model(nodes, [("x", [2, 3])], ["y"], {"k": weight(2, 3, scale=3.0), "hi": np.array(0.5, np.float32)})
+    out, reports = optimize(m, ["fold_constants"])
+    assert op_counts(out) == {"Add": 1}
+    check_same(m, out, {"x": RNG.standard_normal((2, 3)).astype(np.float32)})
