@@ -424,12 +424,13 @@ def load_part(path: str | os.PathLike, providers: Providers = None, *, lazy: boo
     blob, scan = read_model(path)
     meta = _parse_metadata(path, scan.metadata)  # before any backend ever sees the bytes
     options = options if options is not None else OpenOptions(providers=providers)
+    names = tuple(t.name for t in (*meta["inputs"], *meta["outputs"]))
 
     def opener() -> Runner:
         if lazy:
             modelfile.check_external_data(path, scan.external)
         try:
-            return open_runner(path, blob, options, has_external_data=bool(scan.external))
+            return open_runner(path, blob, options, has_external_data=bool(scan.external), names=names)
         except (ModelFileError, ProviderError, BackendError):
             raise
         except Exception as exc:  # noqa: BLE001 - InvalidProtobuf, Fail, InvalidGraph, OpenVINO's errors, ...

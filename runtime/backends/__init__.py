@@ -104,13 +104,16 @@ def module(backend: str) -> Any:
     return backend_module
 
 
-def open_runner(path: Path, blob: bytes, options: OpenOptions, has_external_data: bool = False) -> Runner:
+def open_runner(path: Path, blob: bytes, options: OpenOptions, has_external_data: bool = False,
+                names: Sequence[str] = ()) -> Runner:
     """A runner for the checked bytes ``blob`` of the model file ``path``.
 
+    ``names``: the graph input and output names the metadata declares. A backend that may give one
+    tensor several names (OpenVINO, after fusing reshapes) reports these where a port carries them.
     Model failures raise whatever the backend raises (the caller names the file); a missing
     optional backend raises :class:`BackendError` with the install command.
     """
-    return module(options.backend).open_runner(path, blob, options, has_external_data)
+    return module(options.backend).open_runner(path, blob, options, has_external_data, names)
 
 
 def add_argument(parser: Any) -> None:

@@ -34,8 +34,10 @@ class OrtRunner:
         return self.session.run(None, feeds)
 
 
-def open_runner(path: Path, blob: bytes, options: Any, has_external_data: bool = False) -> OrtRunner:
-    """A session for ``blob``; external data resolves against the model's own folder (already checked)."""
+def open_runner(path: Path, blob: bytes, options: Any, has_external_data: bool = False,
+                names: Sequence[str] = ()) -> OrtRunner:
+    """A session for ``blob``; external data resolves against the model's own folder (already checked).
+    ``names`` is unused: onnxruntime reports the graph's own input and output names."""
     # looked up on the module, so tests can watch every session the runtime creates
     session, choice = providers.create_session(blob, options.providers, external_data_dir=path.parent.resolve(),
                                                threads=options.threads)

@@ -69,12 +69,16 @@ def _type_name(element_type: Any) -> str:
     return {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)"}.get(name, f"tensor({name})")
 
 
-def _graph_arg(port: Any) -> GraphArg:
+def _graph_arg(port: Any, names: Sequence[str] = ()) -> GraphArg:
+    """A port as the runtime's checks see it. OpenVINO may give a tensor several names (fusing
+    ``Reshape(z) -> Reshape`` leaves the graph input named ``z`` and after the reshapes too): the one
+    the metadata declares is reported where the port has it, else any."""
     shape = port.get_partial_shape()
     dims: tuple[int | str, ...] = ()
     if shape.rank.is_static:
         dims = tuple(d.get_length() if d.is_static else "?" for d in shape)
-    return GraphArg(port.get_any_name(), _type_name(port.get_element_type()), dims)
+    declared = [n for n in names if n in port.get_names()]
+    return GraphArg(declared[0] if declared else port.get_any_name(), _type_name(port.get_element_type()), dims)
 
 
 class OpenVinoRunner:
@@ -82,11 +86,11 @@ class OpenVinoRunner:
 
     backend = "openvino"
 
-    def __init__(self, compiled: Any, choice: ProviderChoice):
+    def __init__(self, compiled: Any, choice: ProviderChoice, names: Sequence[str] = ()):
         self.session = compiled
         self.choice = choice
-        self._inputs = [_graph_arg(p) for p in compiled.inputs]
-        self._outputs = [_graph_arg(p) for p in compiled.outputs]
+        self._inputs = [_graph_arg(p, names) for p in compiled.inputs]
+        self._outputs = [_graph_arg(p, names) for p in compiled.outputs]
         self._local = threading.local()
 
     def inputs(self) -> Sequence[GraphArg]:
@@ -104,7 +108,8 @@ class OpenVinoRunner:
         return [np.asarray(result[port]) for port in self.session.outputs]
 
 
-def open_runner(path: Path, blob: bytes, options: Any, has_external_data: bool = False) -> OpenVinoRunner:
+def open_runner(path: Path, blob: bytes, options: Any, has_external_data: bool = False,
+                names: Sequence[str] = ()) -> OpenVinoRunner:
     """Compile ``blob`` for the CPU (f32 unless ``options.inference_precision`` says bf16)."""
     if has_external_data:
         raise ModelFileError(f"{path}: keeps tensors in external data files, which backend 'openvino' cannot "
@@ -121,4 +126,4 @@ def open_runner(path: Path, blob: bytes, options: Any, has_external_data: bool =
     model = ov_core.read_model(model=blob)
     compiled = ov_core.compile_model(model, DEVICE, config)
     why = f"OpenVINO {ov.__version__.split('-')[0]}, inference precision {precision}"
-    return OpenVinoRunner(compiled, ProviderChoice(f"openvino:{DEVICE}", why))
+    return OpenVinoRunner(compiled, ProviderChoice(f"openvino:{DEVICE}", why), names)

@@ -39,16 +39,28 @@ def toys(tmp_path_factory) -> Path:
     return root
 
 
+def _gaussian_decoder_model() -> str:
+    """The first registered model with a Gaussian encoder and a ``decoder`` part (chosen by registry
+    fields, not by name): a real model's graph (convolutions, BatchNorm, ConvTranspose)."""
+    from core.registry import MODELS, make_config, runtime_facts, sample_part
+
+    for name in sorted(MODELS):
+        config = make_config(name, "tiny")
+        if runtime_facts(config)["encoder_kind"] == "gaussian" and sample_part(config) == "decoder":
+            return name
+    pytest.skip("no registered model has a Gaussian encoder and a decoder")
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> Path:
-    """conv_vae (tiny preset) exported through torch: a real model's graph (conv, BatchNorm, ConvTranspose)."""
+    """A registered model (tiny preset) exported through torch, with the export's graph rewrites."""
     torch = pytest.importorskip("torch")
     torch_impl = pytest.importorskip("torch_impl")
     pipeline = pytest.importorskip("export.pipeline")
 
     root = tmp_path_factory.mktemp("backends_export")
     torch.manual_seed(0)
-    model = torch_impl.build("conv_vae", preset="tiny")
+    model = torch_impl.build(_gaussian_decoder_model(), preset="tiny")
     ckpt = torch_impl.save_model(model, root / "ckpt.safetensors", step=1)
     pipeline.export_checkpoint(ckpt, root / "onnx", via="torch")
     return root / "onnx"
@@ -228,3 +240,33 @@ def test_openvino_gets_only_bytes_that_passed_the_checks(toys, tmp_path, monkeyp
     onnx.save(proto, folder / "decoder.onnx")
     with pytest.raises(ModelFileError, match="absolute path '/etc/passwd'"):
         runtime.load(folder, backend="openvino")
+
+
+@needs_openvino
+def test_openvino_reports_the_declared_name_of_a_tensor_with_several(tmp_path):
+    """OpenVINO fuses ``Reshape(z) -> Reshape`` and then names the graph input after the reshapes too
+    (as the export's single_pixel_transpose leaves a latent): the runtime must still find ``z``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tests.runtime.test_model_kinds import FLAT, _model, _save
+
+    rng = np.random.default_rng(3)
+    pixels = 3 * SIZE * SIZE
+    dec = _model(
+        [helper.make_node("Reshape", ["z", "as_image"], ["view"]), helper.make_node("Reshape", ["view", "flat"], ["view_flat"]),
+         helper.make_node("MatMul", ["view_flat", "w"], ["h"]), helper.make_node("Reshape", ["h", "shape"], ["r"]),
+         helper.make_node("Sigmoid", ["r"], ["image"])],
+        "decoder",
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", FLAT])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])],
+        [numpy_helper.from_array(rng.normal(0, 1.0, (FLAT, pixels)).astype(np.float32), "w"),
+         numpy_helper.from_array(np.array([0, FLAT, 1, 1], np.int64), "as_image"),
+         numpy_helper.from_array(np.array([0, FLAT], np.int64), "flat"),
+         numpy_helper.from_array(np.array([-1, 3, SIZE, SIZE], np.int64), "shape")],
+    )
+    _save(dec, tmp_path / "m", "decoder", [{"name": "z", "shape": ["batch", FLAT], "kind": "vector"}],
+          [{"name": "image", "shape": ["batch", 3, SIZE, SIZE], "kind": "image"}], None, "toyflat",
+          {"model": "toyflat", "latent_dim": FLAT})
+    ort_session, ov_session = _both(tmp_path / "m")
+    z = ort_session.sample_latents(3, seed=1)
+    np.testing.assert_allclose(ov_session.decode(z), ort_session.decode(z), atol=TOL, rtol=0)
