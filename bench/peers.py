@@ -15,7 +15,8 @@ Runtime (what ``runtime.load`` serves; ``runtime`` group):
 fp32 peers on the same model (``peer`` group):
 
 ``torch``          eager, ``no_grad``, NCHW (how the trainer's model runs);
-``torch cl``       ``inference_mode`` + ``channels_last`` weights;
+``torch cl``       ``inference_mode`` + ``channels_last`` weights (``channels_last_3d`` for 5-D ones, as
+                   the trainer's ``--memory-format channels_last``);
 ``torch.compile``  ``torch.compile`` of the part's method (inductor, static shapes: compiled per
                    batch size during the warm-up round), ``inference_mode``;
 ``k tf.fn`` / ``k eager``  Keras: the method in one ``tf.function`` / ``keras_impl.parts.run_part``;
@@ -95,7 +96,9 @@ def _torch_paths(tmodel, method: str, wanted: set[str], paths: Paths) -> None:
     import torch
 
     if "torch cl" in wanted:
-        cl_model = copy.deepcopy(tmodel).eval().to(memory_format=torch.channels_last)
+        from torch_impl.train import to_memory_format  # 4-D weights channels_last, 5-D channels_last_3d
+
+        cl_model = to_memory_format(copy.deepcopy(tmodel).eval(), "channels_last")
         cl_method = getattr(cl_model, method)
 
         def channels_last(z):

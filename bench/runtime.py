@@ -537,9 +537,15 @@ def main(argv: list[str] | None = None) -> int:
     log.info("sgemm peak: %s GFLOP/s", {k: round(v, 1) for k, v in peak.items()})
     budget = opts.seconds / (len(targets) * len(opts.batch_list))
     results = []
+    failed = {}
     with tempfile.TemporaryDirectory(prefix="bench_runtime_") as tmp:
         for target in targets:
-            results.append(bench_target(target, opts, Path(tmp), budget))
+            try:
+                results.append(bench_target(target, opts, Path(tmp), budget))
+            except Exception as exc:  # noqa: BLE001 - one model's failure must not lose the others' numbers
+                log.exception("%s: failed; the other models go on", target.label)
+                failed[target.label] = f"{type(exc).__name__}: {exc}"
+    env["failed targets"] = failed or "none"
     peak.update({f"{k} after": v for k, v in sgemm_peak().items()})
     env["others_cpu_share_during"] = meter.others()
     wall_s = time.perf_counter() - start
