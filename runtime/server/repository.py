@@ -142,6 +142,8 @@ class Repository:
             try:
                 with _muted("runtime"):  # runtime.load logs its own provider line; ours below says more
                     session = load(folder, providers, precision, backend=backend, threads=policy)
+                    for part in session.parts:  # a server opens every part now: one the backend refuses
+                        part.open()             # skips its folder here, instead of failing requests later
             except AgeError as exc:
                 repo.skip(name, " ".join(str(exc).split()))
                 continue

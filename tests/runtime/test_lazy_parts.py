@@ -165,3 +165,21 @@ def test_lazy_open_checks_external_data_again(vae_dir, tmp_path):
     with pytest.raises(ModelFileError, match="leaves the model's folder through a symlink"):
         session.encode_latents(np.zeros((1, 3, SIZE, SIZE), np.float32))
     assert FLAT == session.latent_dim
+
+
+def test_server_skips_a_folder_whose_encoder_only_the_backend_rejects(vae_dir, tmp_path):
+    """The server opens every part when it scans its repository: a folder whose encoder fails to open
+    is skipped there (the other models serve, /readyz can turn ready), not failed request by request."""
+    from runtime.server.repository import Repository
+
+    def unknown_op(proto):
+        proto.graph.node[1].op_type = "NoSuchOp"
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    _with_encoder(root, vae_dir, unknown_op).rename(root / "broken")
+    shutil.copytree(vae_dir, root / "good")
+    repo = Repository.scan(root, providers="cpu")
+    assert list(repo.models) == ["good"]
+    assert "broken" in repo.skipped and "encoder.onnx" in repo.skipped["broken"]
+    assert all(part.opened for part in repo.models["good"].session.parts)
