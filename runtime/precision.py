@@ -69,6 +69,10 @@ MIN_SPEEDUP = 1.05
 MEASURE_BATCH = 4
 #: Timed calls per candidate (after one untimed call that also gives the output compared).
 MEASURE_ROUNDS = 3
+#: Pause before each timed call when the sessions spin-wait: onnxruntime's spinning threads keep a
+#: core busy for ~35 ms after a run (measured on the 2-core EPYC), which would slow the candidate
+#: timed next and favour whichever runs first.
+SPIN_SETTLE_S = 0.04
 
 
 @dataclass(frozen=True)
@@ -169,8 +173,11 @@ def measure(sessions: list[tuple[Measurement, Any]], latents: np.ndarray,
         m.psnr_db = math.inf if m.candidate.is_reference else psnr(reference, out, value_range)
         live.append((m, session))
     times: dict[int, list[float]] = {id(m): [] for m, _ in live}
+    spinning = any(getattr(getattr(session, "threads", None), "spin", None) is not False for _, session in live)
     for r in range(MEASURE_ROUNDS):
         for m, session in live if r % 2 == 0 else live[::-1]:
+            if spinning and len(live) > 1:
+                time.sleep(SPIN_SETTLE_S)
             times[id(m)].append(_time_call(m.label, lambda s=session: s.decode(latents, batch)))
     for m, _ in live:
         m.ms = 1e3 * statistics.median(times[id(m)])

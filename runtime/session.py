@@ -1079,6 +1079,10 @@ def _session(generator: Part, encoder: Part | None, options: OpenOptions, precis
 
 def _load_auto(path: Path, options: OpenOptions) -> GeneratorSession:
     """``precision="auto"``: open every variant of the generator, measure, keep the chosen one open."""
+    variant = next((p for p, suffix in PRECISIONS.items() if p != "fp32" and path.name.endswith(suffix)), None)
+    if variant is not None and path.is_file():
+        raise ValueError(f"precision 'auto' measures a model's variants against its fp32 file: give the folder "
+                         f"or the <part>.onnx file, not {path.name} (the {variant} variant)")
     generator_path, _ = _resolve(path, "fp32")  # the reference: auto needs what fp32 needs
     part = generator_path.name[: -len(".onnx")] if generator_path.name.endswith(".onnx") else generator_path.stem
     bf16 = False

@@ -155,3 +155,16 @@ def test_auto_on_openvino_measures_bf16_where_the_cpu_has_it(model):
     assert session.inference_precision == want
     assert str(session.parts[0].session.get_property("INFERENCE_PRECISION_HINT")) in (
         f"<Type: '{'bfloat16' if want == 'bf16' else 'float32'}'>", want)
+
+
+def test_auto_refuses_a_variant_file_as_its_reference(tmp_path):
+    """Auto compares variants with the fp32 file: handed the int8 file itself it would call it fp32."""
+    import runtime
+    from tests.runtime.test_model_kinds import build_flat
+
+    folder = build_flat(tmp_path / "m", None)
+    variant = folder / "decoder.int8.onnx"
+    variant.write_bytes((folder / "decoder.onnx").read_bytes())
+    with pytest.raises(ValueError, match=r"not decoder\.int8\.onnx \(the int8 variant\)"):
+        runtime.load(variant, providers="cpu", precision="auto")
+    assert runtime.load(folder / "decoder.onnx", providers="cpu", precision="auto").precision in ("fp32", "int8")
