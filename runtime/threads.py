@@ -194,7 +194,7 @@ def resolve(threads: Threads = None, spin: Spin = None, preset: str = DEFAULT_PR
         raise ConfigError(f"threads must be {', '.join(PRESETS)} or a number of threads "
                           f"(0..{MAX_THREADS}, 0: one per core), got {threads!r}")
     chosen = parse_spin(spin)
-    if chosen is None:
+    if chosen is None and not isinstance(threads, ThreadPolicy):  # an explicit policy says its own spinning
         chosen = env_spin()
     if chosen is not None and chosen != policy.spin:
         policy = dataclasses.replace(policy, spin=chosen)

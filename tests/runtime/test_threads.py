@@ -61,6 +61,8 @@ def test_spin_env_applies_only_where_no_spin_is_given(monkeypatch):
     assert threads.resolve().spin is False and threads.resolve(spin="on").spin is True
     monkeypatch.setenv(SPIN_ENV_VAR, "1")
     assert threads.resolve("server").spin is True
+    explicit = threads.ThreadPolicy("mine", intra_op=1, inter_op=1, spin=False)
+    assert threads.resolve(explicit).spin is False  # a policy object says its own spinning
     monkeypatch.setenv(SPIN_ENV_VAR, "yes")
     with pytest.raises(ConfigError, match=r"\$AGE_RUNTIME_SPIN='yes': expected 0 or 1"):
         threads.resolve()
