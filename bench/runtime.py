@@ -315,9 +315,9 @@ def parse_targets(models: str, presets: str) -> list[Target]:
 
 
 def _psnr(reference: np.ndarray, candidate: np.ndarray, value_range) -> float:
-    from export.variants import psnr
+    from core.metrics.psnr import psnr
 
-    return psnr(reference, candidate, value_range) if candidate.shape == reference.shape else float("nan")
+    return psnr(reference, candidate, value_range)
 
 
 def bench_target(target: Target, opts: argparse.Namespace, workdir: Path, budget_s: float) -> dict:

@@ -15,7 +15,6 @@ onnxruntime CPU speed of both, timed interleaved in one process.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import numpy as np
 import onnx
 
 from core.errors import ExportError
+from core.metrics.psnr import psnr
 from core.registry import PRECISIONS, PartSpec
 
 from .validation import cpu_session, random_feed
@@ -48,15 +48,6 @@ class VariantReport:
     @property
     def speedup(self) -> float:
         return self.fp32_ms / self.variant_ms if self.variant_ms > 0 else float("nan")
-
-
-def psnr(reference: np.ndarray, candidate: np.ndarray, value_range: tuple[float, float] | None) -> float:
-    """10 log10(peak^2 / MSE); peak = high - low of the value range (else of the reference)."""
-    ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
-    lo, hi = value_range if value_range else (float(ref.min()), float(ref.max()))
-    mse = float(np.mean((ref - cand) ** 2))
-    peak = max(hi - lo, 1e-12)
-    return float("inf") if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -53,6 +53,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core.metrics.psnr import psnr
+
 from core.registry import PRECISIONS, part_filename
 
 log = logging.getLogger("runtime")
@@ -132,18 +134,6 @@ def candidates(folder: Path, part: str, backend: str, bf16: bool) -> list[tuple[
         else:
             found.append((Candidate(precision), path))
     return found
-
-
-def psnr(reference: np.ndarray, output: np.ndarray, value_range: tuple[float, float] | None) -> float:
-    """10 log10(peak^2 / MSE) in dB; peak = high - low of ``value_range`` (else of the reference);
-    inf for identical outputs, -inf for non-finite ones."""
-    ref, out = np.asarray(reference, np.float64), np.asarray(output, np.float64)
-    if ref.shape != out.shape or not np.all(np.isfinite(out)):
-        return -math.inf
-    low, high = value_range if value_range else (float(ref.min()), float(ref.max()))
-    mse = float(np.mean((ref - out) ** 2))
-    peak = max(high - low, 1e-12)
-    return math.inf if mse == 0.0 else 10.0 * math.log10(peak * peak / mse)
 
 
 def _time_call(label: str, decode: Callable[[], Any]) -> float:
