@@ -23,7 +23,7 @@ preset         intra-op     inter-op     spinning   for
 Inter-op threads only matter in ORT's parallel execution mode, which the runtime does not use;
 the field is there so a policy says everything a session is built with.
 
-Measured with ``python -m runtime.thread_bench`` (``runtime.load(dir).decode``; settings
+Measured with ``python bench/threads.py`` (``runtime.load(dir).decode``; settings
 interleaved, median of 7 rounds): the conv_vae seed decoder (latent 128 -> 3x150x150), ORT 1.31
 CPU, a 2-core AMD EPYC with AVX-512 that other jobs share at times (``others``: the cores' worth
 of CPU other processes took meanwhile; "shared" adds one busy-looping process). A quiet moment::

@@ -1,4 +1,4 @@
-"""``python -m runtime.thread_bench MODEL``: what each thread setting gives on this machine.
+"""``python bench/threads.py MODEL``: what each thread setting gives on this machine.
 
 The numbers behind :mod:`runtime.threads`' presets: ``runtime.load(MODEL).decode`` at batch 1 and
 64 for one and all intra-op threads, spinning on and off, alone and beside one busy-looping
@@ -10,10 +10,14 @@ printed with each row.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
-from .session import load
-from .threads import ThreadPolicy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import CpuMeter  # noqa: E402
+from runtime.session import load  # noqa: E402
+from runtime.threads import ThreadPolicy  # noqa: E402
 
 
 def _busy(stop: Any) -> None:  # pragma: no cover - runs in a child process
@@ -21,30 +25,18 @@ def _busy(stop: Any) -> None:  # pragma: no cover - runs in a child process
         sum(range(10_000))
 
 
-def _system_busy_s() -> float | None:
-    """CPU seconds all processes have spent busy (Linux /proc/stat), or None elsewhere."""
-    try:
-        fields = open("/proc/stat").readline().split()[1:]
-    except OSError:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    values = [int(v) for v in fields]
-    return (sum(values) - values[3] - values[4]) / ticks  # all but idle and iowait
-
-
 def measure(model: str, rounds: int = 5, batches: tuple[int, ...] = (1, 64), shared: bool = False,
             settings: tuple[tuple[int, bool], ...] = ((1, True), (1, False), (0, True), (0, False))) -> list[dict]:
     """ms per call and images per CPU-second of ``runtime.load(model).decode`` for each (intra-op,
     spin) in ``settings``, interleaved round by round (the order reversed every other round), median
     over ``rounds``; ``shared``: with one busy-looping process beside it. Each row also says how
-    much CPU other processes took meanwhile (``other_cpu``, cores' worth; Linux only)."""
+    much CPU other processes took meanwhile (``other_cpu``, cores' worth, the busy helper left out;
+    Linux only: :class:`bench.common.CpuMeter`)."""
     import multiprocessing
     import statistics
     import time
 
     import numpy as np
-
-    
 
     sessions = {s: load(model, providers="cpu", threads=ThreadPolicy(f"{s[0]}/{s[1]}", s[0], 1, s[1]))
                 for s in settings}
@@ -61,7 +53,7 @@ def measure(model: str, rounds: int = 5, batches: tuple[int, ...] = (1, 64), sha
             z = any_session.sample_latents(batch, 0) if any_session.can_generate else np.zeros(
                 (batch, *any_session.latent_shape), np.float32)
             found: dict[tuple[int, bool], list[tuple[float, float]]] = {s: [] for s in settings}
-            busy0, wall0, own0 = _system_busy_s(), time.perf_counter(), time.process_time()
+            meter = CpuMeter(exclude=(helper.pid,) if helper else ())
             for r in range(rounds):
                 for s in settings if r % 2 == 0 else settings[::-1]:
                     session = sessions[s]
@@ -70,8 +62,8 @@ def measure(model: str, rounds: int = 5, batches: tuple[int, ...] = (1, 64), sha
                     for _ in range(calls):
                         session.decode(z, batch)
                     found[s].append(((time.perf_counter() - t0) / calls, (time.process_time() - c0) / calls))
-            busy1, wall1, own1 = _system_busy_s(), time.perf_counter(), time.process_time()
-            other = None if busy0 is None else max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
+            share = meter.others()  # of the machine, the busy helper left out
+            other = None if share is None else share * (os.cpu_count() or 1)
             for s in settings:
                 wall = statistics.median(w for w, _ in found[s])
                 cpu = statistics.median(c for _, c in found[s])
@@ -86,10 +78,10 @@ def measure(model: str, rounds: int = 5, batches: tuple[int, ...] = (1, 64), sha
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m runtime.thread_bench MODEL [--rounds 5]``: the table behind the presets, for this machine."""
+    """``python bench/threads.py MODEL [--rounds 5]``: the table behind the presets, for this machine."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m runtime.thread_bench", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python bench/threads.py", description=main.__doc__)
     parser.add_argument("model", help="an exported model directory or <part>.onnx")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per setting (default 5)")
     args = parser.parse_args(argv)
@@ -103,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'on' if row['spin'] else 'off':>4} {row['ms']:>9.1f} {row['images_per_cpu_s']:>9.1f} "
                   f"{row['images_per_s']:>8.1f} {other:>6}")
     print(f"load average {os.getloadavg()[0]:.2f} at end; 'others': CPU (cores' worth) other processes took "
-          "during the batch's rounds, the busy helper included")
+          "during the batch's rounds, the busy helper left out")
     return 0
 
 
