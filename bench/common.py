@@ -278,7 +278,7 @@ def prepare_frameworks(spin_off: bool = True) -> None:
 
     ``spin_off``: frameworks timed in alternation must not tax each other: onnxruntime's intra-op
     threads spin-wait after every run (a core busy for ~35 ms), and measured here that doubled
-    torch's next call (conv_vae seed decoder, batch 1: 17 ms alone, 32-42 ms right after an ORT run;
+    torch's next call (the 150x150 seed decoder, batch 1: 17 ms alone, 32-42 ms right after an ORT run;
     17 ms with spinning off, which costs ORT itself 12 -> 14.5 ms). So spinning is turned off
     (``$AGE_RUNTIME_SPIN=0`` unless set) — except where a script measures the runtime at its own
     defaults and pauses between contenders instead (``bench/runtime.py``, :func:`interleave`'s

@@ -1,12 +1,12 @@
 """Generator throughput of the runtime against its peers on the same model, with GFLOP/s and CPU cost.
 
-    python bench/runtime.py [--models conv_vae:tiny+seed,vaegan/time] [--presets tiny]
+    python bench/runtime.py [--models MODEL:tiny+seed,MODEL/VARIANT] [--presets tiny]
                             [--batches 1,64] [--paths ort,ort raw,torch,...] [--repeats 7] [--warmup 1]
                             [--seconds 60] [--threads N] [--out-json PATH]
 
-A target is ``MODEL[/VARIANT][:PRESET[+PRESET...]]``, e.g. ``conv_vae:tiny+seed`` or
-``vaegan/time:tiny``. ``VARIANT`` is a name from the model's ``ModelSpec.variants`` (config
-overrides: ``vaegan/time`` is the ParamTanh ``time`` mode); ``MODEL`` alone (or ``MODEL/*``) is
+A target is ``MODEL[/VARIANT][:PRESET[+PRESET...]]``, e.g. ``NAME:tiny+seed`` or
+``NAME/VARIANT:tiny``. ``VARIANT`` is a name from the model's ``ModelSpec.variants`` (config
+overrides, such as one ParamTanh mode); ``MODEL`` alone (or ``MODEL/*``) is
 every variant, as in ``bench/train.py``. An entry without presets gets every ``--presets``
 preset (default tiny). The default ``--models`` is every registered model at its first variant
 (``MODEL/FIRST``, read from the registry): nothing here names a model.
@@ -281,8 +281,8 @@ class Target:
 
 
 def parse_targets(models: str, presets: str) -> list[Target]:
-    """``conv_vae:tiny+seed,vaegan`` x ``tiny`` -> conv_vae:tiny, conv_vae:seed and every
-    variant of vaegan at tiny; ``MODEL/VARIANT`` is one variant."""
+    """``A:tiny+seed,B`` x ``tiny`` -> A:tiny, A:seed and every variant of B at tiny;
+    ``MODEL/VARIANT`` is one variant."""
     default_presets = [p.strip() for p in presets.split(",") if p.strip()]
     targets = []
     for entry in (e.strip() for e in models.split(",") if e.strip()):

@@ -1,6 +1,6 @@
 """Benchmark training steps of any registered model: torch as shipped, channels_last and compiled, and Keras.
 
-    python bench/train.py [--models conv_vae,vaegan/time] [--preset tiny|seed] [--batch-size N]
+    python bench/train.py [--models MODEL,MODEL/VARIANT] [--preset tiny|seed] [--batch-size N]
                           [--contenders shipped,channels_last,compiled,keras] [--repeats 5] [--warmup 1]
                           [--seed 0] [--threads N] [--out-json PATH]
 
@@ -12,7 +12,7 @@ Contenders (:data:`CONTENDERS`; ``--contenders`` picks and orders them), each a 
 (``torch_impl.train.make_trainer`` / ``keras_impl.train.make_trainer``) with its
 :class:`core.trainer_base.SpeedOptions` and the C allocator's setting (:mod:`core.allocator`),
 each in its own worker process that loads only its framework: in one process, TensorFlow's idle
-thread pool and heap doubled torch's CPU time on the seed conv_vae (measured: channels_last 2.1
+thread pool and heap doubled torch's CPU time on the 150x150 seed VAE (measured: channels_last 2.1
 CPU-s a step beside Keras, 1.1 without). The parent only orders the steps and collects timings:
 
 * ``shipped``        torch NCHW eager, glibc's default large-block handling: the trainer before
@@ -106,7 +106,7 @@ SCHEDULE_SPAN = 1000
 
 
 def parse_targets(models: str) -> list[tuple[str, str]]:
-    """``conv_vae,vaegan/time`` -> [(conv_vae, default), (vaegan, time)]; a bare model: every variant."""
+    """``A,B/V`` -> [(A, its first variant), (B, V)]; a bare model: every variant."""
     out = []
     for item in (m.strip() for m in models.split(",")):
         if not item:

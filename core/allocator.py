@@ -3,7 +3,7 @@
 A training step allocates and frees the same large activations every step. glibc serves every
 block above its mmap threshold (dynamic, at most 32 MiB on 64-bit) with its own ``mmap`` and
 gives it back with ``munmap`` when freed, so the next step faults every page in again: measured on
-the seed ``conv_vae`` (batch 64, 150x150) in torch eager, 0.9 million page faults and 1.3 of 2.8
+the 150x150 seed VAE (batch 64) in torch eager, 0.9 million page faults and 1.3 of 2.8
 CPU-seconds a step were the kernel's. :func:`retain_freed_memory` raises the mmap and trim
 thresholds so freed blocks stay in the heap and are reused: the faults go to zero after the first
 step. The process keeps its peak memory instead of returning it between steps, which a training

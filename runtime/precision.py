@@ -18,7 +18,7 @@ neighbour touches them alike; a candidate's time is its median. The fastest qual
 but a variant must beat fp32 by :data:`MIN_SPEEDUP` to be worth any error at all. A variant file
 that cannot be opened is skipped with a warning: auto never refuses a model whose fp32 export loads.
 
-What the candidates gave on the conv_vae seed decoder (a 1-step checkpoint with its last conv
+What the candidates gave on the 150x150 seed decoder (README) (a 1-step checkpoint with its last conv
 scaled x64 so the outputs spread, 0.41-0.60: a trained model's PSNRs would be lower), the 2-core
 AVX-512 EPYC here (VNNI and BF16, no AMX), shared with other jobs; PSNR and max |diff| against
 onnxruntime fp32 over 64 prior latents, ms medians of interleaved calls, two runs at different

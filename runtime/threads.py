@@ -24,7 +24,7 @@ Inter-op threads only matter in ORT's parallel execution mode, which the runtime
 the field is there so a policy says everything a session is built with.
 
 Measured with ``python bench/threads.py`` (``runtime.load(dir).decode``; settings
-interleaved, median of 7 rounds): the conv_vae seed decoder (latent 128 -> 3x150x150), ORT 1.31
+interleaved, median of 7 rounds): the 150x150 seed decoder (latent 128 -> 3x150x150), ORT 1.31
 CPU, a 2-core AMD EPYC with AVX-512 that other jobs share at times (``others``: the cores' worth
 of CPU other processes took meanwhile, counting the busy-looping process "shared" adds; the script
 now leaves that process out). A quiet moment::

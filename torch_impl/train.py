@@ -10,7 +10,7 @@ How it computes (:class:`core.trainer_base.SpeedOptions`):
 * ``--memory-format channels_last`` (the default): every 4-D parameter, buffer and image batch is
   channels_last (NHWC strides), every 5-D one channels_last_3d, so oneDNN's convolutions run
   without reordering their operands each call (on this project's 2-core AMD EPYC the seed
-  conv_vae step took 2.8 CPU-s as NCHW, 1.0 channels_last with :mod:`core.allocator`'s setting).
+  150x150 VAE step took 2.8 CPU-s as NCHW, 1.0 channels_last with :mod:`core.allocator`'s setting).
   Only strides change: shapes, names and the canonical checkpoint are the same, and the numbers
   agree with ``contiguous`` (NCHW) to float rounding.
 * ``--compile``: each update's forward and loss through ``torch.compile`` (backward compiled by

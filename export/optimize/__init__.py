@@ -16,10 +16,10 @@ The passes, in the order they run (each its own module, each with its own test):
 ``unit_stride_transpose`` (:mod:`.unit_stride`) a stride-1 2-D ConvTranspose -> Conv (flipped kernel).
 
 Measured and left out: every upsampling ConvTranspose as phase convolutions + DepthToSpace (0.68-0.69x
-on conv_vae's decoder: the interleave of the wide tensors is memory-bound), and the same for a final
+on the 150x150 seed decoder: the interleave of the wide tensors is memory-bound), and the same for a final
 layer to 1-3 channels (0.78-0.97x on the other generators: onnxruntime's GEMM + col2im of a narrow
 output is already cheap), even where blocks shifted by one pixel make a 4 x 4, stride-2 kernel's phases
-free of zero taps (0.75x on vaegan's generator, 0.84x on age's, batch 64).
+free of zero taps (0.75x and 0.84x on the two seed generators with such kernels, batch 64).
 
 Each is a function ``(Graph) -> int`` returning how many rewrites it made. :func:`optimize` returns the
 new model and one :class:`PassReport` per pass, which the export logs.

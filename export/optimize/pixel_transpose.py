@@ -4,7 +4,7 @@ Generators often open with a transposed convolution of the latent seen as a 1 x 
 paints one kernel-sized patch per sample, ``y[b, o, k] = sum_i x[b, i] W[i, o, k] + bias[o]``, which is
 a Gemm of ``x (B, C_in)`` with ``W`` reshaped to ``(C_in, C_out * prod(kernel))``. onnxruntime runs the
 transposed convolution as a GEMM plus a col2im scatter of a (C_out * prod(kernel))-wide column
-matrix, at 4-16 GFLOP/s on the seed generators of age and video_gan, against the Gemm's full speed.
+matrix, at 4-16 GFLOP/s on the two seed generators that open so, against the Gemm's full speed.
 Any number of spatial axes; pads and output padding 0, group 1, dilation 1.
 """
 

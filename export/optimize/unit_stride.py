@@ -4,8 +4,8 @@ With stride 1, ``ConvTranspose`` computes ``y[o] = sum_k x[o + p - k] w[k]`` (pe
 ``p``): a correlation with the kernel flipped, its input and output channel axes swapped, and begin
 pad ``K - 1 - p`` (end pad ``K - 1 - p_end + output_padding``). As a ``Conv`` onnxruntime runs it in
 its blocked NCHWc layout with the following activation fused, instead of a GEMM and a col2im
-scatter (dcgan's generator: 1.11x at batch 64). Two spatial axes only: a 3-D Conv has no blocked
-kernel there and measured no faster (0.98x on video_gan's generator). Group 1, dilation 1, pads within
+scatter (the seed generator with one: 1.11x at batch 64). Two spatial axes only: a 3-D Conv has no blocked
+kernel there and measured no faster (0.98x on the video generator). Group 1, dilation 1, pads within
 the kernel.
 """
 

@@ -12,7 +12,7 @@ Numerics matched to torch on purpose:
 * ``ConvTranspose2d``: the full ``"valid"`` transposed convolution ((n-1)*s + k) is cropped to
   torch's window ``[padding, padding + (n-1)*s - 2*padding + k + output_padding)`` with ``tf.slice``,
   whose gradient is a ``Pad`` (a Python slice ``y[:, a:b]`` is a ``StridedSlice``, whose CPU
-  gradient took a third of the seed conv_vae's training step).
+  gradient took a third of the 150x150 seed VAE's training step).
 * ``BatchNorm2d``: torch's semantics rather than Keras': eps given explicitly (Keras' default is
   1e-3), momentum in torch's convention (new = (1-m)*old + m*batch; Keras' 0.99 means m=0.01),
   normalisation by the biased batch variance but the running variance updated with the unbiased

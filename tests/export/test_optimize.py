@@ -167,7 +167,7 @@ def test_fold_affine_leaves_what_is_not_per_channel():
 
 
 @pytest.mark.parametrize("kernel,pads,out_pad,conv_kernel", [
-    (3, 1, 1, 3),   # conv_vae's tail: 3x3 stride 2 "same", then a 3x3 conv
+    (3, 1, 1, 3),   # the 150x150 decoder's tail: 3x3 stride 2 "same", then a 3x3 conv
     (4, 1, 0, 3),   # a 4x4 stride-2 upsampling
     (3, 1, 1, 5),   # a wider following convolution
     (3, 1, 1, 1),   # a pointwise one: no shifted blocks, no crop

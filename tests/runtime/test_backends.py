@@ -2,7 +2,7 @@
 API, CLI and server; unknown names, OpenVINO on CUDA, and a missing OpenVINO are refused clearly.
 
 OpenVINO is an optional extra: its tests skip when it is not installed. The toy models are built
-with ``onnx.helper`` (serving-only environments run them); the exported conv_vae needs torch.
+with ``onnx.helper`` (serving-only environments run them); the exported registered model needs torch.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not in
 @pytest.fixture(scope="module")
 def toys(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("backends") / "models"
-    build_flat(root / "vae", None, gaussian_encoder=True)
+    build_flat(root / "gauss", None, gaussian_encoder=True)
     build_ae(root / "ae")
     return root
 
@@ -71,9 +71,9 @@ def exported(tmp_path_factory) -> Path:
 
 def test_unknown_backend_is_refused(toys, tmp_path):
     with pytest.raises(BackendError, match="backend must be one of onnxruntime, openvino, got 'tensorrt'"):
-        runtime.load(toys / "vae", backend="tensorrt")
+        runtime.load(toys / "gauss", backend="tensorrt")
     with pytest.raises(SystemExit):
-        generate.main([str(toys / "vae"), "--out", str(tmp_path / "x.png"), "--backend", "tensorrt"])
+        generate.main([str(toys / "gauss"), "--out", str(tmp_path / "x.png"), "--backend", "tensorrt"])
     with pytest.raises(ConfigError, match="--backend must be one of"):
         Settings(backend="tensorrt")
 
@@ -81,14 +81,14 @@ def test_unknown_backend_is_refused(toys, tmp_path):
 def test_openvino_with_cuda_is_refused(toys, tmp_path, monkeypatch, caplog):
     with pytest.raises(BackendError, match="backend 'openvino' runs on the CPU only; provider 'cuda' needs backend "
                                            "'onnxruntime'"):
-        runtime.load(toys / "vae", backend="openvino", providers="cuda")
+        runtime.load(toys / "gauss", backend="openvino", providers="cuda")
     with pytest.raises(BackendError, match="CUDAExecutionProvider"):
-        runtime.load(toys / "vae", backend="openvino", providers=["CUDAExecutionProvider"])
+        runtime.load(toys / "gauss", backend="openvino", providers=["CUDAExecutionProvider"])
     monkeypatch.setenv("AGE_RUNTIME_PROVIDER", "cuda")
     with pytest.raises(BackendError, match=r"provider 'cuda' \(from \$AGE_RUNTIME_PROVIDER\)"):
-        runtime.load(toys / "vae", backend="openvino")
+        runtime.load(toys / "gauss", backend="openvino")
     monkeypatch.delenv("AGE_RUNTIME_PROVIDER")
-    assert generate.main([str(toys / "vae"), "--out", str(tmp_path / "x.png"), "--backend", "openvino",
+    assert generate.main([str(toys / "gauss"), "--out", str(tmp_path / "x.png"), "--backend", "openvino",
                           "--provider", "cuda"]) == 2
     assert "--backend 'openvino' runs on the CPU only" in caplog.text
     with pytest.raises(ConfigError, match="--backend 'openvino' runs on the CPU only"):
@@ -99,11 +99,11 @@ def test_missing_openvino_says_how_to_install_it(toys, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "openvino", None)  # what `import openvino` meets when it is not installed
     monkeypatch.delitem(sys.modules, "runtime.backends.openvino", raising=False)
     with pytest.raises(BackendError, match=r"needs OpenVINO, which is not installed: pip install '\.\[openvino\]'"):
-        runtime.load(toys / "vae", backend="openvino")
-    assert evaluate.main([str(toys / "vae"), "--n", "4", "--backend", "openvino"]) == 2
+        runtime.load(toys / "gauss", backend="openvino")
+    assert evaluate.main([str(toys / "gauss"), "--n", "4", "--backend", "openvino"]) == 2
     assert "pip install '.[openvino]'" in capsys.readouterr().err
     # onnxruntime, the default, never needs it
-    assert runtime.load(toys / "vae", providers="cpu").generate(1, seed=0).shape == (1, SIZE, SIZE, 3)
+    assert runtime.load(toys / "gauss", providers="cpu").generate(1, seed=0).shape == (1, SIZE, SIZE, 3)
 
 
 # --------------------------------------------------------------------------- OpenVINO = onnxruntime
@@ -136,7 +136,7 @@ def test_openvino_matches_onnxruntime_on_an_exported_model(exported):
 
 
 @needs_openvino
-@pytest.mark.parametrize("name", ["vae", "ae"])
+@pytest.mark.parametrize("name", ["gauss", "ae"])
 def test_openvino_matches_onnxruntime_on_every_kind(toys, name):
     ort_session, ov_session = _both(toys / name)
     _assert_same_api(ort_session, ov_session)
@@ -150,7 +150,7 @@ def test_openvino_matches_onnxruntime_on_every_kind(toys, name):
 
 @needs_openvino
 def test_openvino_takes_the_thread_policy_and_computes_in_f32(toys):
-    session = runtime.load(toys / "vae", backend="openvino", threads=1)
+    session = runtime.load(toys / "gauss", backend="openvino", threads=1)
     compiled = session.parts[0].session
     assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
     assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) in ("<Type: 'float32'>", "f32")
@@ -161,8 +161,8 @@ def test_openvino_refuses_external_data_and_checks_the_graph(toys, tmp_path):
     import onnx
     from onnx.external_data_helper import convert_model_to_external_data
 
-    folder = tmp_path / "vae"
-    shutil.copytree(toys / "vae", folder)
+    folder = tmp_path / "gauss"
+    shutil.copytree(toys / "gauss", folder)
     proto = onnx.load(folder / "decoder.onnx")
     convert_model_to_external_data(proto, all_tensors_to_one_file=True, location="decoder.data", size_threshold=1024)
     onnx.save(proto, folder / "decoder.onnx")
@@ -170,7 +170,7 @@ def test_openvino_refuses_external_data_and_checks_the_graph(toys, tmp_path):
         runtime.load(folder, backend="openvino")
     assert runtime.load(folder, providers="cpu").generate(1, seed=0).shape == (1, SIZE, SIZE, 3)
 
-    proto = onnx.load(toys / "vae" / "decoder.onnx")
+    proto = onnx.load(toys / "gauss" / "decoder.onnx")
     proto.graph.node[-1].output[0] = "picture"
     proto.graph.output[0].name = "picture"
     onnx.save(proto, folder / "decoder.onnx")
@@ -181,8 +181,8 @@ def test_openvino_refuses_external_data_and_checks_the_graph(toys, tmp_path):
 @needs_openvino
 def test_generate_cli_with_openvino(toys, tmp_path):
     ov_out, ort_out = tmp_path / "ov.npy", tmp_path / "ort.npy"
-    assert generate.main([str(toys / "vae"), "--out", str(ov_out), "--n", "3", "--backend", "openvino"]) == 0
-    assert generate.main([str(toys / "vae"), "--out", str(ort_out), "--n", "3", "--provider", "cpu"]) == 0
+    assert generate.main([str(toys / "gauss"), "--out", str(ov_out), "--n", "3", "--backend", "openvino"]) == 0
+    assert generate.main([str(toys / "gauss"), "--out", str(ort_out), "--n", "3", "--provider", "cpu"]) == 0
     assert np.abs(np.load(ov_out).astype(int) - np.load(ort_out).astype(int)).max() <= 1
 
 
@@ -198,14 +198,14 @@ def test_server_with_openvino(toys):
                 break
             time.sleep(0.05)
         listing = {m["name"]: m for m in client.get("/v1/models").json()["models"]}
-        assert listing["vae"]["backend"] == "openvino" and listing["vae"]["provider"] == "openvino:CPU"
-        assert all(p["backend"] == "openvino" for p in listing["vae"]["parts"])  # the warm-up opened both
-        r = client.post("/v1/models/vae/generate", json={"n": 2, "seed": 4, "format": "npy"})
+        assert listing["gauss"]["backend"] == "openvino" and listing["gauss"]["provider"] == "openvino:CPU"
+        assert all(p["backend"] == "openvino" for p in listing["gauss"]["parts"])  # the warm-up opened both
+        r = client.post("/v1/models/gauss/generate", json={"n": 2, "seed": 4, "format": "npy"})
         assert r.status_code == 200, r.text
         import io
 
         images = np.load(io.BytesIO(r.content))
-    want = runtime.load(toys / "vae", providers="cpu").generate(2, seed=4)
+    want = runtime.load(toys / "gauss", providers="cpu").generate(2, seed=4)
     assert np.abs(images.astype(int) - want.astype(int)).max() <= 1
 
 
@@ -222,8 +222,8 @@ def test_openvino_gets_only_bytes_that_passed_the_checks(toys, tmp_path, monkeyp
     from runtime.backends import openvino as backend
 
     monkeypatch.setattr(backend, "open_runner", lambda *a, **k: pytest.fail("OpenVINO saw a refused file"))
-    folder = tmp_path / "vae"
-    shutil.copytree(toys / "vae", folder)
+    folder = tmp_path / "gauss"
+    shutil.copytree(toys / "gauss", folder)
     proto = onnx.load(folder / "decoder.onnx")
     for entry in proto.metadata_props:
         if entry.key == "age.outputs":
@@ -232,7 +232,7 @@ def test_openvino_gets_only_bytes_that_passed_the_checks(toys, tmp_path, monkeyp
     with pytest.raises(ModelFileError, match="values per sample"):
         runtime.load(folder, backend="openvino")
 
-    proto = onnx.load(toys / "vae" / "decoder.onnx")
+    proto = onnx.load(toys / "gauss" / "decoder.onnx")
     weight = proto.graph.initializer[0]
     weight.data_location = onnx.TensorProto.EXTERNAL
     weight.ClearField("raw_data")

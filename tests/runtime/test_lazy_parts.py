@@ -26,7 +26,7 @@ pytestmark = pytest.mark.serving
 
 @pytest.fixture(scope="module")
 def vae_dir(tmp_path_factory) -> Path:
-    return build_flat(tmp_path_factory.mktemp("lazy") / "vae", None, gaussian_encoder=True)
+    return build_flat(tmp_path_factory.mktemp("lazy") / "gauss", None, gaussian_encoder=True)
 
 
 @pytest.fixture
@@ -93,7 +93,7 @@ def _with_encoder(tmp_path: Path, vae_dir: Path, edit) -> Path:
     """A copy of the export whose encoder.onnx went through ``edit(ModelProto)``."""
     import onnx
 
-    folder = tmp_path / "vae"
+    folder = tmp_path / "gauss"
     shutil.copytree(vae_dir, folder)
     proto = onnx.load(folder / "encoder.onnx")
     edit(proto)
@@ -102,7 +102,7 @@ def _with_encoder(tmp_path: Path, vae_dir: Path, edit) -> Path:
 
 
 def test_unreadable_encoder_is_refused_at_load(vae_dir, tmp_path):
-    folder = tmp_path / "vae"
+    folder = tmp_path / "gauss"
     shutil.copytree(vae_dir, folder)
     (folder / "encoder.onnx").write_bytes(b"\xff\xff\xff\xff")
     with pytest.raises(ModelFileError, match=r"encoder\.onnx: not a loadable ONNX model"):
@@ -153,7 +153,7 @@ def test_lazy_open_checks_external_data_again(vae_dir, tmp_path):
     import onnx
     from onnx.external_data_helper import convert_model_to_external_data
 
-    folder = tmp_path / "vae"
+    folder = tmp_path / "gauss"
     shutil.copytree(vae_dir, folder)
     proto = onnx.load(folder / "encoder.onnx")
     convert_model_to_external_data(proto, all_tensors_to_one_file=True, location="encoder.data", size_threshold=0)

@@ -47,7 +47,7 @@ def variant(folder: Path, part: str, precision: str, scale: float, seed: int = 0
 
 @pytest.fixture
 def model(tmp_path) -> Path:
-    return build_flat(tmp_path / "vae", None, gaussian_encoder=True)
+    return build_flat(tmp_path / "gauss", None, gaussian_encoder=True)
 
 
 @pytest.fixture

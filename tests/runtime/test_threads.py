@@ -24,7 +24,7 @@ SPIN_KEY = "session.intra_op.allow_spinning"
 
 @pytest.fixture(scope="module")
 def vae_dir(tmp_path_factory) -> Path:
-    return build_flat(tmp_path_factory.mktemp("threads") / "vae", None, gaussian_encoder=True)
+    return build_flat(tmp_path_factory.mktemp("threads") / "gauss", None, gaussian_encoder=True)
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +137,7 @@ def test_server_settings_default_to_the_server_preset(vae_dir):
     with pytest.raises(ConfigError, match="--spin must be on or off"):
         Settings(spin="x")
     repo = Repository.scan(vae_dir.parent, providers="cpu")
-    entry = repo.models["vae"]
+    entry = repo.models["gauss"]
     assert entry.session.threads == PRESETS["server"] and ort_settings(entry.session.parts[0]) == (0, 1, "0")
-    tuned = Repository.scan(vae_dir.parent, providers="cpu", threads=1, spin="on").models["vae"].session
+    tuned = Repository.scan(vae_dir.parent, providers="cpu", threads=1, spin="on").models["gauss"].session
     assert ort_settings(tuned.parts[0]) == (1, 1, "1")
