@@ -22,6 +22,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from core.files import atomic_write_many
 from core.registry import get_model_spec, part_filename
 
 from .validation import ort_run, random_inputs
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger("export.pipeline")
 
@@ -147,7 +151,7 @@ def export_checkpoint(
     return reports
 
 
-def optimize_part(proto, what: str):
+def optimize_part(proto: onnx.ModelProto, what: str) -> onnx.ModelProto:
     """:func:`export.optimize.optimize` on one part, its passes logged; a pass that raises is an
     :class:`ExportError` naming the part (``--no-optimize`` exports without the rewrites)."""
     from .optimize import describe, optimize

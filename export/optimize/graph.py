@@ -13,7 +13,7 @@ as used by its parent node, so the passes never remove or change it.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import onnx
@@ -124,7 +124,7 @@ class Graph:
         return self.model
 
 
-def attribute(node: onnx.NodeProto, name: str, default=None):
+def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     """A node attribute's Python value (ints, floats, strings decoded), or ``default``."""
     for attr in node.attribute:
         if attr.name == name:

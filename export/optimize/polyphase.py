@@ -158,7 +158,7 @@ def polyphase_tail(graph: Graph) -> int:
     shapes = static_shapes(graph.commit())
     rewritten = 0
     for up in list(graph.nodes):
-        producers, consumers = graph.producers(), graph.consumers()
+        consumers = graph.consumers()
         if up.op_type != "ConvTranspose" or up not in graph.nodes:
             continue
         stride = _upsampling(graph, up, shapes)

@@ -147,5 +147,8 @@ def test_allocator_setting_is_taken_and_undone():
     assert retain_freed_memory(True) is expected
     assert retain_freed_memory(False) is expected
     retain_freed_memory(True)
-    x = torch.ones(64 << 20 >> 2)  # a 64 MiB block and back: still usable
-    assert float(x.sum()) == float(x.numel())
+    try:
+        x = torch.ones(64 << 20 >> 2)  # a 64 MiB block and back: still usable
+        assert float(x.sum()) == float(x.numel())
+    finally:
+        retain_freed_memory(False)  # process-wide: later tests get the default back
