@@ -394,6 +394,20 @@ def _best(values: dict[str, float], labels) -> tuple[str | None, float]:
     return name, value
 
 
+def _path_table(results: list[dict], names: list[str], width: int, lead_header: str,
+                lead: Any, values: Any) -> list[str]:
+    """A header and one row per (model, batch): ``lead(res, cell)`` after the batch, then
+    ``values(res, cell)[path]`` under each path of ``names`` ("-" where a path did not run)."""
+    header = f"{'model':<22} {'batch':>5} {lead_header}" + "".join(f" {n:>{width}}" for n in names)
+    rows = [header, "-" * len(header)]
+    for res in results:
+        for cell in res["cells"]:
+            shown = values(res, cell)
+            rows.append(f"{res['target']:<22} {cell['batch']:>5} {lead(res, cell)}"
+                        + "".join(f" {shown.get(n, '-'):>{width}}" for n in names))
+    return rows
+
+
 def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak: dict, wall_s: float) -> None:
     names = [n for n in PATHS if any(n in c["images_per_s"] for r in results for c in r["cells"])]
     peers = [n for n in names if PATHS[n] == "peer"]
@@ -403,15 +417,9 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak:
     width = max(10, *(len(n) for n in names))
     out = [f"\nGenerator throughput, images/s (a video's frames counted; median of up to {opts.repeats} interleaved "
            f"rounds after {opts.warmup} warm-up; paths: bench/peers.py)"]
-    cols = "".join(f" {n:>{width}}" for n in names)
-    header = f"{'model':<22} {'batch':>5} {'MFLOP/img':>10}{cols}"
-    out += [header, "-" * len(header)]
-    for res in results:
-        for cell in res["cells"]:
-            ips = cell["images_per_s"]
-            vals = "".join(f" {ips[n]:>{width}.1f}" if n in ips else f" {'-':>{width}}" for n in names)
-            out.append(f"{res['target']:<22} {cell['batch']:>5} "
-                       f"{res['flops_per_sample'] / res['images_per_sample'] / 1e6:>10.1f}{vals}")
+    out += _path_table(results, names, width, f"{'MFLOP/img':>10}",
+                       lambda res, cell: f"{res['flops_per_sample'] / res['images_per_sample'] / 1e6:>10.1f}",
+                       lambda res, cell: {n: f"{v:.1f}" for n, v in cell["images_per_s"].items()})
 
     out.append("\nThe runtime against its peers (ratios of images/s in the same interleaved cell; > 1: the runtime is faster; "
                "reduced-precision paths count only at PSNR >= 40 dB against torch's fp32)")
@@ -433,25 +441,13 @@ def print_report(results: list[dict], opts: argparse.Namespace, env: dict, peak:
 
     out.append(f"\nAchieved GFLOP/s (the model's FLOPs, counted on the unoptimised ONNX graph, x calls/s) and share of "
                f"this machine's fp32 sgemm peak {peak_best:.1f} GFLOP/s")
-    cols = "".join(f" {n:>{max(width, 15)}}" for n in names)
-    header = f"{'model':<22} {'batch':>5} {'GFLOP/call':>10}{cols}"
-    out += [header, "-" * len(header)]
-    for res in results:
-        for cell in res["cells"]:
-            g = cell["gflops"]
-            vals = "".join(f" {f'{g[n]:.1f} ({g[n] / peak_best:.0%})':>{max(width, 15)}}" if n in g
-                           else f" {'-':>{max(width, 15)}}" for n in names)
-            out.append(f"{res['target']:<22} {cell['batch']:>5} {cell['flops_per_call'] / 1e9:>10.4f}{vals}")
+    out += _path_table(results, names, max(width, 15), f"{'GFLOP/call':>10}",
+                       lambda res, cell: f"{cell['flops_per_call'] / 1e9:>10.4f}",
+                       lambda res, cell: {n: f"{g:.1f} ({g / peak_best:.0%})" for n, g in cell["gflops"].items()})
 
     out.append("\nImages per CPU-second (this process's CPU time, every thread: what a call costs the machine)")
-    cols = "".join(f" {n:>{width}}" for n in names)
-    header = f"{'model':<22} {'batch':>5}{cols}"
-    out += [header, "-" * len(header)]
-    for res in results:
-        for cell in res["cells"]:
-            per_cpu = cell["images_per_cpu_s"]
-            vals = "".join(f" {per_cpu[n]:>{width}.1f}" if n in per_cpu else f" {'-':>{width}}" for n in names)
-            out.append(f"{res['target']:<22} {cell['batch']:>5}{vals}")
+    out += _path_table(results, names, width, "", lambda res, cell: "",
+                       lambda res, cell: {n: f"{v:.1f}" for n, v in cell["images_per_cpu_s"].items()})
 
     out.append("\nFLOPs per sample by op (2 x MACs; not counted: "
                + "; ".join(f"{r['target']}: {', '.join(f'{k} x{v}' for k, v in r['uncounted_ops'].items())}"
@@ -508,8 +504,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: the CPUs this process may use)")
     parser.add_argument("--seed", type=int, default=0, help="initial-weights seed of every model (default 0)")
     parser.add_argument("--out-json", default=None, help="also write every number (and raw samples) here")
+    parser.add_argument("--report-from", default=None, metavar="JSON",
+                        help="print the report of an earlier run's --out-json file and exit (nothing is timed)")
     parser.add_argument("--log-level", default="INFO")
     opts = parser.parse_args(argv)
+    if opts.report_from:
+        import json
+
+        saved = json.loads(Path(opts.report_from).read_text())
+        print_report(saved["results"], argparse.Namespace(**saved["options"]), saved["environment"],
+                     saved["peak_gflops"], saved["wall_s"])
+        return 0
     try:
         targets = parse_targets(opts.models, opts.presets)
         opts.batch_list = [int(b) for b in opts.batches.split(",") if b.strip()]
