@@ -157,9 +157,9 @@ def polyphase_tail(graph: Graph) -> int:
     """Rewrite ConvTranspose -> activations -> same Conv tails into phase form; returns how many."""
     shapes = static_shapes(graph.commit())
     rewritten = 0
+    consumers = graph.consumers()  # rebuilt only after a rewrite, not once per node
     for up in list(graph.nodes):
-        consumers = graph.consumers()
-        if up.op_type != "ConvTranspose" or up not in graph.nodes:
+        if up.op_type != "ConvTranspose":
             continue
         stride = _upsampling(graph, up, shapes)
         if stride is None:
@@ -219,4 +219,5 @@ def polyphase_tail(graph: Graph) -> int:
                                         blocksize=stride, mode="DCR"))
         graph.replace([up, *chain, conv], new)
         rewritten += 1
+        consumers = graph.consumers()
     return rewritten
