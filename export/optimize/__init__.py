@@ -14,6 +14,9 @@ The passes, in the order they run (each its own module, each with its own test):
                     phase maps at the low resolution, one DepthToSpace of the narrow output.
 ``single_pixel_transpose`` (:mod:`.pixel_transpose`) a ConvTranspose of a 1 x 1 input -> Gemm.
 ``unit_stride_transpose`` (:mod:`.unit_stride`) a stride-1 2-D ConvTranspose -> Conv (flipped kernel).
+``depth_fold_transpose`` (:mod:`.depth_fold`) a depth-upsampling 3-D ConvTranspose -> a 2-D one over
+                    depth-major windows of the input.
+``cancel_transposes`` (:mod:`.transposes`) Transposes moved past element-wise ops, merged, dropped.
 
 Measured and left out: every upsampling ConvTranspose as phase convolutions + DepthToSpace (0.68-0.69x
 on the 150x150 seed decoder: the interleave of the wide tensors is memory-bound), and the same for a final
@@ -38,9 +41,11 @@ import onnx
 from .affine import fold_affine
 from .constants import fold_constants
 from .crop import fold_crop
+from .depth_fold import depth_fold_transpose
 from .graph import Graph
 from .pixel_transpose import single_pixel_transpose
 from .polyphase import polyphase_tail
+from .transposes import cancel_transposes
 from .unit_stride import unit_stride_transpose
 
 log = logging.getLogger("export.optimize")
@@ -53,6 +58,8 @@ PASSES: dict[str, Callable[[Graph], int]] = {
     "polyphase_tail": polyphase_tail,
     "single_pixel_transpose": single_pixel_transpose,
     "unit_stride_transpose": unit_stride_transpose,
+    "depth_fold_transpose": depth_fold_transpose,
+    "cancel_transposes": cancel_transposes,
 }
 
 

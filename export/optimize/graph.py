@@ -20,7 +20,7 @@ import onnx
 from onnx import numpy_helper
 
 
-def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
+def subgraph_inputs(node: onnx.NodeProto) -> set[str]:
     """Names a node's subgraphs read from the outer scope (approximately: every name they use)."""
     names: set[str] = set()
     for attr in node.attribute:
@@ -28,7 +28,7 @@ def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
         for g in graphs:
             for inner in g.node:
                 names.update(i for i in inner.input if i)
-                names |= _subgraph_inputs(inner)
+                names |= subgraph_inputs(inner)
     return names
 
 
@@ -59,7 +59,7 @@ class Graph:
     def consumers(self) -> dict[str, list[onnx.NodeProto]]:
         table: dict[str, list[onnx.NodeProto]] = defaultdict(list)
         for node in self.nodes:
-            for name in set(node.input) | _subgraph_inputs(node):
+            for name in set(node.input) | subgraph_inputs(node):
                 if name:
                     table[name].append(node)
         return table
@@ -111,7 +111,7 @@ class Graph:
         """Write nodes and initializers back; drop initializers nobody reads any more and the
         value_info of tensors that were rewritten or are gone (shape inference redoes them)."""
         graph = self.model.graph
-        used = {name for node in self.nodes for name in (*node.input, *_subgraph_inputs(node))}
+        used = {name for node in self.nodes for name in (*node.input, *subgraph_inputs(node))}
         used |= self.outputs
         del graph.node[:]
         graph.node.extend(self.nodes)

@@ -208,6 +208,73 @@ def test_unit_stride_transpose_is_a_flipped_conv():
     check_same(m, out, {"x": image(2, 6, 7, 8)})
 
 
+# --------------------------------------------------------------------------- depth_fold_transpose
+
+
+def video(b, c, d, h, w):
+    return RNG.standard_normal((b, c, d, h, w)).astype(np.float32)
+
+
+@pytest.mark.parametrize("kernel,strides,pads,out_pad,bias", [
+    ((4, 4, 4), (2, 2, 2), (1, 1, 1, 1, 1, 1), (0, 0, 0), True),   # the DCGAN-style doubling
+    ((3, 4, 4), (3, 2, 2), (0, 1, 1, 0, 1, 1), (0, 0, 0), False),  # K = 1: no depth window
+    ((6, 3, 3), (2, 1, 1), (3, 1, 1, 1, 1, 1), (1, 0, 0), True),   # K = 3, uneven depth pads, output padding
+])
+def test_depth_fold_transpose_matches_the_3d_transposed_convolution(kernel, strides, pads, out_pad, bias):
+    c_in, c_out = 5, 4
+    inputs = ["x", "w", "b"] if bias else ["x", "w"]
+    nodes = [helper.make_node("ConvTranspose", inputs, ["h"], kernel_shape=list(kernel), strides=list(strides),
+                              pads=list(pads), output_padding=list(out_pad)),
+             helper.make_node("Relu", ["h"], ["y"])]
+    inits = {"w": weight(c_in, c_out, *kernel), **({"b": weight(c_out)} if bias else {})}
+    m = model(nodes, [("x", ["b", c_in, 3, 5, 6])], ["y"], inits)
+    out, reports = optimize(m, ["depth_fold_transpose"])
+    counts = op_counts(out)
+    assert reports[0].rewrites == 1 and counts["ConvTranspose"] == 1 and counts["Transpose"] == 2
+    folded = next(n for n in out.graph.node if n.op_type == "ConvTranspose")
+    assert len(next(a for a in folded.attribute if a.name == "kernel_shape").ints) == 2
+    check_same(m, out, {"x": video(2, c_in, 3, 5, 6)})
+
+
+def test_depth_fold_transpose_leaves_unit_depth_stride_and_uneven_kernels():
+    """Depth stride 1 (measured slower folded) and a depth kernel that is no multiple of the stride."""
+    for kernel, strides in (((3, 4, 4), (1, 2, 2)), ((5, 4, 4), (2, 2, 2))):
+        nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=list(kernel), strides=list(strides))]
+        m = model(nodes, [("x", ["b", 3, 2, 4, 4])], ["y"], {"w": weight(3, 2, *kernel)})
+        out, reports = optimize(m, ["depth_fold_transpose"])
+        assert reports[0].rewrites == 0 and op_counts(out) == {"ConvTranspose": 1}
+
+
+# --------------------------------------------------------------------------- cancel_transposes
+
+
+def test_cancel_transposes_across_elementwise_ops_and_merges_the_rest():
+    """depth-major -> Relu -> Tanh -> back cancels; a Transpose then another merges into one."""
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Relu", ["t"], ["r"]),
+             helper.make_node("LeakyRelu", ["r"], ["l"], alpha=0.3),
+             helper.make_node("Transpose", ["l"], ["u"], perm=[0, 2, 1, 3]),
+             helper.make_node("Transpose", ["u"], ["v"], perm=[0, 1, 3, 2]),
+             helper.make_node("Transpose", ["v"], ["y"], perm=[3, 1, 2, 0])]
+    m = model(nodes, [("x", [2, 3, 4, 5])], ["y"], {})
+    out, reports = optimize(m, ["cancel_transposes"])
+    assert op_counts(out) == {"Relu": 1, "LeakyRelu": 1, "Transpose": 1}
+    check_same(m, out, {"x": image(2, 3, 4, 5)})
+
+
+def test_cancel_transposes_keeps_a_transpose_read_twice_or_before_a_binary_op():
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=[1, 0]),
+             helper.make_node("Relu", ["t"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["y"], perm=[1, 0]),
+             helper.make_node("Transpose", ["x"], ["s"], perm=[1, 0]),
+             helper.make_node("Add", ["s", "k"], ["z"]),
+             helper.make_node("Neg", ["s"], ["n"])]
+    m = model(nodes, [("x", [3, 4])], ["y", "t", "z", "n"], {"k": weight(4, 3)})
+    out, reports = optimize(m, ["cancel_transposes"])
+    assert op_counts(out) == op_counts(m)
+    check_same(m, out, {"x": RNG.standard_normal((3, 4)).astype(np.float32)})
+
+
 # --------------------------------------------------------------------------- the pipeline
 
 
