@@ -11,18 +11,20 @@ The passes, in the order they run (each its own module, each with its own test):
 ``fold_affine``     (:mod:`.affine`) BatchNorm / per-channel Mul, Add, Sub folded into the Conv,
                     ConvTranspose or Gemm before it; MatMul + bias -> Gemm.
 ``polyphase_tail``  (:mod:`.polyphase`) ConvTranspose -> activations -> same Conv computed on the
-                    phase maps at the low resolution, one DepthToSpace of the narrow output.
+                    phase maps at the low resolution, one Col2Im of the narrow output.
 ``single_pixel_transpose`` (:mod:`.pixel_transpose`) a ConvTranspose of a 1 x 1 input -> Gemm.
 ``unit_stride_transpose`` (:mod:`.unit_stride`) a stride-1 2-D ConvTranspose -> Conv (flipped kernel).
 ``depth_fold_transpose`` (:mod:`.depth_fold`) a depth-upsampling 3-D ConvTranspose -> a 2-D one over
                     depth-major windows of the input.
+``block_transpose`` (:mod:`.block_transpose`) a 2-D ConvTranspose whose kernel is a multiple of its
+                    stride -> Conv computing s x s output blocks + Col2Im, where few blocks are wasted.
 ``cancel_transposes`` (:mod:`.transposes`) Transposes moved past element-wise ops, merged, dropped.
 
-Measured and left out: every upsampling ConvTranspose as phase convolutions + DepthToSpace (0.68-0.69x
-on the 150x150 seed decoder: the interleave of the wide tensors is memory-bound), and the same for a final
-layer to 1-3 channels (0.78-0.97x on the other generators: onnxruntime's GEMM + col2im of a narrow
-output is already cheap), even where blocks shifted by one pixel make a 4 x 4, stride-2 kernel's phases
-free of zero taps (0.75x and 0.84x on the two seed generators with such kernels, batch 64).
+Measured and left out: an upsampling whose kernel is no multiple of its stride (3 x 3, stride 2) as
+phase convolutions (its 2 x 2 phase kernels are 7/16 zero taps; 0.68x with DepthToSpace, 0.96-1.02x
+with Col2Im on the 150x150 seed decoder), the same split into zero-free per-phase convolutions (1.00x:
+the 1 x 1 and 1 x 2 phases run at 80 GFLOP/s), and DepthToSpace as the interleave anywhere (5-10x
+slower than Col2Im in onnxruntime; it made every phase form before Col2Im measure slower).
 
 Each is a function ``(Graph) -> int`` returning how many rewrites it made. :func:`optimize` returns the
 new model and one :class:`PassReport` per pass, which the export logs.
@@ -39,6 +41,7 @@ from typing import Callable, Sequence
 import onnx
 
 from .affine import fold_affine
+from .block_transpose import block_transpose
 from .constants import fold_constants
 from .crop import fold_crop
 from .depth_fold import depth_fold_transpose
@@ -59,6 +62,7 @@ PASSES: dict[str, Callable[[Graph], int]] = {
     "single_pixel_transpose": single_pixel_transpose,
     "unit_stride_transpose": unit_stride_transpose,
     "depth_fold_transpose": depth_fold_transpose,
+    "block_transpose": block_transpose,
     "cancel_transposes": cancel_transposes,
 }
 

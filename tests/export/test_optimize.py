@@ -166,13 +166,15 @@ def test_fold_affine_leaves_what_is_not_per_channel():
 # --------------------------------------------------------------------------- polyphase_tail
 
 
+@pytest.mark.parametrize("opset,interleave", [(18, "Col2Im"), (17, "DepthToSpace")])
 @pytest.mark.parametrize("kernel,pads,out_pad,conv_kernel", [
     (3, 1, 1, 3),   # the 150x150 decoder's tail: 3x3 stride 2 "same", then a 3x3 conv
     (4, 1, 0, 3),   # a 4x4 stride-2 upsampling
     (3, 1, 1, 5),   # a wider following convolution
     (3, 1, 1, 1),   # a pointwise one: no shifted blocks, no crop
 ])
-def test_polyphase_tail_matches_conv_transpose_then_conv(kernel, pads, out_pad, conv_kernel):
+def test_polyphase_tail_matches_conv_transpose_then_conv(kernel, pads, out_pad, conv_kernel, opset, interleave):
+    """Opset 18 interleaves the phases with Col2Im (its pads crop); older graphs with DepthToSpace."""
     c_in, c_mid, c_out, size = 5, 4, 3, 6
     nodes = [helper.make_node("ConvTranspose", ["x", "w1", "b1"], ["up"], strides=[2, 2], pads=[pads] * 4,
                               output_padding=[out_pad] * 2, kernel_shape=[kernel, kernel]),
@@ -181,11 +183,11 @@ def test_polyphase_tail_matches_conv_transpose_then_conv(kernel, pads, out_pad, 
              helper.make_node("Sigmoid", ["conv"], ["image"])]
     m = model(nodes, [("x", ["b", c_in, size, size])], ["image"],
               {"w1": weight(c_in, c_mid, kernel, kernel), "b1": weight(c_mid),
-               "w2": weight(c_out, c_mid, conv_kernel, conv_kernel), "b2": weight(c_out)})
+               "w2": weight(c_out, c_mid, conv_kernel, conv_kernel), "b2": weight(c_out)}, opset=opset)
     out, reports = optimize(m, ["polyphase_tail"])
     assert reports[0].rewrites == 1
     counts = op_counts(out)
-    assert counts["Conv"] == 2 and counts["DepthToSpace"] == 1 and "ConvTranspose" not in counts
+    assert counts["Conv"] == 2 and counts[interleave] == 1 and "ConvTranspose" not in counts
     check_same(m, out, {"x": image(3, c_in, size, size)})
 
 
@@ -243,6 +245,51 @@ def test_depth_fold_transpose_leaves_unit_depth_stride_and_uneven_kernels():
         m = model(nodes, [("x", ["b", 3, 2, 4, 4])], ["y"], {"w": weight(3, 2, *kernel)})
         out, reports = optimize(m, ["depth_fold_transpose"])
         assert reports[0].rewrites == 0 and op_counts(out) == {"ConvTranspose": 1}
+
+
+# --------------------------------------------------------------------------- block_transpose
+
+
+@pytest.mark.parametrize("kernel,strides,pads,out_pad,size", [
+    ((4, 4), (2, 2), (1, 1, 1, 1), (0, 0), (8, 8)),      # the usual doubling: Col2Im pads crop 1 pixel
+    ((6, 4), (3, 2), (0, 1, 2, 1), (1, 0), (9, 10)),     # unequal strides, uneven pads, output padding
+    ((2, 2), (2, 2), (0, 0, 0, 0), (0, 0), (5, 7)),      # K = 1: a 1 x 1 Conv, no border blocks
+])
+def test_block_transpose_matches_the_transposed_convolution(kernel, strides, pads, out_pad, size):
+    c_in, c_out = 6, 5
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["h"], kernel_shape=list(kernel), strides=list(strides),
+                              pads=list(pads), output_padding=list(out_pad)),
+             helper.make_node("Tanh", ["h"], ["y"])]
+    m = model(nodes, [("x", ["b", c_in, *size])], ["y"], {"w": weight(c_in, c_out, *kernel), "b": weight(c_out)})
+    out, reports = optimize(m, ["block_transpose"])
+    assert reports[0].rewrites == 1
+    assert op_counts(out) == {"Conv": 1, "Reshape": 1, "Col2Im": 1, "Tanh": 1}
+    check_same(m, out, {"x": image(3, c_in, *size)})
+
+
+def test_block_transpose_leaves_wasteful_small_maps_uneven_kernels_and_old_opsets():
+    """A 4 x 4 map (25 blocks computed for 16: over the waste bound), a 3 x 3 stride-2 kernel (no
+    multiple of the stride: zero taps) and an opset-17 graph (no Col2Im) stay ConvTranspose."""
+    from export.optimize.block_transpose import MAX_WASTE
+
+    for kernel, size, opset in (((4, 4), (4, 4), 18), ((3, 3), (8, 8), 18), ((4, 4), (8, 8), 17)):
+        nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=list(kernel), strides=[2, 2],
+                                  pads=[1, 1, 1, 1])]
+        m = model(nodes, [("x", ["b", 3, *size])], ["y"], {"w": weight(3, 2, *kernel)}, opset=opset)
+        out, reports = optimize(m, ["block_transpose"])
+        assert reports[0].rewrites == 0 and op_counts(out) == {"ConvTranspose": 1}, (kernel, size, opset)
+    assert (4 + 1) ** 2 > MAX_WASTE * 4 ** 2  # the bound the first case relies on
+
+
+def test_depth_fold_then_block_transpose_gives_convs_and_col2im_for_video():
+    """The composed rewrite of a large-enough 3-D layer: no ConvTranspose left, outputs equal."""
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[4, 4, 4], strides=[2, 2, 2],
+                              pads=[1] * 6)]
+    m = model(nodes, [("x", ["b", 4, 3, 8, 8])], ["y"], {"w": weight(4, 3, 4, 4, 4)})
+    out, reports = optimize(m, ["depth_fold_transpose", "block_transpose", "cancel_transposes"])
+    counts = op_counts(out)
+    assert "ConvTranspose" not in counts and counts["Col2Im"] == 1 and counts["Conv"] == 1
+    check_same(m, out, {"x": video(2, 4, 3, 8, 8)})
 
 
 # --------------------------------------------------------------------------- cancel_transposes
