@@ -32,6 +32,7 @@ from core.files import atomic_write_many
 from core.registry import get_model_spec, part_filename
 
 from .validation import ort_run, random_inputs
+from .variants import GPU_VARIANTS
 
 if TYPE_CHECKING:
     import onnx
@@ -90,29 +91,29 @@ def export_checkpoint(
     backend = importlib.import_module(f"export.via_{via}")
     model = backend.load(ckpt)
     parts = get_model_spec(ckpt.model).parts(ckpt.config)
-    reports, protos, blobs = [], {}, {}
+    reports, protos, blobs, gpu_protos, gpu_blobs = [], {}, {}, {}, {}
     for part in parts.values():
         log.info("exporting %s/%s via %s (opset %d)", ckpt.model, part.name, via, opset)
         try:
             proto = backend.export_part(model, part, opset)
         except Exception as exc:  # noqa: BLE001 - exporter internals raise anything
             raise ExportError(f"{checkpoint}: exporting part {part.name!r} via {via} failed: {exc}") from exc
-        proto = rename_io(proto, part)
-        if optimize:
-            proto = optimize_part(proto, f"{checkpoint}: part {part.name!r}")
-        proto = embed_metadata(proto, ckpt, part, via)
-        try:
-            onnx.checker.check_model(proto, full_check=True)
-        except Exception as exc:  # noqa: BLE001
-            raise ExportError(f"{checkpoint}: ONNX checker rejected part {part.name!r}: {exc}") from exc
-        blob = proto.SerializeToString()
+        raw = rename_io(proto, part)
+        what = f"{checkpoint}: part {part.name!r}"
+        proto = optimize_part(raw, what) if optimize else raw
         inputs = random_inputs(part, batch=3)
-        got = ort_run(blob, {t.name: x for t, x in zip(part.inputs, inputs)})
         want = backend.run(model, part, inputs)
-        diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
-        shapes_ok = all(g.shape == w.shape for g, w in zip(got, want))
+        blob, diff, shapes_ok = _checked(embed_metadata(proto, ckpt, part, via), part, inputs, want, what)
+        protos[part.name], blobs[part.name] = onnx.load_from_string(blob), blob
+        if optimize and (triton is not None or set(variants) & GPU_VARIANTS):
+            # the GPU's graph: the rewrites onnxruntime has GPU kernels for (export.optimize.CPU_ONLY left out)
+            gpu_blob, gpu_diff, gpu_ok = _checked(embed_metadata(optimize_part(raw, what, portable=True), ckpt, part, via),
+                                                  part, inputs, want, what)
+            gpu_protos[part.name], gpu_blobs[part.name] = onnx.load_from_string(gpu_blob), gpu_blob
+            diff, shapes_ok = max(diff, gpu_diff), shapes_ok and gpu_ok
+        else:
+            gpu_protos[part.name], gpu_blobs[part.name] = protos[part.name], blob
         reports.append(PartReport(part.name, out_dir / part_filename(part.name), diff, len(blob), shapes_ok and diff <= tolerance))
-        protos[part.name], blobs[part.name] = proto, blob
     print_table(reports, tolerance)
     failed = [r.part for r in reports if not r.passed]
     if failed:
@@ -130,7 +131,8 @@ def export_checkpoint(
                     log.info("making the %s variant of %s", kind, part.name)
                     path = out_dir / part_filename(part.name, kind)
                     try:
-                        blob, report = make_variant(kind, protos[part.name], blobs[part.name], part, path, Path(tmp))
+                        source, source_blob = ((gpu_protos, gpu_blobs) if kind in GPU_VARIANTS else (protos, blobs))
+                        blob, report = make_variant(kind, source[part.name], source_blob[part.name], part, path, Path(tmp))
                     except ExportError:
                         raise
                     except Exception as exc:  # noqa: BLE001 - converter/quantizer internals
@@ -143,24 +145,40 @@ def export_checkpoint(
         from .triton import write_repository
 
         name = triton_name or f"{ckpt.model}"
-        metas = {p.name: {m.key: m.value for m in protos[p.name].metadata_props} for p in parts.values()}
-        configs = write_repository(triton, name, {p.name: (p, blobs[p.name], metas[p.name]) for p in parts.values()},
+        metas = {p.name: {m.key: m.value for m in gpu_protos[p.name].metadata_props} for p in parts.values()}
+        configs = write_repository(triton, name, {p.name: (p, gpu_blobs[p.name], metas[p.name]) for p in parts.values()},
                                    triton_max_batch, triton_delay_us)
         for config in configs:
             print(f"wrote {config}")
     return reports
 
 
-def optimize_part(proto: onnx.ModelProto, what: str) -> onnx.ModelProto:
+def _checked(proto: onnx.ModelProto, part, inputs, want, what: str) -> tuple[bytes, float, bool]:
+    """The ONNX checker on ``proto``, then onnxruntime on ``inputs`` against the framework's
+    ``want``: (serialised bytes, max |difference|, whether every shape matched)."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"{what}: ONNX checker rejected it: {exc}") from exc
+    blob = proto.SerializeToString()
+    got = ort_run(blob, {t.name: x for t, x in zip(part.inputs, inputs)})
+    diff = max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
+    return blob, diff, all(g.shape == w.shape for g, w in zip(got, want))
+
+
+def optimize_part(proto: onnx.ModelProto, what: str, portable: bool = False) -> onnx.ModelProto:
     """:func:`export.optimize.optimize` on one part, its passes logged; a pass that raises is an
-    :class:`ExportError` naming the part (``--no-optimize`` exports without the rewrites)."""
+    :class:`ExportError` naming the part (``--no-optimize`` exports without the rewrites).
+    ``portable``: without the passes whose ops onnxruntime runs on the CPU only."""
     from .optimize import describe, optimize
 
     try:
-        proto, passes = optimize(proto)
+        proto, passes = optimize(proto, portable=portable)
     except Exception as exc:  # noqa: BLE001 - a bug in a pass must not pass silently
         raise ExportError(f"{what}: graph optimisation failed ({exc}); export with --no-optimize") from exc
-    log.info("optimised: %s", describe(passes))
+    log.info("optimised%s: %s", " for GPUs" if portable else "", describe(passes))
     return proto
 
 

@@ -7,7 +7,8 @@ part's value range (or the reference's own range when unbounded) as the peak, pl
 onnxruntime CPU speed of both, timed interleaved in one process.
 
 * fp16: every float initializer and activation in float16 (onnxconverter-common's converter,
-  ``keep_io_types=True``), ops without fp16 kernels left in fp32 by that converter.
+  ``keep_io_types=True``), ops without fp16 kernels left in fp32 by that converter. Made from
+  the graph optimised for GPUs (``export.optimize.optimize(..., portable=True)``: no Col2Im).
 * int8: onnxruntime's static quantization in QDQ format, per-channel weights, calibrated on
   inputs drawn like the real ones (latents N(0, 1) from :mod:`core.noise`; images uniform).
 """
@@ -32,6 +33,8 @@ from .validation import cpu_session, random_feed
 log = logging.getLogger("export.variants")
 
 VARIANTS = tuple(p for p in PRECISIONS if p != "fp32")
+#: variants meant for GPUs: made from the graph optimised without export.optimize.CPU_ONLY's passes.
+GPU_VARIANTS = frozenset({"fp16"})
 
 
 @dataclass

@@ -11,7 +11,7 @@ The passes, in the order they run (each its own module, each with its own test):
 ``fold_affine``     (:mod:`.affine`) BatchNorm / per-channel Mul, Add, Sub folded into the Conv,
                     ConvTranspose or Gemm before it; MatMul + bias -> Gemm.
 ``polyphase_tail``  (:mod:`.polyphase`) ConvTranspose -> activations -> same Conv computed on the
-                    phase maps at the low resolution, one Col2Im of the narrow output.
+                    phase maps at the low resolution, one DepthToSpace of the narrow output.
 ``single_pixel_transpose`` (:mod:`.pixel_transpose`) a ConvTranspose of a 1 x 1 input -> Gemm.
 ``unit_stride_transpose`` (:mod:`.unit_stride`) a stride-1 2-D ConvTranspose -> Conv (flipped kernel).
 ``depth_fold_transpose`` (:mod:`.depth_fold`) a depth-upsampling 3-D ConvTranspose -> a 2-D one over
@@ -19,6 +19,11 @@ The passes, in the order they run (each its own module, each with its own test):
 ``block_transpose`` (:mod:`.block_transpose`) a 2-D ConvTranspose whose kernel is a multiple of its
                     stride -> Conv computing s x s output blocks + Col2Im, where few blocks are wasted.
 ``cancel_transposes`` (:mod:`.transposes`) Transposes moved past element-wise ops, merged, dropped.
+``col2im_interleave`` (:mod:`.interleave`) Conv -> DepthToSpace [-> crop] -> Conv -> Col2Im.
+
+The passes in :data:`CPU_ONLY` emit ``Col2Im``, which onnxruntime runs on the CPU only:
+``optimize(..., portable=True)`` leaves them out, for graphs meant for GPUs (the export's fp16
+variant and Triton repository).
 
 Measured and left out: an upsampling whose kernel is no multiple of its stride (3 x 3, stride 2) as
 phase convolutions (its 2 x 2 phase kernels are 7/16 zero taps; 0.68x with DepthToSpace, 0.96-1.02x
@@ -46,6 +51,7 @@ from .constants import fold_constants
 from .crop import fold_crop
 from .depth_fold import depth_fold_transpose
 from .graph import Graph
+from .interleave import col2im_interleave
 from .pixel_transpose import single_pixel_transpose
 from .polyphase import polyphase_tail
 from .transposes import cancel_transposes
@@ -64,7 +70,11 @@ PASSES: dict[str, Callable[[Graph], int]] = {
     "depth_fold_transpose": depth_fold_transpose,
     "block_transpose": block_transpose,
     "cancel_transposes": cancel_transposes,
+    "col2im_interleave": col2im_interleave,
 }
+
+#: passes whose graphs need an op onnxruntime has on the CPU only (Col2Im).
+CPU_ONLY = frozenset({"block_transpose", "col2im_interleave"})
 
 
 @dataclass(frozen=True)
@@ -83,10 +93,13 @@ def op_counts(model: onnx.ModelProto) -> Counter:
     return Counter(node.op_type for node in model.graph.node)
 
 
-def optimize(model: onnx.ModelProto, passes: Sequence[str] | None = None) -> tuple[onnx.ModelProto, list[PassReport]]:
+def optimize(model: onnx.ModelProto, passes: Sequence[str] | None = None,
+             portable: bool = False) -> tuple[onnx.ModelProto, list[PassReport]]:
     """A rewritten copy of ``model`` and what each pass did. ``passes``: names from :data:`PASSES`
-    (default: all of them, in their order)."""
+    (default: all of them, in their order); ``portable`` drops those in :data:`CPU_ONLY`."""
     names = list(PASSES) if passes is None else list(passes)
+    if portable:
+        names = [n for n in names if n not in CPU_ONLY]
     unknown = [n for n in names if n not in PASSES]
     if unknown:
         raise ValueError(f"unknown optimisation pass(es) {unknown}; choose from {list(PASSES)}")

@@ -15,10 +15,7 @@ becomes
     Conv (all s*s phases of the ConvTranspose, C_out * s*s channels, at the input resolution)
     -> [the same activations, elementwise on the phase maps]
     -> Conv (the following 3x3 convolution computed on the phase maps: C2 * s*s channels)
-    -> Col2Im(block s, stride s; its pads crop)           (one interleave, of C2 channels only)
-
-(DepthToSpace + Slice in graphs older than opset 18, which have no Col2Im; onnxruntime's Col2Im
-moves the same tensor 5-10x faster, see :mod:`.block_transpose`.)
+    -> DepthToSpace(s, DCR)                               (one interleave, of C2 channels only)
 
 The arithmetic, for one spatial axis (the two axes are independent). The transposed convolution
 with kernel ``w``, begin pad ``p`` gives ``y[s m + a] = sum_k x[m + (a + p - k) / s] w[k]`` over the
@@ -28,7 +25,7 @@ taps ``k`` with ``a + p - k`` divisible by ``s``: phase ``a`` is a correlation o
 ``q = floor((a + d - P) / s)``: output phase ``a`` is a correlation of the phase maps. Zero padding
 outside ``[0, s H)`` is zero padding outside ``[0, H)`` of every phase map, so borders are exact.
 Channel ``(a s + b) C + c`` holds phase ``(a, b)`` of channel ``c``, the order DepthToSpace's DCR
-mode reads; for Col2Im the narrow convolution's rows are reordered to ``c s^2 + a s + b``. Outputs equal the original's up to float rounding (measured ~1e-7).
+mode reads. Outputs equal the original's up to float rounding (measured ~1e-7).
 """
 
 from __future__ import annotations
@@ -37,7 +34,6 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .block_transpose import COL2IM_OPSET, col2im_order, default_opset
 from .graph import Graph, attribute, conv_attributes, static_shapes
 
 #: Single-input elementwise ops that commute with a per-pixel rearrangement.
@@ -160,7 +156,6 @@ def _bias(graph: Graph, node: onnx.NodeProto, channels: int) -> np.ndarray:
 def polyphase_tail(graph: Graph) -> int:
     """Rewrite ConvTranspose -> activations -> same Conv tails into phase form; returns how many."""
     shapes = static_shapes(graph.commit())
-    use_col2im = default_opset(graph) >= COL2IM_OPSET
     rewritten = 0
     consumers = graph.consumers()  # rebuilt only after a rewrite, not once per node
     for up in list(graph.nodes):
@@ -192,8 +187,6 @@ def polyphase_tail(graph: Graph) -> int:
         size = shapes[up.input[0]][2:]
         w2, pads2, shifts, blocks = phase_conv_weights(v, stride, (c["pads"][0], c["pads"][1]), size)
         b2 = np.tile(_bias(graph, conv, v.shape[0]), stride * stride)
-        if use_col2im:
-            w2, b2 = (col2im_order(t, v.shape[0], stride * stride) for t in (w2, b2))
         phases = graph.fresh(f"{up.name or 'conv_transpose'}_phases")
         new = [helper.make_node("Conv", [up.input[0], graph.add_constant("phase_weight", w1.astype(np.float32)),
                                          graph.add_constant("phase_bias", b1.astype(np.float32))], [phases],
@@ -211,19 +204,7 @@ def polyphase_tail(graph: Graph) -> int:
                                              graph.add_constant("phase_conv_bias", b2.astype(np.float32))], [narrow],
                                     name=graph.fresh("PhaseConv"), pads=pads2, strides=[1, 1],
                                     kernel_shape=list(w2.shape[2:])))
-        if use_col2im:
-            columns = graph.fresh(f"{conv.output[0]}_columns")
-            crop_end = [stride * (b - n) - shift for b, n, shift in zip(blocks, size, shifts)]
-            new += [
-                helper.make_node("Reshape", [narrow, graph.add_constant(
-                    "columns_shape", np.array([0, v.shape[0] * stride * stride, blocks[0] * blocks[1]], np.int64))],
-                    [columns], name=graph.fresh("Reshape")),
-                helper.make_node("Col2Im", [columns, graph.add_constant("image_shape", stride * np.array(size, np.int64)),
-                                            graph.add_constant("block_shape", np.array([stride, stride], np.int64))],
-                                 [conv.output[0]], name=graph.fresh("Col2Im"), strides=[stride, stride],
-                                 pads=list(shifts) + crop_end),
-            ]
-        elif any(shifts):
+        if any(shifts):
             wide = graph.fresh(f"{conv.output[0]}_uncropped")
             new.append(helper.make_node("DepthToSpace", [narrow], [wide], name=graph.fresh("DepthToSpace"),
                                         blocksize=stride, mode="DCR"))

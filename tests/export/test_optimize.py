@@ -166,15 +166,14 @@ def test_fold_affine_leaves_what_is_not_per_channel():
 # --------------------------------------------------------------------------- polyphase_tail
 
 
-@pytest.mark.parametrize("opset,interleave", [(18, "Col2Im"), (17, "DepthToSpace")])
 @pytest.mark.parametrize("kernel,pads,out_pad,conv_kernel", [
     (3, 1, 1, 3),   # the 150x150 decoder's tail: 3x3 stride 2 "same", then a 3x3 conv
     (4, 1, 0, 3),   # a 4x4 stride-2 upsampling
     (3, 1, 1, 5),   # a wider following convolution
     (3, 1, 1, 1),   # a pointwise one: no shifted blocks, no crop
 ])
-def test_polyphase_tail_matches_conv_transpose_then_conv(kernel, pads, out_pad, conv_kernel, opset, interleave):
-    """Opset 18 interleaves the phases with Col2Im (its pads crop); older graphs with DepthToSpace."""
+def test_polyphase_tail_matches_conv_transpose_then_conv(kernel, pads, out_pad, conv_kernel):
+    """The phase form, then (col2im_interleave) its DepthToSpace and crop as one Col2Im."""
     c_in, c_mid, c_out, size = 5, 4, 3, 6
     nodes = [helper.make_node("ConvTranspose", ["x", "w1", "b1"], ["up"], strides=[2, 2], pads=[pads] * 4,
                               output_padding=[out_pad] * 2, kernel_shape=[kernel, kernel]),
@@ -183,12 +182,17 @@ def test_polyphase_tail_matches_conv_transpose_then_conv(kernel, pads, out_pad, 
              helper.make_node("Sigmoid", ["conv"], ["image"])]
     m = model(nodes, [("x", ["b", c_in, size, size])], ["image"],
               {"w1": weight(c_in, c_mid, kernel, kernel), "b1": weight(c_mid),
-               "w2": weight(c_out, c_mid, conv_kernel, conv_kernel), "b2": weight(c_out)}, opset=opset)
+               "w2": weight(c_out, c_mid, conv_kernel, conv_kernel), "b2": weight(c_out)})
     out, reports = optimize(m, ["polyphase_tail"])
     assert reports[0].rewrites == 1
     counts = op_counts(out)
-    assert counts["Conv"] == 2 and counts[interleave] == 1 and "ConvTranspose" not in counts
+    assert counts["Conv"] == 2 and counts["DepthToSpace"] == 1 and "ConvTranspose" not in counts
     check_same(m, out, {"x": image(3, c_in, size, size)})
+    cpu, reports = optimize(out, ["col2im_interleave"])
+    assert reports[0].rewrites == 1
+    counts = op_counts(cpu)
+    assert counts["Col2Im"] == 1 and "DepthToSpace" not in counts and "Slice" not in counts
+    check_same(m, cpu, {"x": image(3, c_in, size, size)})
 
 
 def test_polyphase_tail_needs_an_exact_upsampling():
@@ -290,6 +294,50 @@ def test_depth_fold_then_block_transpose_gives_convs_and_col2im_for_video():
     counts = op_counts(out)
     assert "ConvTranspose" not in counts and counts["Col2Im"] == 1 and counts["Conv"] == 1
     check_same(m, out, {"x": video(2, 4, 3, 8, 8)})
+
+
+# --------------------------------------------------------------------------- col2im_interleave
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD"])
+def test_col2im_interleave_takes_depth_to_space_and_its_crop(mode):
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["phases"], pads=[1, 1, 1, 1]),
+             helper.make_node("DepthToSpace", ["phases"], ["wide"], blocksize=2, mode=mode),
+             helper.make_node("Slice", ["wide", "starts", "ends", "axes"], ["y"])]
+    inits = {"w": weight(12, 5, 3, 3), "b": weight(12), "starts": np.array([1, 0], np.int64),
+             "ends": np.array([-1, 2**62], np.int64), "axes": np.array([2, 3], np.int64)}
+    m = model(nodes, [("x", ["b", 5, 6, 7])], ["y"], inits)
+    out, reports = optimize(m, ["col2im_interleave"])
+    assert reports[0].rewrites == 1
+    assert op_counts(out) == {"Conv": 1, "Reshape": 1, "Col2Im": 1}
+    check_same(m, out, {"x": image(2, 5, 6, 7)})
+
+
+def test_col2im_interleave_leaves_shared_outputs_strided_crops_and_old_opsets():
+    strided = [helper.make_node("Conv", ["x", "w"], ["p"]), helper.make_node("DepthToSpace", ["p"], ["d"], blocksize=2),
+               helper.make_node("Slice", ["d", "starts", "ends", "axes", "steps"], ["y"])]
+    inits = {"w": weight(8, 3, 1, 1), "starts": np.array([0], np.int64), "ends": np.array([4], np.int64),
+             "axes": np.array([2], np.int64), "steps": np.array([2], np.int64)}
+    m = model(strided, [("x", ["b", 3, 4, 4])], ["y"], inits)
+    out, _ = optimize(m, ["col2im_interleave"])
+    assert "Slice" in op_counts(out) and "Col2Im" in op_counts(out)  # the D2S goes, the strided crop stays
+    check_same(m, out, {"x": image(2, 3, 4, 4)})
+    shared = [helper.make_node("Conv", ["x", "w"], ["p"]), helper.make_node("DepthToSpace", ["p"], ["y"], blocksize=2)]
+    for outputs, opset in ((["y", "p"], 18), (["y"], 17)):
+        m = model(shared, [("x", ["b", 3, 4, 4])], outputs, {"w": weight(8, 3, 1, 1)}, opset=opset)
+        assert optimize(m, ["col2im_interleave"])[1][0].rewrites == 0
+
+
+def test_portable_optimisation_leaves_out_the_cpu_only_passes():
+    """The graphs the export makes for GPUs: no Col2Im, which onnxruntime runs on the CPU only."""
+    from export.optimize import CPU_ONLY
+
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[4, 4], strides=[2, 2], pads=[1, 1, 1, 1])]
+    m = model(nodes, [("x", ["b", 4, 16, 16])], ["y"], {"w": weight(4, 3, 4, 4)})
+    cpu, cpu_reports = optimize(m)
+    gpu, gpu_reports = optimize(m, portable=True)
+    assert op_counts(cpu)["Col2Im"] == 1 and op_counts(gpu) == {"ConvTranspose": 1}
+    assert {r.name for r in cpu_reports} - {r.name for r in gpu_reports} == CPU_ONLY
 
 
 # --------------------------------------------------------------------------- cancel_transposes
