@@ -18,10 +18,13 @@ applies the depth pads. The graph becomes:
     -> ConvTranspose 2-D -> Reshape(N, J*s, C_out, H', W') -> Slice depth pads -> Transpose back
 
 Same multiplications except the ``K - 1`` padded blocks, no zero taps. The Transposes between two
-rewritten layers cancel (:mod:`.transposes`). Measured on the seed video generator (its three
-depth-upsampling layers; batch 1 and 8): 1.47-1.52x and 1.25x end to end. A depth-stride-1 layer is
-left alone: the ``K``-fold copy of its input made it slower (0.92x on the same generator's last layer).
-Group 1, dilation 1, static depth, height and width, depth pads inside the computed range.
+rewritten layers cancel (:mod:`.transposes`), and the 2-D ConvTranspose may become a blocked Conv
+(:mod:`.block_transpose`). Measured on the seed video generator (2 threads, batch 1 and 8): its
+three depth-upsampling layers folded, 1.25x end to end; with the first of them (depth 2: 3 blocks
+computed for 2, over :data:`MAX_DEPTH_WASTE`) left as it was, 1.04-1.08x more; leaving the second
+(depth 4, 5 for 4) too lost 0.94-0.96x. A depth-stride-1 layer is left alone: the ``K``-fold copy
+of its input made it slower (0.92x on the same generator's last layer). Group 1, dilation 1,
+static depth, height and width, depth pads inside the computed range.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from onnx import helper
 from .graph import Graph, attribute, conv_attributes, static_shapes
 
 DEPTH_MAJOR = [0, 2, 1, 3, 4]  # N, C, D, H, W <-> N, D, C, H, W (its own inverse)
+#: the largest (computed depth blocks) / (input depth) the rewrite accepts.
+MAX_DEPTH_WASTE = 1.4
 
 
 def folded_weight(weight: np.ndarray, depth_stride: int) -> np.ndarray:
@@ -70,6 +75,8 @@ def depth_fold_transpose(graph: Graph) -> int:
             continue
         slots = k // s
         blocks = depth + slots - 1
+        if blocks > MAX_DEPTH_WASTE * depth:
+            continue
         out_depth = s * (depth - 1) + k - pad_begin - pad_end + extra
         if pad_begin + out_depth > s * blocks or out_depth <= 0:
             continue  # output padding beyond the computed depths

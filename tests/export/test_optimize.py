@@ -233,20 +233,21 @@ def test_depth_fold_transpose_matches_the_3d_transposed_convolution(kernel, stri
                               pads=list(pads), output_padding=list(out_pad)),
              helper.make_node("Relu", ["h"], ["y"])]
     inits = {"w": weight(c_in, c_out, *kernel), **({"b": weight(c_out)} if bias else {})}
-    m = model(nodes, [("x", ["b", c_in, 3, 5, 6])], ["y"], inits)
+    m = model(nodes, [("x", ["b", c_in, 8, 5, 6])], ["y"], inits)
     out, reports = optimize(m, ["depth_fold_transpose"])
     counts = op_counts(out)
     assert reports[0].rewrites == 1 and counts["ConvTranspose"] == 1 and counts["Transpose"] == 2
     folded = next(n for n in out.graph.node if n.op_type == "ConvTranspose")
     assert len(next(a for a in folded.attribute if a.name == "kernel_shape").ints) == 2
-    check_same(m, out, {"x": video(2, c_in, 3, 5, 6)})
+    check_same(m, out, {"x": video(2, c_in, 8, 5, 6)})
 
 
-def test_depth_fold_transpose_leaves_unit_depth_stride_and_uneven_kernels():
-    """Depth stride 1 (measured slower folded) and a depth kernel that is no multiple of the stride."""
-    for kernel, strides in (((3, 4, 4), (1, 2, 2)), ((5, 4, 4), (2, 2, 2))):
+def test_depth_fold_transpose_leaves_unit_depth_stride_uneven_kernels_and_shallow_inputs():
+    """Depth stride 1 (measured slower folded), a depth kernel that is no multiple of the stride, and
+    an input 2 deep (3 depth blocks computed for 2: over the waste bound)."""
+    for kernel, strides, depth in (((3, 4, 4), (1, 2, 2), 4), ((5, 4, 4), (2, 2, 2), 4), ((4, 4, 4), (2, 2, 2), 2)):
         nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=list(kernel), strides=list(strides))]
-        m = model(nodes, [("x", ["b", 3, 2, 4, 4])], ["y"], {"w": weight(3, 2, *kernel)})
+        m = model(nodes, [("x", ["b", 3, depth, 4, 4])], ["y"], {"w": weight(3, 2, *kernel)})
         out, reports = optimize(m, ["depth_fold_transpose"])
         assert reports[0].rewrites == 0 and op_counts(out) == {"ConvTranspose": 1}
 
