@@ -1,19 +1,29 @@
 """``block_transpose``: a 2-D transposed convolution as a blocked Conv and one Col2Im.
 
 onnxruntime runs ``ConvTranspose`` as a GEMM and a col2im scatter in NCHW (180-350 GFLOP/s on a
-2-core AVX-512 EPYC), while a ``Conv`` runs in its blocked NCHWc layout (490-520 GFLOP/s on the
-same machine and shapes). When the kernel ``k`` is a multiple of the stride ``s`` on both axes, each
-output block of ``s x s`` pixels reads the same ``K x K`` input pixels (``K = k / s``; per axis,
-uncropped output ``o = s*j + r``):
+2-core AVX-512 EPYC), while a ``Conv`` runs in its blocked NCHWc layout (400-520 GFLOP/s on the
+same machine and shapes). A stride-``s`` transposed convolution writes, per axis, uncropped output
+``o = s*i + t`` from input ``i`` and tap ``t < k``. Cut the uncropped output into blocks of ``s``
+pixels starting at offset ``c`` (block ``j`` holds ``o = s*j + c + r``, ``r < s``); output ``r`` of
+block ``j`` reads input ``j - a`` through tap ``t = s*a + c + r``:
 
-    y[s*j + r] = sum_{a < K} W[r + s*a] * x[j - a],    j < n + K - 1
+    y[s*j + c + r] = sum_a W[s*a + c + r] * x[j - a]        (taps outside [0, k) are zero)
 
-so one Conv with kernel ``K``, pads ``K - 1`` and ``s*s*C_out`` output channels computes every
-block, without zero taps; ``Col2Im`` with block and stride ``s`` puts the blocks in place (they do
-not overlap) and its pads crop the ConvTranspose's pads. Its only extra work is the ``K - 1`` border
-blocks: ``(n + K - 1) / n`` per axis. That waste is what decides: the rewrite is made when the two
-axes together waste at most :data:`MAX_WASTE` (1.4, below the 1.5-1.7x kernel speed ratio measured
-above; the folded video generator's 16 x 16 layers, 1.13, gain and its 4 x 8 one, 1.56, loses).
+so one Conv with ``s*s*C_out`` output channels computes every block, its kernel spanning the
+offsets ``a`` that occur, and ``Col2Im`` with block and stride ``s`` puts the blocks in place (they
+do not overlap); its pads crop what the ConvTranspose's pads crop. Per axis the alignment ``c``
+is chosen for the least work, (blocks covering the output) x (kernel taps): with ``k`` a multiple
+of ``s`` (4, stride 2) the kernel has no zero taps and ``K - 1`` border blocks; with a 5-tap kernel
+at stride 2 some phases read 2 inputs and some 3, so a 3-tap kernel with zero taps covers them.
+
+The rewrite is made when that work is at most :data:`MAX_WASTE` times the ConvTranspose's GEMM
+(``n * k`` per axis) -- below the 1.5-1.7x kernel speed ratio above. Measured, 2 threads: the
+folded video generator's 8 x 8 and 16 x 16 layers (1.27x and 1.13x the work) and the age and
+vaegan generators' (1.13-1.27x) gained 1.07-1.25x; the dcgan generator's 5 x 5 stride-2 layer
+(1.44x) 1.06-1.16x; a 4 x 4 map with a 4-tap kernel (1.56x) lost, and so did the 3 x 3 stride-2
+layers of the 150 x 150 decoder (1.78x: 0.96-1.02x). A Conv with fewer than :data:`MIN_CHANNELS`
+output channels fills a fraction of each NCHWc vector: the dcgan generator's last layer
+(1 channel, 4 phases) measured no faster, so narrow ones stay.
 
 Col2Im, not DepthToSpace, interleaves the blocks (5-10x faster in onnxruntime, see
 :mod:`.interleave`). Col2Im is opset 18 and CPU-only in onnxruntime: graphs of an older opset are
@@ -23,7 +33,7 @@ dilation 1, static height and width.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 from onnx import helper
@@ -31,23 +41,77 @@ from onnx import helper
 from .graph import Graph, attribute, conv_attributes, static_shapes
 from .interleave import COL2IM_OPSET, default_opset
 
-#: the largest (computed blocks) / (needed blocks) the rewrite accepts, both axes together.
-MAX_WASTE = 1.4
-def block_weight(weight: np.ndarray, strides: list[int]) -> np.ndarray:
-    """``(C_in, C_out, kh, kw)`` -> ``(C_out * sh * sw, C_in, Kh, Kw)``: row ``(c, r, q)`` is output
-    phase ``(r, q)`` of channel ``c``; tap ``(u, v)`` reads input ``(j - Kh + 1 + u, ...)`` and so
-    takes kernel tap ``(r + sh*(Kh - 1 - u), q + sw*(Kw - 1 - v))``."""
+#: the most work (blocks x kernel taps, both axes) the rewrite accepts, over the ConvTranspose's.
+MAX_WASTE = 1.5
+#: the fewest output channels (C_out * s * s) of the blocked Conv.
+MIN_CHANNELS = 8
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One spatial axis of the blocked form: block alignment ``offset``, the input offsets its kernel
+    spans (``a_low..a_high``), the first block and the number of blocks, and Col2Im's crop."""
+
+    stride: int
+    offset: int
+    a_low: int
+    a_high: int
+    first: int
+    blocks: int
+    crop_begin: int
+    crop_end: int
+
+    @property
+    def taps(self) -> int:
+        return self.a_high - self.a_low + 1
+
+    def conv_pads(self, size: int) -> tuple[int, int] | None:
+        """Conv pads so that its outputs are blocks ``first .. first + blocks - 1`` (block ``j``
+        reads inputs ``j - a_high .. j - a_low``), or None where a pad would be negative."""
+        begin = self.a_high - self.first
+        end = (self.first + self.blocks - 1 - self.a_low) - (size - 1)
+        return (begin, end) if begin >= 0 and end >= 0 else None
+
+
+def plan_axis(size: int, kernel: int, stride: int, pad_begin: int, out: int) -> Axis | None:
+    """The cheapest block alignment of one axis (input ``size``, output ``out`` after the pads)."""
+    best = None
+    for offset in range(stride):
+        offsets = [(t - offset - r) // stride for r in range(stride) for t in range(kernel)
+                   if (t - offset - r) % stride == 0]
+        first = (pad_begin - offset) // stride
+        last = (pad_begin + out - 1 - offset) // stride
+        axis = Axis(stride, offset, min(offsets), max(offsets), first, last - first + 1,
+                    pad_begin - (stride * first + offset), stride * (last + 1) + offset - (pad_begin + out))
+        if axis.conv_pads(size) is None:
+            continue
+        if best is None or axis.blocks * axis.taps < best.blocks * best.taps:
+            best = axis
+    return best
+
+
+def block_weight(weight: np.ndarray, rows: Axis, cols: Axis) -> np.ndarray:
+    """``(C_in, C_out, kh, kw)`` -> ``(C_out * sh * sw, C_in, taps_h, taps_w)``: row ``(c, r, q)`` is
+    output ``(r, q)`` of a block for channel ``c`` (Col2Im's order); kernel tap ``u`` reads input
+    offset ``a = a_high - u``, i.e. ConvTranspose tap ``s*a + offset + r`` (zero outside the kernel)."""
     c_in, c_out, kh, kw = weight.shape
-    sh, sw = strides
-    big_h, big_w = kh // sh, kw // sw
-    # kernel tap r + s*(K-1-u) for phase r, block tap u: reverse the a-axis after splitting (a, r)
-    taps = weight.reshape(c_in, c_out, big_h, sh, big_w, sw)[:, :, ::-1, :, ::-1, :]
-    # -> (C_out, sh, sw, C_in, Kh, Kw)
-    return np.ascontiguousarray(taps.transpose(1, 3, 5, 0, 2, 4).reshape(c_out * sh * sw, c_in, big_h, big_w))
+    out = np.zeros((c_out, rows.stride, cols.stride, c_in, rows.taps, cols.taps), np.float32)
+    for r in range(rows.stride):
+        for u in range(rows.taps):
+            t = rows.stride * (rows.a_high - u) + rows.offset + r
+            if not 0 <= t < kh:
+                continue
+            for q in range(cols.stride):
+                for v in range(cols.taps):
+                    tw = cols.stride * (cols.a_high - v) + cols.offset + q
+                    if 0 <= tw < kw:
+                        out[:, r, q, :, u, v] = weight[:, :, t, tw].T
+    return out.reshape(c_out * rows.stride * cols.stride, c_in, rows.taps, cols.taps)
 
 
 def block_transpose(graph: Graph) -> int:
-    """Rewrite 2-D ConvTranspose nodes whose kernels are multiples of their strides; returns how many."""
+    """Rewrite strided 2-D ConvTranspose nodes as a blocked Conv + Col2Im where that is less work
+    than :data:`MAX_WASTE` times the original; returns how many."""
     if default_opset(graph) < COL2IM_OPSET:
         return 0
     shapes = static_shapes(graph.commit())
@@ -56,42 +120,41 @@ def block_transpose(graph: Graph) -> int:
         if node.op_type != "ConvTranspose":
             continue
         weight = graph.constant(node.input[1])
-        x_shape = shapes.get(node.input[0])
+        x_shape, y_shape = shapes.get(node.input[0]), shapes.get(node.output[0])
         has_bias = len(node.input) > 2 and bool(node.input[2])
         bias = graph.constant(node.input[2]) if has_bias else None
         if (weight is None or weight.dtype != np.float32 or weight.ndim != 4 or x_shape is None or len(x_shape) != 4
-                or any(d is None for d in x_shape[2:]) or (has_bias and bias is None)
-                or attribute(node, "group", 1) != 1 or attribute(node, "auto_pad", "NOTSET") != "NOTSET"
-                or attribute(node, "output_shape") is not None):
+                or y_shape is None or len(y_shape) != 4 or any(d is None for d in (*x_shape[2:], *y_shape[2:]))
+                or (has_bias and bias is None) or attribute(node, "group", 1) != 1
+                or attribute(node, "auto_pad", "NOTSET") != "NOTSET" or attribute(node, "output_shape") is not None):
             continue
         a = conv_attributes(node, 2)
-        strides, kernel, size = a["strides"], list(weight.shape[2:]), list(x_shape[2:])
-        if a["dilations"] != [1, 1] or max(strides) < 2 or any(k % s for k, s in zip(kernel, strides)):
-            continue
-        big = [k // s for k, s in zip(kernel, strides)]
-        blocks = [n + kk - 1 for n, kk in zip(size, big)]
-        if math.prod(blocks) > MAX_WASTE * math.prod(size):
-            continue
-        full = [s * b for s, b in zip(strides, blocks)]
-        out = [f - pb - pe + op for f, pb, pe, op in zip(full, a["pads"][:2], a["pads"][2:], a["output_padding"])]
-        crop_end = [f - o - pb for f, o, pb in zip(full, out, a["pads"][:2])]
-        if min(crop_end) < 0 or min(out) <= 0:
-            continue  # output padding beyond the computed pixels
+        strides, kernel, size, out = a["strides"], list(weight.shape[2:]), list(x_shape[2:]), list(y_shape[2:])
         c_out, phases = weight.shape[1], strides[0] * strides[1]
-        conv_inputs = [node.input[0], graph.add_constant("block_weight", block_weight(weight, strides))]
+        if a["dilations"] != [1, 1] or max(strides) < 2 or c_out * phases < MIN_CHANNELS:
+            continue
+        plan = [plan_axis(n, k, s, p, o) for n, k, s, p, o in zip(size, kernel, strides, a["pads"][:2], out)]
+        if None in plan:
+            continue
+        rows, cols = plan
+        work = (rows.blocks * rows.taps * rows.stride) * (cols.blocks * cols.taps * cols.stride)
+        if work > MAX_WASTE * size[0] * kernel[0] * size[1] * kernel[1]:
+            continue
+        conv_inputs = [node.input[0], graph.add_constant("block_weight", block_weight(weight, rows, cols))]
         if bias is not None:
             conv_inputs.append(graph.add_constant("block_bias", np.repeat(bias.astype(np.float32), phases)))
+        (top, bottom), (left, right) = rows.conv_pads(size[0]), cols.conv_pads(size[1])
         computed, columns = graph.fresh(f"{node.output[0]}_blocks"), graph.fresh(f"{node.output[0]}_columns")
         graph.replace([node], [
             helper.make_node("Conv", conv_inputs, [computed], name=node.name or graph.fresh("BlockConv"),
-                             kernel_shape=big, pads=[k - 1 for k in big] * 2, strides=[1, 1]),
+                             kernel_shape=[rows.taps, cols.taps], pads=[top, left, bottom, right], strides=[1, 1]),
             helper.make_node("Reshape", [computed, graph.add_constant(
-                "columns_shape", np.array([0, c_out * phases, blocks[0] * blocks[1]], np.int64))], [columns],
+                "columns_shape", np.array([0, c_out * phases, rows.blocks * cols.blocks], np.int64))], [columns],
                 name=graph.fresh("Reshape")),
             helper.make_node("Col2Im", [columns, graph.add_constant("image_shape", np.array(out, np.int64)),
                                         graph.add_constant("block_shape", np.array(strides, np.int64))],
                              list(node.output), name=graph.fresh("Col2Im"), strides=strides,
-                             pads=a["pads"][:2] + crop_end),
+                             pads=[rows.crop_begin, cols.crop_begin, rows.crop_end, cols.crop_end]),
         ])
         rewritten += 1
     return rewritten

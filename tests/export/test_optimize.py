@@ -259,6 +259,7 @@ def test_depth_fold_transpose_leaves_unit_depth_stride_uneven_kernels_and_shallo
     ((4, 4), (2, 2), (1, 1, 1, 1), (0, 0), (8, 8)),      # the usual doubling: Col2Im pads crop 1 pixel
     ((6, 4), (3, 2), (0, 1, 2, 1), (1, 0), (9, 10)),     # unequal strides, uneven pads, output padding
     ((2, 2), (2, 2), (0, 0, 0, 0), (0, 0), (5, 7)),      # K = 1: a 1 x 1 Conv, no border blocks
+    ((5, 5), (2, 2), (2, 2, 2, 2), (1, 1), (7, 7)),      # no multiple of the stride: a 3 x 3 kernel with zero taps
 ])
 def test_block_transpose_matches_the_transposed_convolution(kernel, strides, pads, out_pad, size):
     c_in, c_out = 6, 5
@@ -273,16 +274,18 @@ def test_block_transpose_matches_the_transposed_convolution(kernel, strides, pad
 
 
 def test_block_transpose_leaves_wasteful_small_maps_uneven_kernels_and_old_opsets():
-    """A 4 x 4 map (25 blocks computed for 16: over the waste bound), a 3 x 3 stride-2 kernel (no
-    multiple of the stride: zero taps) and an opset-17 graph (no Col2Im) stay ConvTranspose."""
+    """A 4 x 4 map (25 blocks computed for 16: over the waste bound), a 3 x 3 stride-2 kernel (its
+    blocks are 4/3 of the work per axis), an opset-17 graph (no Col2Im) and a 1-channel output
+    (4 Conv channels: under MIN_CHANNELS) stay ConvTranspose."""
     from export.optimize.block_transpose import MAX_WASTE
 
-    for kernel, size, opset in (((4, 4), (4, 4), 18), ((3, 3), (8, 8), 18), ((4, 4), (8, 8), 17)):
+    for kernel, size, opset, c_out in (((4, 4), (4, 4), 18, 2), ((3, 3), (8, 8), 18, 2), ((4, 4), (8, 8), 17, 2),
+                                       ((4, 4), (8, 8), 18, 1)):
         nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=list(kernel), strides=[2, 2],
                                   pads=[1, 1, 1, 1])]
-        m = model(nodes, [("x", ["b", 3, *size])], ["y"], {"w": weight(3, 2, *kernel)}, opset=opset)
+        m = model(nodes, [("x", ["b", 3, *size])], ["y"], {"w": weight(3, c_out, *kernel)}, opset=opset)
         out, reports = optimize(m, ["block_transpose"])
-        assert reports[0].rewrites == 0 and op_counts(out) == {"ConvTranspose": 1}, (kernel, size, opset)
+        assert reports[0].rewrites == 0 and op_counts(out) == {"ConvTranspose": 1}, (kernel, size, opset, c_out)
     assert (4 + 1) ** 2 > MAX_WASTE * 4 ** 2  # the bound the first case relies on
 
 
