@@ -2,7 +2,7 @@
 
     python bench/train.py [--models MODEL,MODEL/VARIANT] [--preset tiny|seed] [--batch-size N]
                           [--contenders shipped,channels_last,compiled,keras] [--repeats 5] [--warmup 1]
-                          [--seed 0] [--threads N] [--out-json PATH]
+                          [--settle-ms 60] [--min-sample-ms 50] [--seed 0] [--threads N] [--out-json PATH]
 
 A target is ``MODEL`` or ``MODEL/*`` (every variant it registers in ``ModelSpec.variants``) or
 ``MODEL/VARIANT`` (the same syntax as ``bench/runtime.py``'s, without its ``:PRESET``);
@@ -36,7 +36,12 @@ is timed equally often whatever the hyperparameters (a WGAN-GP with ``n_critic``
 first (they absorb Keras' ``tf.function`` tracing and torch.compile's compilation), then
 ``--repeats`` timed rounds, the contenders interleaved (order rotating every round). A kind's time
 is the median of its samples; ``per step`` weighs the kinds by how often the schedule runs them
-over the first ``SCHEDULE_SPAN`` steps. The process's CPU time (user and system, all threads) is
+over the first ``SCHEDULE_SPAN`` steps. A sample of a step shorter than ``--min-sample-ms`` is the
+mean of as many repeats of that step as fill it (counted from the warm-up), and the parent waits
+``--settle-ms`` before every sample: both frameworks' thread pools keep spinning for a while after a
+call (OpenMP's and TensorFlow's), which otherwise took CPU from the next contender's step (measured
+on the 3-6 ms steps of the smallest seed models: in one process a Keras step took 2.2 and 5.4 ms,
+interleaved right after torch's 5.2 and 11.3 ms). The process's CPU time (user and system, all threads) is
 taken around every step too: ``sys`` is the system share of it, what page faults cost. The first
 warm-up step's losses of every contender are compared with the first contender's (same weights,
 batch and step inputs) as a sanity check. The CPU model, the ISA torch dispatches to and the CPU
@@ -152,8 +157,8 @@ def cpu_s() -> tuple[float, float]:
 
 def worker(name: str, model: str, variant: str, preset: str, seed: int, batch_size: int, threads: int,
            conn: Any) -> None:
-    """One contender's process: build its trainer, then answer ``step`` requests with
-    (seconds, user CPU-s, system CPU-s, losses) until ``None``; an error is answered as a string."""
+    """One contender's process: build its trainer, then answer ``(step, calls)`` requests with
+    (seconds, user CPU-s, system CPU-s per call, losses) until ``None``; an error is answered as a string."""
     c = CONTENDERS[name]
     try:
         if c.module.startswith("torch"):
@@ -171,14 +176,16 @@ def worker(name: str, model: str, variant: str, preset: str, seed: int, batch_si
         conn.send(f"build: {type(exc).__name__}: {exc}")
         return
     conn.send("ready")
-    while (step := conn.recv()) is not None:
+    while (request := conn.recv()) is not None:
+        step, calls = request
         try:
             u0, s0 = cpu_s()
             t = time.perf_counter()
-            losses = trainer.train_step(batch, step)
-            dt = time.perf_counter() - t
+            for _ in range(calls):
+                losses = trainer.train_step(batch, step)
+            dt = (time.perf_counter() - t) / calls
             u1, s1 = cpu_s()
-            conn.send((dt, u1 - u0, s1 - s0, losses))
+            conn.send((dt, (u1 - u0) / calls, (s1 - s0) / calls, losses))
         except Exception as exc:  # noqa: BLE001 - e.g. a model torch.compile cannot take
             log.debug("%s", traceback.format_exc())
             conn.send(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200])
@@ -196,8 +203,8 @@ class Worker:
         self.process.start()
         self.ready = self.conn.recv()
 
-    def step(self, step: int) -> Any:
-        self.conn.send(step)
+    def step(self, step: int, calls: int = 1) -> Any:
+        self.conn.send((step, calls))
         return self.conn.recv()
 
     def close(self) -> None:
@@ -232,13 +239,15 @@ def bench_target(model: str, variant: str, opts: argparse.Namespace) -> dict:
     first_losses: dict[str, dict[str, float]] = {}
     nonfinite = []
     warmup_s = dict.fromkeys(trainers, 0.0)
+    calls = {(n, k): 1 for n in trainers for k in kinds}  # repeats per sample, set from the last warm-up round
     for r in range(opts.warmup + opts.repeats):
         for name in rotated(list(trainers), r):
             for kind, steps in kinds.items():
                 if name in failed:
                     break
                 step = steps[r % len(steps)]
-                answer = trainers[name].step(step)
+                time.sleep(opts.settle_ms / 1e3)
+                answer = trainers[name].step(step, calls[(name, kind)] if r >= opts.warmup else 1)
                 if isinstance(answer, str):
                     failed[name] = answer
                     log.warning("%s %s: step failed: %s", label, name, answer)
@@ -254,6 +263,9 @@ def bench_target(model: str, variant: str, opts: argparse.Namespace) -> dict:
                     cpu[name][1] += system
                 else:
                     warmup_s[name] += dt
+                    again = trainers[name].step(step)  # timed once more after tracing / compiling
+                    if not isinstance(again, str):
+                        calls[(name, kind)] = max(1, math.ceil(opts.min_sample_ms / 1e3 / max(again[0], 1e-6)))
     others = meter.others()
     for w in trainers.values():
         w.close()
@@ -340,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated, of {','.join(CONTENDERS)} (default {','.join(DEFAULT_CONTENDERS)})")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first, >= 1 (default 1)")
+    parser.add_argument("--settle-ms", type=float, default=60.0,
+                        help="pause before every sample, so the last contender's spinning threads stop (default 60)")
+    parser.add_argument("--min-sample-ms", type=float, default=50.0,
+                        help="a sample repeats its step until it lasts this long (default 50)")
     parser.add_argument("--seed", type=int, default=0, help="initial weights, batch and step noise (default 0)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads in the torch workers (default: the CPUs this process may use)")
@@ -358,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--models: no targets")
     if min(opts.repeats, opts.warmup, opts.batch_size or 1, opts.threads or 1) < 1:
         parser.error("--repeats, --warmup, --batch-size and --threads must be >= 1")
+    if opts.settle_ms < 0 or opts.min_sample_ms < 0:
+        parser.error("--settle-ms and --min-sample-ms must be >= 0")
 
     setup_logging(opts.log_level, ("absl", "tensorflow", "torch"))
     env = framework_environment({"isa (torch dispatch; cpu flags)": cpu_isa()})
