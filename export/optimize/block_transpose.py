@@ -18,12 +18,12 @@ at stride 2 some phases read 2 inputs and some 3, so a 3-tap kernel with zero ta
 
 The rewrite is made when that work is at most :data:`MAX_WASTE` times the ConvTranspose's GEMM
 (``n * k`` per axis) -- below the 1.5-1.7x kernel speed ratio above. Measured, 2 threads: the
-folded video generator's 8 x 8 and 16 x 16 layers (1.27x and 1.13x the work) and the age and
-vaegan generators' (1.13-1.27x) gained 1.07-1.25x; the dcgan generator's 5 x 5 stride-2 layer
-(1.44x) 1.06-1.16x; a 4 x 4 map with a 4-tap kernel (1.56x) lost, and so did the 3 x 3 stride-2
-layers of the 150 x 150 decoder (1.78x: 0.96-1.02x). A Conv with fewer than :data:`MIN_CHANNELS`
-output channels fills a fraction of each NCHWc vector: the dcgan generator's last layer
-(1 channel, 4 phases) measured no faster, so narrow ones stay.
+folded video generator's 8 x 8 and 16 x 16 layers (1.27x and 1.13x the work) and the two image
+generators with 4 x 4, stride-2 kernels on 8-64 pixel maps (1.13-1.27x) gained 1.07-1.25x; a
+5 x 5, stride-2 layer on a 7 x 7 map (1.44x) 1.06-1.16x; a 4 x 4 map with a 4-tap kernel (1.56x)
+lost, and so did the 3 x 3 stride-2 layers of the 150 x 150 decoder (1.78x: 0.96-1.02x). A Conv
+with fewer than :data:`MIN_CHANNELS` output channels fills a fraction of each NCHWc vector: a
+1-channel final layer (4 phases) measured no faster, so narrow ones stay.
 
 Col2Im, not DepthToSpace, interleaves the blocks (5-10x faster in onnxruntime, see
 :mod:`.interleave`). Col2Im is opset 18 and CPU-only in onnxruntime: graphs of an older opset are
