@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import helper
 
-from .graph import Graph, attribute, conv_attributes, static_shapes
+from .graph import Graph, constant_transposes, conv_attributes, static_shapes
 from .interleave import COL2IM_OPSET, default_opset
 
 #: the most work (blocks x kernel taps, both axes) the rewrite accepts, over the ConvTranspose's.
@@ -116,17 +116,10 @@ def block_transpose(graph: Graph) -> int:
         return 0
     shapes = static_shapes(graph.commit())
     rewritten = 0
-    for node in list(graph.nodes):
-        if node.op_type != "ConvTranspose":
-            continue
-        weight = graph.constant(node.input[1])
+    for node, weight, bias in constant_transposes(graph, rank=4):
         x_shape, y_shape = shapes.get(node.input[0]), shapes.get(node.output[0])
-        has_bias = len(node.input) > 2 and bool(node.input[2])
-        bias = graph.constant(node.input[2]) if has_bias else None
-        if (weight is None or weight.dtype != np.float32 or weight.ndim != 4 or x_shape is None or len(x_shape) != 4
-                or y_shape is None or len(y_shape) != 4 or any(d is None for d in (*x_shape[2:], *y_shape[2:]))
-                or (has_bias and bias is None) or attribute(node, "group", 1) != 1
-                or attribute(node, "auto_pad", "NOTSET") != "NOTSET" or attribute(node, "output_shape") is not None):
+        if (x_shape is None or len(x_shape) != 4 or y_shape is None or len(y_shape) != 4
+                or any(d is None for d in (*x_shape[2:], *y_shape[2:]))):
             continue
         a = conv_attributes(node, 2)
         strides, kernel, size, out = a["strides"], list(weight.shape[2:]), list(x_shape[2:]), list(y_shape[2:])

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from .graph import Graph, attribute, conv_attributes, static_shapes
+from .graph import Graph, constant_transposes, conv_attributes, static_shapes
 
 DEPTH_MAJOR = [0, 2, 1, 3, 4]  # N, C, D, H, W <-> N, D, C, H, W (its own inverse)
 #: the largest (computed depth blocks) / (input depth) the rewrite accepts.
@@ -55,17 +55,9 @@ def depth_fold_transpose(graph: Graph) -> int:
     """Rewrite depth-upsampling 3-D ConvTranspose nodes as depth-folded 2-D ones; returns how many."""
     shapes = static_shapes(graph.commit())
     rewritten = 0
-    for node in list(graph.nodes):
-        if node.op_type != "ConvTranspose":
-            continue
-        weight = graph.constant(node.input[1])
+    for node, weight, bias in constant_transposes(graph, rank=5):
         x_shape = shapes.get(node.input[0])
-        has_bias = len(node.input) > 2 and bool(node.input[2])
-        bias = graph.constant(node.input[2]) if has_bias else None
-        if (weight is None or weight.dtype != np.float32 or weight.ndim != 5 or x_shape is None or len(x_shape) != 5
-                or any(d is None for d in x_shape[2:]) or (has_bias and bias is None)
-                or attribute(node, "group", 1) != 1 or attribute(node, "auto_pad", "NOTSET") != "NOTSET"
-                or attribute(node, "output_shape") is not None):
+        if x_shape is None or len(x_shape) != 5 or any(d is None for d in x_shape[2:]):
             continue
         a = conv_attributes(node, 3)
         c_in, c_out, k = weight.shape[:3]

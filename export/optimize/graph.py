@@ -13,7 +13,7 @@ as used by its parent node, so the passes never remove or change it.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import onnx
@@ -131,6 +131,24 @@ def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
             value = onnx.helper.get_attribute_value(attr)
             return value.decode() if isinstance(value, bytes) else value
     return default
+
+
+def constant_transposes(graph: Graph, rank: int | None = None) -> Iterator[tuple[onnx.NodeProto, np.ndarray, np.ndarray | None]]:
+    """``(node, weight, bias or None)`` of every ConvTranspose a rewrite may bake into new weights:
+    float32 constant weight (of ``rank`` dimensions when given) and bias (when it has one), group 1,
+    explicit pads (no ``auto_pad``, no ``output_shape``). Iterates over a snapshot of the node list,
+    so the caller may replace nodes as it goes."""
+    for node in list(graph.nodes):
+        if node.op_type != "ConvTranspose":
+            continue
+        weight = graph.constant(node.input[1])
+        has_bias = len(node.input) > 2 and bool(node.input[2])
+        bias = graph.constant(node.input[2]) if has_bias else None
+        if (weight is None or weight.dtype != np.float32 or (rank is not None and weight.ndim != rank)
+                or (has_bias and bias is None) or attribute(node, "group", 1) != 1
+                or attribute(node, "auto_pad", "NOTSET") != "NOTSET" or attribute(node, "output_shape") is not None):
+            continue
+        yield node, weight, bias
 
 
 def conv_attributes(node: onnx.NodeProto, spatial: int) -> dict[str, list[int]]:

@@ -15,29 +15,20 @@ import math
 import numpy as np
 from onnx import helper
 
-from .graph import Graph, attribute, conv_attributes, static_shapes
+from .graph import Graph, constant_transposes, conv_attributes, static_shapes
 
 
 def single_pixel_transpose(graph: Graph) -> int:
     """Rewrite ConvTranspose nodes of 1 x ... x 1 inputs as Reshape + Gemm + Reshape; returns how many."""
     shapes = static_shapes(graph.commit())
     rewritten = 0
-    for node in list(graph.nodes):
-        if node.op_type != "ConvTranspose":
-            continue
-        weight = graph.constant(node.input[1])
+    for node, weight, bias in constant_transposes(graph):
         x_shape = shapes.get(node.input[0])
-        if (weight is None or weight.dtype != np.float32 or weight.ndim < 3 or x_shape is None
-                or len(x_shape) != weight.ndim or any(d != 1 for d in x_shape[2:])
-                or attribute(node, "group", 1) != 1 or attribute(node, "auto_pad", "NOTSET") != "NOTSET"
-                or attribute(node, "output_shape") is not None):
+        if weight.ndim < 3 or x_shape is None or len(x_shape) != weight.ndim or any(d != 1 for d in x_shape[2:]):
             continue
         spatial = weight.ndim - 2
         a = conv_attributes(node, spatial)
         if any(a["pads"]) or any(a["output_padding"]) or a["dilations"] != [1] * spatial:
-            continue
-        bias = graph.constant(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        if len(node.input) > 2 and node.input[2] and bias is None:
             continue
         c_in, c_out, kernel = weight.shape[0], weight.shape[1], list(weight.shape[2:])
         width = c_out * math.prod(kernel)
