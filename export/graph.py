@@ -62,8 +62,10 @@ def runtime_metadata(ckpt: Checkpoint) -> dict[str, str]:
     }
 
 
-def embed_metadata(model: onnx.ModelProto, ckpt: Checkpoint, part: PartSpec, via: str) -> onnx.ModelProto:
-    """Replace every ``age.*`` entry of ``model`` with this export's (other entries are kept)."""
+def embed_metadata(model: onnx.ModelProto, ckpt: Checkpoint, part: PartSpec, via: str,
+                   optimized_for: str | None = None) -> onnx.ModelProto:
+    """Replace every ``age.*`` entry of ``model`` with this export's (other entries are kept).
+    ``optimized_for``: :func:`export.optimize.optimized_for` of the graph's rewrites, when any."""
     meta = {
         "model": ckpt.model,
         "part": part.name,
@@ -76,6 +78,7 @@ def embed_metadata(model: onnx.ModelProto, ckpt: Checkpoint, part: PartSpec, via
         "step": str(ckpt.step),
         "format_version": FORMAT_VERSION,
         **runtime_metadata(ckpt),
+        **({"optimized_for": optimized_for} if optimized_for else {}),
     }
     kept = [p for p in model.metadata_props if not p.key.startswith(META_PREFIX)]
     del model.metadata_props[:]

@@ -100,14 +100,15 @@ def export_checkpoint(
             raise ExportError(f"{checkpoint}: exporting part {part.name!r} via {via} failed: {exc}") from exc
         raw = rename_io(proto, part)
         what = f"{checkpoint}: part {part.name!r}"
-        proto = optimize_part(raw, what) if optimize else raw
+        proto, target = optimize_part(raw, what) if optimize else (raw, None)
         inputs = random_inputs(part, batch=3)
         want = backend.run(model, part, inputs)
-        blob, diff, shapes_ok = _checked(embed_metadata(proto, ckpt, part, via), part, inputs, want, what)
+        blob, diff, shapes_ok = _checked(embed_metadata(proto, ckpt, part, via, target), part, inputs, want, what)
         protos[part.name], blobs[part.name] = onnx.load_from_string(blob), blob
         if optimize and (triton is not None or set(variants) & GPU_VARIANTS):
             # the GPU's graph: the rewrites onnxruntime has GPU kernels for (export.optimize.CPU_ONLY left out)
-            gpu_blob, gpu_diff, gpu_ok = _checked(embed_metadata(optimize_part(raw, what, portable=True), ckpt, part, via),
+            gpu_proto, gpu_target = optimize_part(raw, what, portable=True)
+            gpu_blob, gpu_diff, gpu_ok = _checked(embed_metadata(gpu_proto, ckpt, part, via, gpu_target),
                                                   part, inputs, want, what)
             gpu_protos[part.name], gpu_blobs[part.name] = onnx.load_from_string(gpu_blob), gpu_blob
             diff, shapes_ok = max(diff, gpu_diff), shapes_ok and gpu_ok
@@ -168,18 +169,19 @@ def _checked(proto: onnx.ModelProto, part, inputs, want, what: str) -> tuple[byt
     return blob, diff, all(g.shape == w.shape for g, w in zip(got, want))
 
 
-def optimize_part(proto: onnx.ModelProto, what: str, portable: bool = False) -> onnx.ModelProto:
-    """:func:`export.optimize.optimize` on one part, its passes logged; a pass that raises is an
-    :class:`ExportError` naming the part (``--no-optimize`` exports without the rewrites).
-    ``portable``: without the passes whose ops onnxruntime runs on the CPU only."""
-    from .optimize import describe, optimize
+def optimize_part(proto: onnx.ModelProto, what: str, portable: bool = False) -> tuple[onnx.ModelProto, str | None]:
+    """:func:`export.optimize.optimize` on one part, its passes logged, and what the result is tuned
+    for (:func:`export.optimize.optimized_for`); a pass that raises is an :class:`ExportError`
+    naming the part (``--no-optimize`` exports without the rewrites). ``portable``: without the
+    passes whose ops onnxruntime runs on the CPU only."""
+    from .optimize import describe, optimize, optimized_for
 
     try:
         proto, passes = optimize(proto, portable=portable)
     except Exception as exc:  # noqa: BLE001 - a bug in a pass must not pass silently
         raise ExportError(f"{what}: graph optimisation failed ({exc}); export with --no-optimize") from exc
     log.info("optimised%s: %s", " for GPUs" if portable else "", describe(passes))
-    return proto
+    return proto, optimized_for(passes)
 
 
 def print_table(reports: list[PartReport], tolerance: float) -> None:

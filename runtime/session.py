@@ -100,6 +100,20 @@ class TensorInfo:
         return tuple(int(d) for d in self.shape[1:])
 
 
+def graph_target_advice(optimized_for: str | None, backend: str, provider: str) -> str | None:
+    """Why a file may run slower where it was opened, from its ``age.optimized_for`` (what the
+    export's graph rewrites tuned it for; absent when it has only folded weights), or None."""
+    if optimized_for is None:
+        return None
+    if backend != "onnxruntime":
+        return (f"its graph was rewritten for onnxruntime at export ({optimized_for[:40]!r}); {backend} ran such "
+                "graphs down to 0.62x the exporter's speed: for this backend, export with --no-optimize")
+    if provider == CUDA and optimized_for == "onnxruntime-cpu":
+        return ("its graph was rewritten for onnxruntime's CPU kernels at export: its Col2Im nodes run on the CPU "
+                "under CUDA; the --fp16 variant and --triton files are made for GPUs")
+    return None
+
+
 @dataclass(eq=False)
 class Part:
     """One model file: its parsed metadata, and the runner that executes it, opened on first use.
@@ -163,6 +177,10 @@ class Part:
         _check_graph_matches(self.path, "inputs", self.inputs, list(runner.inputs()))
         _check_graph_matches(self.path, "outputs", self.outputs, list(runner.outputs()))
         self._output_names = tuple(o.name for o in runner.outputs())
+        advice = graph_target_advice(self.metadata.get(META_PREFIX + "optimized_for"), runner.backend,
+                                     runner.choice.provider)
+        if advice:
+            log.warning("%s: %s", self.path.name, advice)
         log.debug("%s: opened on %s, %s", self.path.name, runner.backend, runner.choice.describe())
         return runner
 

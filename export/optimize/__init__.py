@@ -75,6 +75,8 @@ PASSES: dict[str, Callable[[Graph], int]] = {
 
 #: passes whose graphs need an op onnxruntime has on the CPU only (Col2Im).
 CPU_ONLY = frozenset({"block_transpose", "col2im_interleave"})
+#: passes that only fold arithmetic into weights: any backend runs their graphs as fast.
+FOLDING = frozenset({"fold_constants", "fold_crop", "fold_affine"})
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,17 @@ def optimize(model: onnx.ModelProto, passes: Sequence[str] | None = None,
         reports.append(PassReport(name, rewrites, before, len(work.graph.node), time.perf_counter() - start))
         log.debug("%s: %d rewrite(s), %d -> %d nodes", name, rewrites, before, len(work.graph.node))
     return work, reports
+
+
+def optimized_for(reports: Sequence[PassReport]) -> str | None:
+    """What a graph these passes rewrote is tuned for, recorded as ``age.optimized_for``:
+    ``"onnxruntime-cpu"`` when a :data:`CPU_ONLY` pass rewrote something (its Col2Im runs on the CPU
+    under CUDA), ``"onnxruntime"`` when another pass beyond :data:`FOLDING` did (layouts chosen for
+    onnxruntime's kernels, which OpenVINO may run slower), None when only folding (or nothing) did."""
+    done = {r.name for r in reports if r.rewrites}
+    if done & CPU_ONLY:
+        return "onnxruntime-cpu"
+    return "onnxruntime" if done - FOLDING else None
 
 
 def describe(reports: Sequence[PassReport]) -> str:

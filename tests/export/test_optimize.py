@@ -332,6 +332,18 @@ def test_col2im_interleave_leaves_shared_outputs_strided_crops_and_old_opsets():
         assert optimize(m, ["col2im_interleave"])[1][0].rewrites == 0
 
 
+def test_optimized_for_names_what_the_rewrites_tuned_the_graph_for():
+    from export.optimize import PassReport, optimized_for
+
+    def reports(*done):
+        return [PassReport(name, int(name in done), 1, 1, 0.0) for name in PASSES]
+
+    assert optimized_for(reports()) is None
+    assert optimized_for(reports("fold_affine", "fold_constants")) is None  # folding suits any backend
+    assert optimized_for(reports("fold_affine", "polyphase_tail")) == "onnxruntime"
+    assert optimized_for(reports("polyphase_tail", "col2im_interleave")) == "onnxruntime-cpu"
+
+
 def test_portable_optimisation_leaves_out_the_cpu_only_passes():
     """The graphs the export makes for GPUs: no Col2Im, which onnxruntime runs on the CPU only."""
     from export.optimize import CPU_ONLY

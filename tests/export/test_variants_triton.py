@@ -123,6 +123,22 @@ def test_gpu_files_are_optimised_without_cpu_only_ops(exported):
     assert "Col2Im" not in ops(out / "decoder.fp16.onnx")
     assert "Col2Im" not in ops(repo / "digits-vae_decoder" / "1" / "model.onnx")
     assert "Col2Im" in ops(out / "decoder.int8.onnx")  # int8 is for CPUs: made from the fp32 file
+    target = lambda path: {p.key: p.value for p in onnx.load(path).metadata_props}.get("age.optimized_for")  # noqa: E731
+    assert target(out / "decoder.onnx") == "onnxruntime-cpu"
+    assert target(out / "decoder.fp16.onnx") == "onnxruntime"  # the phase form stays, without Col2Im
+
+
+def test_the_runtime_says_when_a_file_was_tuned_for_another_backend(exported, caplog):
+    """Opening an onnxruntime-tuned file on OpenVINO logs why it may be slow and what to do."""
+    pytest.importorskip("openvino")
+    out, _, _ = exported
+    with caplog.at_level("WARNING", logger="runtime"):
+        runtime.load(out / "decoder.onnx", backend="openvino").generate(1)
+    assert any("--no-optimize" in r.getMessage() and "decoder.onnx" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="runtime"):
+        runtime.load(out / "decoder.onnx").generate(1)  # onnxruntime on the CPU: what it was tuned for
+    assert not [r for r in caplog.records if "rewritten" in r.getMessage()]
 
 
 def test_a_malformed_config_is_caught_by_the_schema(exported):
@@ -162,3 +178,15 @@ def test_io_binding_path_matches_plain_run(exported):
     assert np.array_equal(bound[0].numpy(), plain)
     chained = part.run_bound({"z": bound[0].numpy()[:, 0, 0, :TINY.latent_dim].copy()}, device="cpu")
     assert chained[0].shape() == [5, 3, 32, 32]
+
+
+def test_runtime_advice_for_a_file_opened_where_it_was_not_tuned_for():
+    from runtime.providers import CPU, CUDA
+    from runtime.session import graph_target_advice
+
+    assert graph_target_advice(None, "openvino", CPU) is None
+    assert "--no-optimize" in graph_target_advice("onnxruntime", "openvino", CPU)
+    assert "Col2Im" in graph_target_advice("onnxruntime-cpu", "onnxruntime", CUDA)
+    assert graph_target_advice("onnxruntime", "onnxruntime", CUDA) is None
+    assert graph_target_advice("onnxruntime-cpu", "onnxruntime", CPU) is None
+    assert len(graph_target_advice("x" * 10_000, "openvino", CPU)) < 400  # a crafted value stays short

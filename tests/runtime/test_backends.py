@@ -98,6 +98,8 @@ def test_openvino_with_cuda_is_refused(toys, tmp_path, monkeypatch, caplog):
 def test_missing_openvino_says_how_to_install_it(toys, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "openvino", None)  # what `import openvino` meets when it is not installed
     monkeypatch.delitem(sys.modules, "runtime.backends.openvino", raising=False)
+    # an earlier import left the submodule as an attribute of its package, where `from . import` finds it
+    monkeypatch.delattr(sys.modules["runtime.backends"], "openvino", raising=False)
     with pytest.raises(BackendError, match=r"needs OpenVINO, which is not installed: pip install '\.\[openvino\]'"):
         runtime.load(toys / "gauss", backend="openvino")
     assert evaluate.main([str(toys / "gauss"), "--n", "4", "--backend", "openvino"]) == 2
