@@ -74,8 +74,6 @@ def export_checkpoint(
     ``triton`` is a model repository directory to fill as well. ``optimize`` runs the graph
     rewrites of :mod:`export.optimize` on each part before it is checked and validated.
     """
-    import onnx
-
     from .graph import embed_metadata, rename_io
 
     if via not in VIA:
@@ -103,14 +101,15 @@ def export_checkpoint(
         proto, target = optimize_part(raw, what) if optimize else (raw, None)
         inputs = random_inputs(part, batch=3)
         want = backend.run(model, part, inputs)
-        blob, diff, shapes_ok = _checked(embed_metadata(proto, ckpt, part, via, target), part, inputs, want, what)
-        protos[part.name], blobs[part.name] = onnx.load_from_string(blob), blob
+        proto = embed_metadata(proto, ckpt, part, via, target)
+        blob, diff, shapes_ok = _checked(proto, part, inputs, want, what)
+        protos[part.name], blobs[part.name] = proto, blob
         if optimize and (triton is not None or set(variants) & GPU_VARIANTS):
             # the GPU's graph: the rewrites onnxruntime has GPU kernels for (export.optimize.CPU_ONLY left out)
             gpu_proto, gpu_target = optimize_part(raw, what, portable=True)
-            gpu_blob, gpu_diff, gpu_ok = _checked(embed_metadata(gpu_proto, ckpt, part, via, gpu_target),
-                                                  part, inputs, want, what)
-            gpu_protos[part.name], gpu_blobs[part.name] = onnx.load_from_string(gpu_blob), gpu_blob
+            gpu_proto = embed_metadata(gpu_proto, ckpt, part, via, gpu_target)
+            gpu_blob, gpu_diff, gpu_ok = _checked(gpu_proto, part, inputs, want, what)
+            gpu_protos[part.name], gpu_blobs[part.name] = gpu_proto, gpu_blob
             diff, shapes_ok = max(diff, gpu_diff), shapes_ok and gpu_ok
         else:
             gpu_protos[part.name], gpu_blobs[part.name] = protos[part.name], blob

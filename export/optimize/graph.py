@@ -20,6 +20,16 @@ import onnx
 from onnx import numpy_helper
 
 
+#: Ops that act on each element alone, so they commute with any rearrangement of the elements
+#: (a transpose, a phase split): a rewrite may move them across one. Single data input; Clip's
+#: min / max are scalars.
+ELEMENTWISE = frozenset({
+    "Abs", "Ceil", "Celu", "Clip", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "Identity",
+    "LeakyRelu", "Log", "Mish", "Neg", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign",
+    "Softplus", "Softsign", "Sqrt", "Tanh", "ThresholdedRelu",
+})
+
+
 def subgraph_inputs(node: onnx.NodeProto) -> set[str]:
     """Names a node's subgraphs read from the outer scope (approximately: every name they use)."""
     names: set[str] = set()

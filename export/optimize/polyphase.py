@@ -34,11 +34,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .graph import Graph, attribute, conv_attributes, static_shapes
-
-#: Single-input elementwise ops that commute with a per-pixel rearrangement.
-ELEMENTWISE = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "Elu", "Selu", "Celu", "Softplus", "HardSigmoid",
-               "HardSwish", "Gelu", "Mish", "Identity"}
+from .graph import ELEMENTWISE, Graph, attribute, conv_attributes, static_shapes
 
 
 def _offsets(stride: int, kernel: int, pad_begin: int) -> dict[tuple[int, int], int]:

@@ -12,14 +12,7 @@ from __future__ import annotations
 
 from onnx import helper
 
-from .graph import Graph, attribute, subgraph_inputs
-
-#: single-input ops that act on each element alone (Clip's min / max are scalars).
-ELEMENTWISE = frozenset({
-    "Abs", "Ceil", "Clip", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "Identity",
-    "LeakyRelu", "Log", "Mish", "Neg", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign",
-    "Softplus", "Softsign", "Sqrt", "Tanh", "ThresholdedRelu",
-})
+from .graph import ELEMENTWISE, Graph, attribute, subgraph_inputs
 
 
 def _perm(node) -> list[int] | None:
